@@ -1,0 +1,341 @@
+// Package demonstrator is a built-in GP Connect 1.2.7 provider (Foundations
+// and Appointment Management) held in memory, so that the SSP has a real
+// provider to forward to without any network beyond the machine.
+package demonstrator
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // the UK surgery times need Europe/London on hosts without zoneinfo
+
+	"sspemu/gpconnect"
+)
+
+// Config is the demonstrator section of config.yaml.
+type Config struct {
+	Enabled          bool   `mapstructure:"enabled"`
+	Listen           string `mapstructure:"listen"`
+	ASID             string `mapstructure:"asid"`
+	ODS              string `mapstructure:"ods"`
+	RequireSSPClient bool   `mapstructure:"require_ssp_client"`
+}
+
+// Options are the runtime settings of one Demonstrator.
+type Options struct {
+	ASID, ODS string
+	// BaseURL is the service root as consumers address it, e.g.
+	// https://localhost:9443/A20047/STU3/1/gpconnect; it is written into
+	// fullUrl, Location and the capability statement.
+	BaseURL string
+	// Now is the clock; nil means time.Now. Tests pin it so that the seed
+	// data and the JWT checks are reproducible.
+	Now func() time.Time
+	// JWTSkew is the clock tolerance handed to gpconnect.JWTPolicy.
+	JWTSkew time.Duration
+}
+
+// Demonstrator is an in-memory GP Connect provider. It is safe for
+// concurrent use; a booking is atomic with respect to every other request.
+type Demonstrator struct {
+	asid, ods string
+	baseURL   string
+	rootPath  string
+	now       func() time.Time
+	loc       *time.Location
+	policy    gpconnect.JWTPolicy
+
+	mu sync.RWMutex
+	st *state
+}
+
+var (
+	asidPattern = regexp.MustCompile(`^[0-9]{12}$`)
+	odsPattern  = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
+)
+
+// New builds a Demonstrator with its seed data computed from Options.Now.
+func New(opt Options) (*Demonstrator, error) {
+	var errs []error
+	if !asidPattern.MatchString(opt.ASID) {
+		errs = append(errs, fmt.Errorf("demonstrator asid %q: want 12 digits", opt.ASID))
+	}
+	if !odsPattern.MatchString(opt.ODS) {
+		errs = append(errs, fmt.Errorf("demonstrator ods %q: want 3 to 10 capital letters or digits", opt.ODS))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	loc, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		return nil, fmt.Errorf("load time zone Europe/London: %w", err)
+	}
+	d := &Demonstrator{
+		asid:     opt.ASID,
+		ods:      opt.ODS,
+		baseURL:  strings.TrimSuffix(opt.BaseURL, "/"),
+		rootPath: "/" + opt.ODS + "/STU3/1/gpconnect",
+		now:      opt.Now,
+		loc:      loc,
+		policy:   gpconnect.JWTPolicy{Skew: opt.JWTSkew},
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.baseURL == "" {
+		d.baseURL = "https://localhost:9443" + d.rootPath
+	}
+	d.st = seed(d.now(), loc)
+	return d, nil
+}
+
+// Reset restores the seed data, recomputed from the current time, so that a
+// test run can start from a known appointment book.
+func (d *Demonstrator) Reset() {
+	st := seed(d.now(), d.loc)
+	d.mu.Lock()
+	d.st = st
+	d.mu.Unlock()
+}
+
+// Handler serves the service root /<ODS>/STU3/1/gpconnect; every refusal,
+// including unknown paths, is a GP Connect OperationOutcome.
+func (d *Demonstrator) Handler() http.Handler {
+	return recoverOutcome(http.HandlerFunc(d.serve))
+}
+
+// outcome is a refusal on its way to the client as an OperationOutcome.
+type outcome struct {
+	status      int
+	code        string
+	diagnostics string
+	allow       string // Allow header for 405
+}
+
+func (o *outcome) Error() string { return fmt.Sprintf("%d %s: %s", o.status, o.code, o.diagnostics) }
+
+func refuse(status int, code, format string, args ...any) *outcome {
+	return &outcome{status: status, code: code, diagnostics: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) *outcome {
+	return refuse(http.StatusBadRequest, gpconnect.CodeBadRequest, format, args...)
+}
+
+func invalidParameter(format string, args ...any) *outcome {
+	return refuse(http.StatusUnprocessableEntity, gpconnect.CodeInvalidParameter, format, args...)
+}
+
+func invalidResource(format string, args ...any) *outcome {
+	return refuse(http.StatusUnprocessableEntity, gpconnect.CodeInvalidResource, format, args...)
+}
+
+// reply is a successful answer.
+type reply struct {
+	status   int
+	etag     string // version, written as W/"<version>"
+	location string
+	body     any // nil: empty body
+}
+
+// request is what the checks learned about one call, handed to the
+// interaction's handler.
+type request struct {
+	r      *http.Request
+	in     gpconnect.Interaction
+	rel    string // path relative to the service root
+	params []queryParam
+	now    time.Time
+	format gpconnect.Format
+}
+
+const maxBody = 1 << 20
+
+func (d *Demonstrator) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	f, ok := gpconnect.NegotiateResponse(r.URL.RawQuery, r.Header.Get("Accept"), r.Header.Get("Content-Type"))
+	if !ok {
+		writeOutcome(w, gpconnect.FormatJSON, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+			"unsupported media type in _format, Accept or Content-Type: use application/fhir+json"))
+		return
+	}
+	if f != gpconnect.FormatJSON {
+		writeOutcome(w, gpconnect.FormatJSON, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+			"the demonstrator answers in JSON only: use application/fhir+json"))
+		return
+	}
+	rq, o := d.check(r, f)
+	if o != nil {
+		writeOutcome(w, f, o)
+		return
+	}
+	rep, o := d.dispatch(rq)
+	if o != nil {
+		writeOutcome(w, f, o)
+		return
+	}
+	writeReply(w, f, rep)
+}
+
+// check applies the provider's request rules in order: method, path, Ssp
+// headers, interaction against verb and path, JWT, body media type, query.
+func (d *Demonstrator) check(r *http.Request, f gpconnect.Format) (*request, *outcome) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut:
+	default:
+		o := refuse(http.StatusMethodNotAllowed, gpconnect.CodeBadRequest,
+			"method %s is not allowed: GP Connect providers accept GET, POST and PUT (a CORS preflight is answered by the SSP)", r.Method)
+		o.allow = "GET, POST, PUT"
+		return nil, o
+	}
+	path := r.URL.Path
+	if !strings.HasPrefix(path, d.rootPath+"/") {
+		return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound,
+			"no GP Connect service at %q: the service root is %s", path, d.rootPath)
+	}
+	rel := path[len(d.rootPath):]
+	if len(gpconnect.RoutesOfPath(rel)) == 0 {
+		return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound,
+			"no GP Connect interaction has the path %q (paths are case-sensitive, e.g. /metadata, /Patient/{id})", rel)
+	}
+	h, he := gpconnect.ParseSspHeaders(r.Header)
+	if he != nil {
+		return nil, badRequest("header %s: %s", he.Header, he.Reason)
+	}
+	if h.To != d.asid {
+		return nil, badRequest("header Ssp-To %q is not this provider's ASID %s", h.To, d.asid)
+	}
+	in, ok := gpconnect.Lookup(h.InteractionID)
+	if !ok {
+		return nil, badRequest("header Ssp-InteractionID %q is not a GP Connect interaction", h.InteractionID)
+	}
+	if !in.MatchesRoute(r.Method, rel) {
+		return nil, badRequest("interaction %s (%s) is %s %s, not %s %s", in.ID, in.Name, in.Method, in.Path, r.Method, rel)
+	}
+	if in.Group == gpconnect.GroupStructured {
+		return nil, refuse(http.StatusNotImplemented, gpconnect.CodeNotImplemented,
+			"the demonstrator does not offer %s (%s)", in.Name, in.ID)
+	}
+	now := d.now()
+	if _, ce := d.policy.CheckAuthorization(r.Header.Get("Authorization"), in, now); ce != nil {
+		status := ce.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		return nil, refuse(status, ce.Code(), "JWT %s: %s", ce.Claim, ce.Reason)
+	}
+	if r.Method != http.MethodGet {
+		bf, ok := gpconnect.AcceptableBody(r.Header.Get("Content-Type"))
+		if !ok || bf != gpconnect.FormatJSON {
+			return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+				"Content-Type %q is not supported: send application/fhir+json", r.Header.Get("Content-Type"))
+		}
+	}
+	params, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("query string: %v", err)
+	}
+	return &request{r: r, in: in, rel: rel, params: params, now: now, format: f}, nil
+}
+
+func (d *Demonstrator) dispatch(rq *request) (*reply, *outcome) {
+	switch rq.in.ID {
+	case gpconnect.ReadMetadata:
+		return d.capabilityStatement(rq), nil
+	case gpconnect.ReadPatient:
+		return d.readPatient(rq)
+	case gpconnect.SearchPatient:
+		return d.findPatient(rq)
+	case gpconnect.RegisterPatient:
+		return d.registerPatient(rq)
+	case gpconnect.ReadPractitioner:
+		return d.readPractitioner(rq)
+	case gpconnect.SearchPractitioner:
+		return d.findPractitioner(rq)
+	case gpconnect.ReadOrganization:
+		return d.readOrganization(rq)
+	case gpconnect.SearchOrganization:
+		return d.findOrganization(rq)
+	case gpconnect.ReadLocation:
+		return d.readLocation(rq)
+	case gpconnect.SearchSlot:
+		return d.searchSlots(rq)
+	case gpconnect.ReadAppointment:
+		return d.readAppointment(rq)
+	case gpconnect.CreateAppointment:
+		return d.bookAppointment(rq)
+	case gpconnect.UpdateAppointment:
+		return d.amendAppointment(rq)
+	case gpconnect.CancelAppointment:
+		return d.cancelAppointment(rq)
+	case gpconnect.SearchPatientAppts:
+		return d.patientAppointments(rq)
+	}
+	return nil, refuse(http.StatusNotImplemented, gpconnect.CodeNotImplemented, "the demonstrator does not offer %s", rq.in.ID)
+}
+
+// readBody reads a request body up to maxBody bytes.
+func readBody(rq *request) ([]byte, *outcome) {
+	b, err := io.ReadAll(io.LimitReader(rq.r.Body, maxBody+1))
+	if err != nil {
+		return nil, badRequest("reading the body: %v", err)
+	}
+	if len(b) > maxBody {
+		return nil, badRequest("body larger than %d bytes", maxBody)
+	}
+	return b, nil
+}
+
+func writeOutcome(w http.ResponseWriter, f gpconnect.Format, o *outcome) {
+	if o.allow != "" {
+		w.Header().Set("Allow", o.allow)
+	}
+	gpconnect.WriteOutcome(w, f, o.status, gpconnect.ProviderOutcome(o.status, o.code, o.diagnostics))
+}
+
+func writeReply(w http.ResponseWriter, f gpconnect.Format, rep *reply) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if rep.etag != "" {
+		h.Set("ETag", `W/"`+rep.etag+`"`)
+	}
+	if rep.location != "" {
+		h.Set("Location", rep.location)
+	}
+	if rep.body == nil {
+		w.WriteHeader(rep.status)
+		return
+	}
+	b, err := json.Marshal(rep.body)
+	if err != nil {
+		writeOutcome(w, f, refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError, "encoding the response: %v", err))
+		return
+	}
+	h.Set("Content-Type", f.ContentType())
+	w.WriteHeader(rep.status)
+	_, _ = w.Write(b)
+}
+
+// recoverOutcome turns a panic in a handler into a 500 OperationOutcome, so
+// that a bug never shows the consumer a bare error page or a dropped
+// connection.
+func recoverOutcome(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				writeOutcome(w, gpconnect.FormatJSON, refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
+					"the demonstrator failed while answering: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,253 @@
+package demonstrator
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"sspemu/gpconnect"
+)
+
+// queryParam is one name=value pair of a query string, in the order sent.
+type queryParam struct{ name, value string }
+
+// parseQuery splits a raw query string into its pairs. Unlike url.ParseQuery
+// it keeps '+' as a plus sign, because consumers put unencoded UTC offsets
+// (2024-05-01T09:00:00+01:00) into search dates, and it keeps repeated
+// names apart so that a repeated mandatory parameter can be refused.
+func parseQuery(raw string) ([]queryParam, error) {
+	var out []queryParam
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(part, "=")
+		n, err := url.PathUnescape(name)
+		if err != nil {
+			return nil, fmt.Errorf("parameter name %q: %w", name, err)
+		}
+		v, err := url.PathUnescape(value)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q value %q: %w", n, value, err)
+		}
+		out = append(out, queryParam{n, v})
+	}
+	return out, nil
+}
+
+func values(params []queryParam, name string) []string {
+	var out []string
+	for _, p := range params {
+		if p.name == name {
+			out = append(out, p.value)
+		}
+	}
+	return out
+}
+
+// single returns the one value of a mandatory parameter; a missing or
+// repeated one is 400 BAD_REQUEST.
+func single(params []queryParam, name string) (string, *outcome) {
+	vs := values(params, name)
+	switch len(vs) {
+	case 0:
+		return "", badRequest("mandatory parameter %q is missing", name)
+	case 1:
+		return vs[0], nil
+	}
+	return "", badRequest("parameter %q is repeated (%d times); send it once", name, len(vs))
+}
+
+// identifierParam reads the mandatory identifier=system|value parameter and
+// checks its system.
+func identifierParam(params []queryParam, system string) (string, *outcome) {
+	v, o := single(params, "identifier")
+	if o != nil {
+		return "", o
+	}
+	sys, val, ok := strings.Cut(v, "|")
+	if !ok {
+		return "", invalidParameter("identifier %q has no system: send identifier=%s|<value>", v, system)
+	}
+	if sys != system {
+		return "", refuse(http.StatusBadRequest, gpconnect.CodeInvalidIdentifierSystem,
+			"identifier system %q is not %s", sys, system)
+	}
+	if val == "" {
+		return "", refuse(http.StatusBadRequest, gpconnect.CodeInvalidIdentifierValue,
+			"identifier %q has an empty value", v)
+	}
+	return val, nil
+}
+
+// dateBound is one end of a date range: from is inclusive, before exclusive.
+type dateBound struct {
+	t        time.Time
+	dateOnly bool
+}
+
+// parseDatePrefixed reads a search date with its ge or le prefix: a plain
+// date (UK calendar day) or a dateTime with a UTC offset.
+func parseDatePrefixed(name, v string, loc *time.Location) (prefix string, b dateBound, o *outcome) {
+	if len(v) < 2 {
+		return "", b, invalidParameter("parameter %s=%q: want ge or le followed by a date", name, v)
+	}
+	prefix, rest := v[:2], v[2:]
+	if prefix != "ge" && prefix != "le" {
+		return "", b, invalidParameter("parameter %s=%q: the prefix must be ge or le, not %q", name, v, prefix)
+	}
+	if t, err := time.ParseInLocation("2006-01-02", rest, loc); err == nil {
+		return prefix, dateBound{t: t, dateOnly: true}, nil
+	}
+	t, err := time.Parse(time.RFC3339, rest)
+	if err != nil {
+		return "", b, invalidParameter("parameter %s=%q: %q is neither a date (2006-01-02) nor a dateTime with offset (2006-01-02T15:04:05+01:00)", name, v, rest)
+	}
+	return prefix, dateBound{t: t}, nil
+}
+
+// upper turns an le bound into an exclusive instant: the whole day for a
+// plain date, the instant itself for a dateTime.
+func (b dateBound) upper() time.Time {
+	if b.dateOnly {
+		return b.t.AddDate(0, 0, 1)
+	}
+	return b.t.Add(time.Nanosecond)
+}
+
+// slotQuery is a parsed search-for-free-slots request.
+type slotQuery struct {
+	from, before        time.Time
+	includePractitioner bool
+	includeLocation     bool
+}
+
+const maxSlotRange = 14 // days
+
+// parseSlotQuery applies the slot search rules: start=ge, end=le, status=free
+// and _include=Slot:schedule mandatory; the range at most 14 days.
+func parseSlotQuery(params []queryParam, loc *time.Location) (slotQuery, *outcome) {
+	var q slotQuery
+	startV, o := single(params, "start")
+	if o != nil {
+		return q, o
+	}
+	endV, o := single(params, "end")
+	if o != nil {
+		return q, o
+	}
+	status, o := single(params, "status")
+	if o != nil {
+		return q, o
+	}
+	includes := values(params, "_include")
+	if len(includes) == 0 {
+		return q, badRequest("mandatory parameter _include=Slot:schedule is missing")
+	}
+	seen := false
+	for _, v := range includes {
+		if v != "Slot:schedule" {
+			return q, invalidParameter("_include=%q is not supported: only Slot:schedule", v)
+		}
+		if seen {
+			return q, badRequest("parameter _include=Slot:schedule is repeated")
+		}
+		seen = true
+	}
+	for _, v := range values(params, "_include:recurse") {
+		switch v {
+		case "Schedule:actor:Practitioner":
+			q.includePractitioner = true
+		case "Schedule:actor:Location":
+			q.includeLocation = true
+		default:
+			return q, invalidParameter("_include:recurse=%q is not supported: use Schedule:actor:Practitioner or Schedule:actor:Location", v)
+		}
+	}
+	for _, v := range values(params, "searchFilter") {
+		sys, val, ok := strings.Cut(v, "|")
+		if !ok || sys == "" || val == "" {
+			return q, invalidParameter("searchFilter=%q: want system|value", v)
+		}
+	}
+	if status != "free" {
+		return q, invalidParameter("status=%q: only status=free can be searched", status)
+	}
+	p, from, o := parseDatePrefixed("start", startV, loc)
+	if o != nil {
+		return q, o
+	}
+	if p != "ge" {
+		return q, invalidParameter("start=%q: the start of the range takes the prefix ge", startV)
+	}
+	p, to, o := parseDatePrefixed("end", endV, loc)
+	if o != nil {
+		return q, o
+	}
+	if p != "le" {
+		return q, invalidParameter("end=%q: the end of the range takes the prefix le", endV)
+	}
+	if to.t.Before(from.t) {
+		return q, invalidParameter("end %q is before start %q", endV, startV)
+	}
+	if to.t.After(from.t.AddDate(0, 0, maxSlotRange)) {
+		return q, invalidParameter("the range %s to %s is longer than %d days", startV, endV, maxSlotRange)
+	}
+	q.from, q.before = from.t, to.upper()
+	return q, nil
+}
+
+// parseAppointmentsQuery reads the start=ge..&start=le.. pair of a patient's
+// appointments search.
+func parseAppointmentsQuery(params []queryParam, loc *time.Location) (from, before time.Time, o *outcome) {
+	vs := values(params, "start")
+	if len(vs) > 2 {
+		return from, before, badRequest("parameter start is repeated %d times; send start=ge<date>&start=le<date>", len(vs))
+	}
+	var ge, le *dateBound
+	for _, v := range vs {
+		p, b, o := parseDatePrefixed("start", v, loc)
+		if o != nil {
+			return from, before, o
+		}
+		switch {
+		case p == "ge" && ge == nil:
+			ge = &b
+		case p == "le" && le == nil:
+			le = &b
+		default:
+			return from, before, badRequest("parameter start=%s... is repeated; send one ge and one le", p)
+		}
+	}
+	if ge == nil || le == nil {
+		return from, before, badRequest("mandatory parameters start=ge<date> and start=le<date> are both required")
+	}
+	if le.t.Before(ge.t) {
+		return from, before, invalidParameter("start=le is before start=ge")
+	}
+	return ge.t, le.upper(), nil
+}
+
+// validNHSNumber reports whether s is ten digits whose last is the
+// modulus-11 check digit of the first nine.
+func validNHSNumber(s string) bool {
+	if len(s) != 10 {
+		return false
+	}
+	sum := 0
+	for i := 0; i < 10; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		if i < 9 {
+			sum += int(s[i]-'0') * (10 - i)
+		}
+	}
+	check := 11 - sum%11
+	if check == 11 {
+		check = 0
+	}
+	return check != 10 && check == int(s[9]-'0')
+}
