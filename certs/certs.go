@@ -48,7 +48,7 @@ const SSPClientFQDN = "ssp.sspemu.localhost"
 // Spine endpoints are issued with.
 const DefaultKeyBits = 2048
 
-// caValidity is how long the dev CA lives; long enough that nobody regenerates it by surprise.
+// caValidityYears is how long the dev CA lives; long enough that nobody regenerates it by surprise.
 const caValidityYears = 10
 
 // leafValidity is the default lifetime of a leaf: 825 days, the longest that browsers and Apple
