@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"sspemu/agreements"
+	"sspemu/audit"
+	"sspemu/demonstrator"
+	"sspemu/proxy"
+)
+
+//go:embed config.yaml
+var defaultConfig []byte
+
+// Config is the whole configuration, each package owning its section.
+type Config struct {
+	StateDir     string              `mapstructure:"state_dir"`
+	SSP          proxy.Config        `mapstructure:"ssp"`
+	Admin        AdminConfig         `mapstructure:"admin"`
+	Audit        audit.Config        `mapstructure:"audit"`
+	Log          LogConfig           `mapstructure:"log"`
+	Demonstrator demonstrator.Config `mapstructure:"demonstrator"`
+	RegistryFile string              `mapstructure:"registry_file"`
+	Registry     agreements.Config   `mapstructure:"registry"`
+}
+
+// AdminConfig is the admin: section.
+type AdminConfig struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// LogConfig is the log: section.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// PKIDir is where the dev PKI lives.
+func (c Config) PKIDir() string { return filepath.Join(c.StateDir, "pki") }
+
+// AuditDir is where the audit and transaction logs live.
+func (c Config) AuditDir() string {
+	if c.Audit.Dir != "" {
+		return c.Audit.Dir
+	}
+	return filepath.Join(c.StateDir, "audit")
+}
+
+// loadConfig reads the embedded defaults, merges file over them, then the
+// SSPEMU_* environment and the flags bound to v; unknown keys are errors.
+func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, error) {
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(defaultConfig)); err != nil {
+		return Config{}, fmt.Errorf("embedded config.yaml: %w", err)
+	}
+	known := v.AllKeys()
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+		user := viper.New()
+		user.SetConfigType("yaml")
+		if err := user.ReadConfig(bytes.NewReader(data)); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", file, err)
+		}
+		var unknown []error
+		for _, k := range user.AllKeys() {
+			if !slices.Contains(known, k) {
+				unknown = append(unknown, fmt.Errorf("config file %s: unknown key %q", file, k))
+			}
+		}
+		if err := errors.Join(unknown...); err != nil {
+			return Config{}, err
+		}
+		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	v.SetEnvPrefix("SSPEMU")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if flags != nil {
+		var errs []error
+		flags.VisitAll(func(f *pflag.Flag) {
+			if key, ok := f.Annotations[configKey]; ok {
+				errs = append(errs, v.BindPFlag(key[0], f))
+			}
+		})
+		if err := errors.Join(errs...); err != nil {
+			return Config{}, err
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	if c.RegistryFile != "" {
+		reg, err := agreements.LoadFile(c.RegistryFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("registry_file: %w", err)
+		}
+		c.Registry = reg
+	}
+	c.SSP.ResolvePKI(c.PKIDir())
+	return c, nil
+}
+
+// configKey marks a flag with the config key it overrides.
+const configKey = "sspemu-config-key"
+
+// bindFlag ties a flag to a configuration key; loadConfig binds it.
+func bindFlag(fs *pflag.FlagSet, name, key string) {
+	_ = fs.SetAnnotation(name, configKey, []string{key})
+}
+
+// validate reports every problem of the configuration at once, each naming
+// its key or item. With files it also reads every certificate.
+func (c Config) validate(files bool) error {
+	var errs []error
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("state_dir: must not be empty"))
+	}
+	errs = append(errs, c.SSP.Validate())
+	if err := proxy.CheckListen(c.Admin.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("admin.listen: %w", err))
+	}
+	errs = append(errs, c.Audit.Validate())
+	if _, err := newLogger(c.Log, os.Stderr); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Demonstrator.Enabled {
+		if err := proxy.CheckListen(c.Demonstrator.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("demonstrator.listen: %w", err))
+		}
+	}
+	if _, err := c.Registry.Build(); err != nil {
+		errs = append(errs, fmt.Errorf("registry: %w", err))
+	}
+	if files {
+		errs = append(errs, c.SSP.Files())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,352 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"sspemu/agreements"
+	"sspemu/audit"
+	"sspemu/gpconnect"
+)
+
+// scope is what one request has told the chain so far; each step fills its
+// part and the audit writes it once.
+type scope struct {
+	start       time.Time
+	table       *agreements.Table
+	format      gpconnect.Format
+	target      Target
+	targetOK    bool
+	hdr         gpconnect.SspHeaders
+	interaction gpconnect.Interaction
+	known       bool // interaction found in the catalogue
+	token       *gpconnect.Token
+	subject     string
+	fingerprint string
+	names       []string
+	notes       []string
+
+	decision string // forwarded | refused | answered | error
+	rule     string
+	status   int
+	sspToken string
+	reason   string
+	cleared  bool // every check passed: the engine may forward
+
+	upstream      time.Duration
+	clientAborted bool
+}
+
+type scopeKey struct{}
+
+func scopeFrom(ctx context.Context) *scope {
+	sc, _ := ctx.Value(scopeKey{}).(*scope)
+	return sc
+}
+
+func (sc *scope) note(format string, args ...any) {
+	sc.notes = append(sc.notes, fmt.Sprintf(format, args...))
+}
+
+// begin opens the request's scope and, once the answer is written, its
+// transaction record.
+func (s *Server) begin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := &scope{start: s.now(), table: s.registry()}
+		sc.format, _ = gpconnect.NegotiateResponse(rawQueryOf(r.RequestURI), r.Header.Get("Accept"), "")
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			leaf := r.TLS.PeerCertificates[0]
+			sum := sha256.Sum256(leaf.Raw)
+			sc.subject = leaf.Subject.String()
+			sc.fingerprint = hex.EncodeToString(sum[:])
+			sc.names = certNames(leaf)
+		}
+		cw := &countingWriter{ResponseWriter: w}
+		cb := &countingBody{ReadCloser: r.Body}
+		if r.Body != http.NoBody {
+			r.Body = cb // NoBody stays, so a GET goes on without a body
+		}
+		next.ServeHTTP(cw, r.WithContext(context.WithValue(r.Context(), scopeKey{}, sc)))
+		s.finish(r, sc, cw, cb)
+	})
+}
+
+func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *countingBody) {
+	total := s.now().Sub(sc.start)
+	status := cw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if r.Context().Err() != nil && !cw.complete() {
+		sc.clientAborted = true
+	}
+	decision := sc.decision
+	if decision == "forwarded" && (sc.rule == "upstream" || sc.clientAborted) {
+		decision = "error"
+	}
+	t := &audit.Transaction{
+		Time:            s.now(),
+		TraceID:         sc.hdr.TraceID,
+		Status:          status,
+		BytesIn:         cb.n,
+		BytesOut:        cw.n,
+		UpstreamSeconds: sc.upstream.Seconds(),
+		TotalSeconds:    total.Seconds(),
+		ClientAborted:   sc.clientAborted,
+		Decision:        decision,
+		Rule:            sc.rule,
+		From:            sc.hdr.From,
+		To:              sc.hdr.To,
+		Interaction:     sc.hdr.InteractionID,
+	}
+	if t.TraceID == "" {
+		t.TraceID = r.Header.Get("Ssp-TraceID")
+	}
+	if _, err := s.audit.AppendTransaction(context.WithoutCancel(r.Context()), t); err != nil {
+		s.log.Error("transaction record not written", "trace_id", t.TraceID, "err", err)
+	}
+	outcome := decision
+	s.metrics.Request(sc.hdr.InteractionID, outcome, sc.rule, total.Seconds())
+	if sc.upstream > 0 {
+		s.metrics.Upstream(sc.upstream.Seconds())
+	}
+	s.log.Debug("request", "trace_id", t.TraceID, "method", r.Method, "target", sc.target.Raw,
+		"status", status, "decision", decision, "rule", sc.rule, "seconds", total.Seconds())
+}
+
+// checkMethod passes GET, POST and PUT, answers the CORS preflight itself
+// and refuses every other verb, CONNECT included, with the SSP's 405.
+func (s *Server) checkMethod(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodPost, http.MethodPut:
+			next.ServeHTTP(w, r)
+		case http.MethodOptions:
+			s.preflight(w, r)
+		case http.MethodConnect:
+			w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
+			s.refuseSSP(w, r, "method", http.StatusMethodNotAllowed, "405: Method Not Allowed",
+				"the SSP does not tunnel (CONNECT): send each request in the prefix form, "+prefixHint)
+		default:
+			w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
+			s.refuseSSP(w, r, "method", http.StatusMethodNotAllowed, "405: Method Not Allowed",
+				fmt.Sprintf("the SSP passes only GET, POST and PUT (and answers OPTIONS); %s is not one of them", r.Method))
+		}
+	})
+}
+
+// checkTarget takes the target URL from the raw request URI.
+func (s *Server) checkTarget(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := scopeFrom(r.Context())
+		t, err := ParseTarget(r.RequestURI)
+		if err != nil {
+			s.refuseProvider(w, r, "target", http.StatusBadRequest, gpconnect.CodeBadRequest, err.Error())
+			return
+		}
+		sc.target, sc.targetOK = t, true
+		if t.Repaired {
+			sc.note("collapsed https:/ in the target repaired to https://")
+			s.log.Info("repaired a collapsed https:/ in the target", "target", t.Raw)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkSspHeaders checks the Ssp-* headers are present and well formed.
+func (s *Server) checkSspHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := scopeFrom(r.Context())
+		h, herr := gpconnect.ParseSspHeaders(r.Header)
+		sc.hdr = h
+		if herr != nil {
+			s.refuseProvider(w, r, "ssp-headers", http.StatusBadRequest, gpconnect.CodeBadRequest, herr.Reason)
+			return
+		}
+		sc.interaction, sc.known = gpconnect.Lookup(h.InteractionID)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkRegistry asks the registry's decision: certificate and Ssp-From,
+// sender, receiver, endpoint and data-sharing agreement, first failure wins.
+func (s *Server) checkRegistry(next http.Handler) http.Handler {
+	fidelity := agreements.Fidelity(s.cfg.Fidelity)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := scopeFrom(r.Context())
+		d := sc.table.Decide(agreements.Request{
+			From:          sc.hdr.From,
+			To:            sc.hdr.To,
+			InteractionID: sc.hdr.InteractionID,
+			Target:        sc.target.Raw,
+			CertNames:     sc.names,
+			Now:           sc.start,
+		}, fidelity)
+		if !d.Allowed() {
+			s.refuseSSP(w, r, d.Rule, d.Status, d.Token, d.Reason)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkJWT decodes the bearer token for the audit in every mode, and in
+// enforce mode refuses a token a provider would refuse.
+func (s *Server) checkJWT(next http.Handler) http.Handler {
+	policy := gpconnect.JWTPolicy{Skew: s.cfg.JWTSkew}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := scopeFrom(r.Context())
+		authz := r.Header.Get("Authorization")
+		if s.cfg.JWT == ModeOff {
+			sc.token, _ = gpconnect.ParseAuthorization(authz)
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok, cerr := policy.CheckAuthorization(authz, sc.interaction, sc.start)
+		if tok != nil {
+			sc.token = tok
+		} else {
+			sc.token, _ = gpconnect.ParseAuthorization(authz)
+		}
+		if cerr != nil {
+			reason := fmt.Sprintf("JWT claim %s: %s", cerr.Claim, cerr.Reason)
+			if s.cfg.JWT == ModeLog {
+				sc.note("jwt (logged, not enforced): %s", reason)
+			} else {
+				code := gpconnect.CodeBadRequest
+				if cerr.Status == http.StatusUnprocessableEntity {
+					code = gpconnect.CodeInvalidResource
+				}
+				s.refuseProvider(w, r, "jwt", cerr.Status, code, reason)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkInteraction matches Ssp-InteractionID with the verb and the path
+// below the provider's service root.
+func (s *Server) checkInteraction(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := scopeFrom(r.Context())
+		if s.cfg.InteractionRoute == ModeOff {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rel := relativePath(sc)
+		if !sc.interaction.MatchesRoute(r.Method, rel) {
+			reason := routeReason(sc, r.Method, rel)
+			if s.cfg.InteractionRoute == ModeLog {
+				sc.note("interaction-route (logged, not enforced): %s", reason)
+			} else {
+				s.refuseProvider(w, r, "interaction-route", http.StatusBadRequest, gpconnect.CodeBadRequest, reason)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// relativePath is the target's path below the registered service root of
+// Ssp-To (the endpoint rule has already proved the target starts with it).
+func relativePath(sc *scope) string {
+	sys, ok := sc.table.System(sc.hdr.To)
+	if !ok {
+		return sc.target.Path
+	}
+	root := strings.TrimPrefix(sys.Endpoint, "https://")
+	if i := strings.IndexByte(root, '/'); i >= 0 {
+		return strings.TrimPrefix(sc.target.Path, root[i:])
+	}
+	return sc.target.Path
+}
+
+func routeReason(sc *scope, method, rel string) string {
+	in := sc.interaction
+	msg := fmt.Sprintf("Ssp-InteractionID %s (%s) is sent as %s <service root>%s, but this request is %s <service root>%s",
+		in.ID, in.Name, in.Method, in.Path, method, rel)
+	if fits := gpconnect.Route(method, rel); len(fits) > 0 {
+		ids := make([]string, len(fits))
+		for i, f := range fits {
+			ids[i] = f.ID
+		}
+		msg += "; for this verb and path send Ssp-InteractionID " + strings.Join(ids, " or ")
+	} else {
+		msg += "; no GP Connect interaction has this verb and path"
+	}
+	return msg
+}
+
+// forward makes the audit record durable, then hands the request, rewritten
+// to its absolute target, to the engine.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	sc.decision, sc.cleared = "forwarded", true
+	if !s.record(w, r, sc) {
+		return
+	}
+	out := r.Clone(r.Context())
+	out.URL = targetURL(sc.target)
+	out.Host = sc.target.Host
+	out.RequestURI = r.RequestURI // goproxy clears it before sending
+	removeHopHeaders(out.Header)
+	out.Header.Add("Forwarded", forwardedFor(r.RemoteAddr))
+	s.engine.ServeHTTP(w, out)
+}
+
+func rawQueryOf(requestURI string) string {
+	if _, q, ok := strings.Cut(requestURI, "?"); ok {
+		return q
+	}
+	return ""
+}
+
+// auditRecord is the durable record of the decision in sc.
+func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
+	rec := &audit.Record{
+		Time:              sc.start,
+		TraceID:           sc.hdr.TraceID,
+		From:              sc.hdr.From,
+		To:                sc.hdr.To,
+		Interaction:       sc.hdr.InteractionID,
+		Method:            r.Method,
+		Target:            sc.target.Raw,
+		ClientSubject:     sc.subject,
+		ClientFingerprint: sc.fingerprint,
+		Decision:          sc.decision,
+		Rule:              sc.rule,
+		Status:            sc.status,
+		Token:             sc.sspToken,
+		Reason:            sc.reason,
+	}
+	if rec.TraceID == "" {
+		rec.TraceID = r.Header.Get("Ssp-TraceID")
+	}
+	if rec.Target == "" {
+		rec.Target = r.RequestURI
+	}
+	if len(sc.notes) > 0 {
+		if rec.Reason != "" {
+			rec.Reason += "; "
+		}
+		rec.Reason += strings.Join(sc.notes, "; ")
+	}
+	if sc.token != nil {
+		sum := sc.token.Claims.Summary()
+		rec.JWT = &audit.JWT{
+			Issuer:        sum.Issuer,
+			Subject:       sum.Subject,
+			SDSUserID:     sum.SDSUserID,
+			RoleProfileID: sum.RoleProfileID,
+			ODSCode:       sum.ODSCode,
+			Device:        sum.Device,
+		}
+	}
+	return rec
+}

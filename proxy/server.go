@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"sspemu/agreements"
+	"sspemu/audit"
+)
+
+// Auditor is where the chain makes its records durable; *audit.Store is one.
+type Auditor interface {
+	Append(ctx context.Context, r *audit.Record) (uint64, error)
+	AppendTransaction(ctx context.Context, t *audit.Transaction) (uint64, error)
+}
+
+// Metrics receives one observation per request; NopMetrics is the default.
+type Metrics interface {
+	Request(interaction, outcome, rule string, seconds float64)
+	Upstream(seconds float64)
+}
+
+// NopMetrics discards every observation.
+type NopMetrics struct{}
+
+func (NopMetrics) Request(string, string, string, float64) {}
+func (NopMetrics) Upstream(float64)                        {}
+
+// Options are what New needs besides the ssp: section.
+type Options struct {
+	Config Config // with ResolvePKI already applied
+	// Registry returns the table in force; it is read once per request, so a
+	// reload never changes the rules under a request in flight.
+	Registry func() *agreements.Table
+	Audit    Auditor // required: the SSP never forwards what it has not audited
+	Metrics  Metrics
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Server is one SSP: a consumer-facing TLS listener in front of the check
+// chain and the forwarding engine.
+type Server struct {
+	cfg       Config
+	registry  func() *agreements.Table
+	audit     Auditor
+	metrics   Metrics
+	log       *slog.Logger
+	now       func() time.Time
+	serverTLS *tls.Config
+	transport *http.Transport
+	engine    *goproxy.ProxyHttpServer
+	handler   http.Handler
+
+	mu   sync.Mutex
+	srvs []*http.Server
+}
+
+// New builds the server: TLS on both legs, the engine and the chain.
+func New(opt Options) (*Server, error) {
+	if err := opt.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Registry == nil || opt.Audit == nil {
+		return nil, errors.New("proxy: a registry and an audit log are required")
+	}
+	s := &Server{
+		cfg:      opt.Config,
+		registry: opt.Registry,
+		audit:    opt.Audit,
+		metrics:  opt.Metrics,
+		log:      opt.Logger,
+		now:      opt.Now,
+	}
+	if s.metrics == nil {
+		s.metrics = NopMetrics{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	var err error
+	if s.serverTLS, err = s.cfg.ServerTLS(); err != nil {
+		return nil, err
+	}
+	clientTLS, err := s.cfg.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	s.transport = s.newTransport(clientTLS)
+	s.engine = s.newEngine()
+	s.engine.NonproxyHandler = s.buildChain()
+	s.handler = http.HandlerFunc(s.front)
+	return s, nil
+}
+
+// Handler is the SSP's whole request path, for a caller that serves TLS
+// itself (tests use it with httptest and TLSConfig).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// TLSConfig is the consumer-facing TLS configuration.
+func (s *Server) TLSConfig() *tls.Config { return s.serverTLS.Clone() }
+
+// front sends the SSP's prefix-form requests into the goproxy engine, whose
+// NonproxyHandler is the check chain; CONNECT and absolute-form requests (a
+// client treating the SSP as a forward proxy) go straight to the chain, whose
+// method and target steps refuse them. No request reaches forwarding without
+// passing every check; the engine also refuses any that tried.
+func (s *Server) front(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect || r.URL.IsAbs() {
+		s.engine.NonproxyHandler.ServeHTTP(w, r)
+		return
+	}
+	s.engine.ServeHTTP(w, r)
+}
+
+// Serve answers consumers on ln over TLS until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// The write deadline must leave room for a full upstream wait and
+		// a streamed answer, or a 504 could never be written.
+		WriteTimeout:   s.cfg.UpstreamTimeout + 60*time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// HTTP/1.1 only, as on the Spine.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	s.mu.Lock()
+	s.srvs = append(s.srvs, srv)
+	s.mu.Unlock()
+	err := srv.Serve(tls.NewListener(ln, s.serverTLS))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets requests in flight finish, and closes the
+// provider leg's idle connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srvs := s.srvs
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range srvs {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	s.transport.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// buildChain assembles the request path of design.md in its order; each step
+// either refuses, naming its rule, or calls the next.
+func (s *Server) buildChain() http.Handler {
+	steps := []func(http.Handler) http.Handler{
+		s.begin,            // scope, trace and the transaction record
+		s.checkMethod,      // 2. method (and the CORS preflight)
+		s.checkTarget,      // 3. target
+		s.checkSspHeaders,  // 4. ssp-headers
+		s.checkRegistry,    // 5-6. cert-asid, sender, receiver, endpoint, agreement
+		s.checkJWT,         // 7. jwt
+		s.checkInteraction, // 8. interaction-route
+	}
+	var h http.Handler = http.HandlerFunc(s.forward) // 9-10.
+	for i := len(steps) - 1; i >= 0; i-- {
+		h = steps[i](h)
+	}
+	return h
+}
+
+func (s *Server) String() string { return fmt.Sprintf("ssp on %s", s.cfg.Listen) }

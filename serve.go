@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"sspemu/admin"
+	"sspemu/agreements"
+	"sspemu/audit"
+	"sspemu/certs"
+	"sspemu/demonstrator"
+	"sspemu/proxy"
+)
+
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the SSP (and by default the built-in demonstrator)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(viper.New(), file, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, stderr)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&file, "config", "c", "", "configuration file merged over the embedded default")
+	fs.String("listen", "", "the SSP's listen address (ssp.listen)")
+	bindFlag(fs, "listen", "ssp.listen")
+	fs.String("admin-listen", "", "the admin listener's address (admin.listen)")
+	bindFlag(fs, "admin-listen", "admin.listen")
+	fs.String("state-dir", "", "where the dev PKI and logs live (state_dir)")
+	bindFlag(fs, "state-dir", "state_dir")
+	fs.String("fidelity", "", "spec or live (ssp.fidelity)")
+	bindFlag(fs, "fidelity", "ssp.fidelity")
+	fs.String("jwt", "", "enforce, log or off (ssp.jwt)")
+	bindFlag(fs, "jwt", "ssp.jwt")
+	fs.Bool("demonstrator", true, "run the built-in provider beside the SSP (demonstrator.enabled)")
+	bindFlag(fs, "demonstrator", "demonstrator.enabled")
+	return cmd
+}
+
+// stack is one running sspemu: the SSP, the admin listener and, when
+// enabled, the demonstrator.
+type stack struct {
+	log      *slog.Logger
+	registry atomic.Pointer[agreements.Table]
+	store    *audit.Store
+	ssp      *proxy.Server
+	demo     *demonstrator.Demonstrator
+	servers  []*http.Server
+	errc     chan error
+}
+
+// serve runs the whole stack until ctx ends.
+func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := start(cfg, log)
+	if err != nil {
+		return err
+	}
+	return wait(ctx, st)
+}
+
+// ensurePKI makes the dev PKI in <state_dir>/pki when it is missing.
+func ensurePKI(cfg Config, log *slog.Logger) error {
+	created, err := certs.Ensure(cfg.PKIDir(), certs.Options{})
+	if err != nil {
+		return fmt.Errorf("dev PKI in %s: %w", cfg.PKIDir(), err)
+	}
+	if created {
+		log.Info("created the dev PKI", "dir", cfg.PKIDir(), "consumer_cert", filepath.Join(cfg.PKIDir(), certs.ConsumerFile))
+	} else {
+		log.Info("using the dev PKI", "dir", cfg.PKIDir())
+	}
+	return nil
+}
+
+// start checks the configuration, makes the dev PKI when missing, opens the
+// audit log and every listener, and serves in the background.
+func start(cfg Config, log *slog.Logger) (*stack, error) {
+	if err := cfg.validate(false); err != nil {
+		return nil, err
+	}
+	if err := ensurePKI(cfg, log); err != nil {
+		return nil, err
+	}
+	if err := cfg.SSP.Files(); err != nil {
+		return nil, err
+	}
+	table, err := cfg.Registry.Build()
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	st := &stack{log: log, errc: make(chan error, 3)}
+	st.registry.Store(table)
+
+	opts := cfg.Audit.Options()
+	if st.store, err = audit.Open(cfg.AuditDir(), opts); err != nil {
+		return nil, fmt.Errorf("audit log in %s: %w", cfg.AuditDir(), err)
+	}
+	if cfg.Audit.Sync == audit.SyncNone {
+		log.Warn("audit.sync is none: records are not fsynced and a crash can lose them; for benchmarks only")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			st.shutdown(context.Background())
+		}
+	}()
+
+	if st.ssp, err = proxy.New(proxy.Options{
+		Config:   cfg.SSP,
+		Registry: st.registry.Load,
+		Audit:    st.store,
+		Logger:   log,
+	}); err != nil {
+		return nil, err
+	}
+	sspLn, err := net.Listen("tcp", cfg.SSP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("ssp.listen: %w", err)
+	}
+	st.run("ssp", func() error { return st.ssp.Serve(sspLn) })
+
+	if cfg.Demonstrator.Enabled {
+		if err := st.startDemonstrator(cfg, table); err != nil {
+			sspLn.Close()
+			return nil, err
+		}
+	}
+
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	adminSrv := &http.Server{
+		Handler: admin.New(admin.Options{
+			Registry:     st.registry.Load,
+			Audit:        st.store,
+			Demonstrator: st.demo,
+		}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	st.servers = append(st.servers, adminSrv)
+	st.run("admin", func() error { return adminSrv.Serve(adminLn) })
+
+	log.Info("sspemu ready",
+		"ssp", "https://"+cfg.SSP.Listen,
+		"admin", "http://"+cfg.Admin.Listen,
+		"audit", cfg.AuditDir())
+	ok = true
+	return st, nil
+}
+
+// startDemonstrator runs the built-in provider on its own mutual-TLS
+// listener, accepting only the SSP's client certificate when so configured.
+func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
+	pki := cfg.PKIDir()
+	base := ""
+	for _, sys := range table.Systems() {
+		if sys.ASID == cfg.Demonstrator.ASID {
+			base = sys.Endpoint
+		}
+	}
+	if base == "" {
+		base = "https://" + cfg.Demonstrator.Listen + "/" + cfg.Demonstrator.ODS + "/STU3/1/gpconnect"
+	}
+	d, err := demonstrator.New(demonstrator.Options{
+		ASID:    cfg.Demonstrator.ASID,
+		ODS:     cfg.Demonstrator.ODS,
+		BaseURL: base,
+		JWTSkew: cfg.SSP.JWTSkew,
+	})
+	if err != nil {
+		return fmt.Errorf("demonstrator: %w", err)
+	}
+	cert, err := certs.LoadKeyPair(filepath.Join(pki, certs.ProviderFile), filepath.Join(pki, certs.ProviderKeyFile))
+	if err != nil {
+		return fmt.Errorf("demonstrator: %w", err)
+	}
+	pool, err := certs.LoadCertPool(filepath.Join(pki, certs.CAFile))
+	if err != nil {
+		return fmt.Errorf("demonstrator: %w", err)
+	}
+	name := ""
+	if cfg.Demonstrator.RequireSSPClient {
+		leaf, err := certs.LoadCertificate(cfg.SSP.ClientCert)
+		if err != nil {
+			return fmt.Errorf("demonstrator: the SSP's client certificate: %w", err)
+		}
+		name = leaf.Subject.CommonName
+		if name == "" && len(leaf.DNSNames) > 0 {
+			name = leaf.DNSNames[0]
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Demonstrator.Listen)
+	if err != nil {
+		return fmt.Errorf("demonstrator.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           d.Handler(),
+		TLSConfig:         demonstrator.ServerTLSConfig(cert, pool, name),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	st.demo = d
+	st.servers = append(st.servers, srv)
+	st.run("demonstrator", func() error { return srv.ServeTLS(ln, "", "") })
+	st.log.Info("demonstrator ready", "url", base, "asid", cfg.Demonstrator.ASID,
+		"accepts", strings.TrimSpace("client certificate "+name))
+	return nil
+}
+
+func (st *stack) run(name string, serve func() error) {
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			st.errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// shutdown stops the listeners, lets requests finish, then closes the audit
+// log so its last batch is on disk.
+func (st *stack) shutdown(ctx context.Context) error {
+	var errs []error
+	if st.ssp != nil {
+		errs = append(errs, st.ssp.Shutdown(ctx))
+	}
+	for _, srv := range st.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	if st.store != nil {
+		errs = append(errs, st.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// newLogger builds the operational log (separate from the audit).
+func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log.format: %q is not text or json", c.Format)
+}
