@@ -1,0 +1,49 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// BenchmarkAppend measures the audit writer with 1, 8 and 64 concurrent
+// writers per sync mode; records/fsync shows the group commit at work.
+func BenchmarkAppend(b *testing.B) {
+	for _, mode := range []string{SyncBatch, SyncAlways, SyncNone} {
+		for _, writers := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("sync=%s/writers=%d", mode, writers), func(b *testing.B) {
+				obs := &countingObserver{}
+				s, err := Open(b.TempDir(), Options{Sync: mode, Observer: obs})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				rec := sampleRecord(1)
+				obs.fsyncs.Store(0)
+				obs.records.Store(0)
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for w := range writers {
+					n := b.N / writers
+					if w < b.N%writers {
+						n++
+					}
+					wg.Go(func() {
+						for range n {
+							if _, err := s.Append(context.Background(), rec); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				if f := obs.fsyncs.Load(); f > 0 {
+					b.ReportMetric(float64(obs.records.Load())/float64(f), "records/fsync")
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,189 @@
+// Package audit keeps the SSP's durable, tamper-evident audit and transaction
+// logs, verifies their hash chains and answers queries over recent
+// transactions.
+//
+// On disk a directory holds two independent chains, each a numbered set of
+// JSON-lines files that rotate by size:
+//
+//	audit-000001.jsonl, audit-000002.jsonl, ...               one line per request
+//	transactions-000001.jsonl, ...                            one line per finished request
+//	audit.head, transactions.head                             the last durable seq and hash of each chain
+//
+// Every line is a JSON object that starts with "seq" (1, 2, 3, ... across
+// all files of the chain) and "prev" (the previous line's hash; 64 zeros for
+// seq 1), then the record's own fields, and ends with "hash": the SHA-256 of
+// the line's bytes with the final `,"hash":"..."` member removed (so the
+// content ends in "}"). Because the hash covers the exact bytes and the next
+// line repeats it, an edit, a deletion or a reordering is pinned to the
+// record that was touched; see Verify for what can and cannot be detected.
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// JWT holds the decoded GP Connect JWT claims the SSP must log; never the raw
+// token, which the audit has no need to keep.
+type JWT struct {
+	Issuer        string `json:"iss"`
+	Subject       string `json:"sub"`
+	SDSUserID     string `json:"sds_user_id"`
+	RoleProfileID string `json:"role_profile_id"`
+	ODSCode       string `json:"ods"`
+	Device        string `json:"device"`
+}
+
+// Record is the audit entry of one request, made durable before the request
+// is forwarded or refused. It deliberately has no field for a request body
+// or a key, so neither can reach the log.
+type Record struct {
+	Time              time.Time `json:"time"`
+	TraceID           string    `json:"trace_id"`
+	From              string    `json:"from"`
+	To                string    `json:"to"`
+	Interaction       string    `json:"interaction"`
+	Method            string    `json:"method"`
+	Target            string    `json:"target"`
+	ClientSubject     string    `json:"client_subject"`
+	ClientFingerprint string    `json:"client_fingerprint"`
+	JWT               *JWT      `json:"jwt,omitempty"`
+	Decision          string    `json:"decision"` // forwarded | refused | error
+	Rule              string    `json:"rule"`
+	Status            int       `json:"status"`
+	Token             string    `json:"token"`
+	Reason            string    `json:"reason"`
+}
+
+// Transaction is the record of one finished request: what came back and how
+// long it took, so slow providers and client aborts can be told apart.
+type Transaction struct {
+	// Seq is the record's place in the transaction chain; it is filled in
+	// by Transactions and ignored by AppendTransaction.
+	Seq             uint64    `json:"seq,omitempty"`
+	Time            time.Time `json:"time"`
+	TraceID         string    `json:"trace_id"`
+	Status          int       `json:"status"`
+	BytesIn         int64     `json:"bytes_in"`
+	BytesOut        int64     `json:"bytes_out"`
+	UpstreamSeconds float64   `json:"upstream_seconds"`
+	TotalSeconds    float64   `json:"total_seconds"`
+	ClientAborted   bool      `json:"client_aborted"`
+	Decision        string    `json:"decision"`
+	Rule            string    `json:"rule"`
+	From            string    `json:"from"`
+	To              string    `json:"to"`
+	Interaction     string    `json:"interaction"`
+}
+
+// hashKey opens the last member of every line; its fixed shape lets the
+// content be recovered byte for byte without re-encoding JSON.
+const hashKey = `,"hash":"`
+
+// hashSuffixLen is the length of `,"hash":"<64 hex>"}`.
+const hashSuffixLen = len(hashKey) + 64 + 2
+
+// zeroHash is the prev of the first record of a chain.
+var zeroHash [32]byte
+
+// appendLine appends the line for body (a JSON object) with the given seq
+// and prev to dst, newline included, and returns the line's hash.
+func appendLine(dst []byte, seq uint64, prev *[32]byte, body []byte) ([]byte, [32]byte) {
+	start := len(dst)
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"prev":"`...)
+	dst = hex.AppendEncode(dst, prev[:])
+	dst = append(dst, '"')
+	inner := bytes.TrimSpace(body)
+	inner = bytes.TrimPrefix(inner, []byte("{"))
+	inner = bytes.TrimSuffix(inner, []byte("}"))
+	inner = bytes.TrimSpace(inner)
+	if len(inner) > 0 {
+		dst = append(dst, ',')
+		dst = append(dst, inner...)
+	}
+	dst = append(dst, '}')
+	sum := sha256.Sum256(dst[start:])
+	dst = dst[:len(dst)-1]
+	dst = append(dst, hashKey...)
+	dst = hex.AppendEncode(dst, sum[:])
+	dst = append(dst, "\"}\n"...)
+	return dst, sum
+}
+
+// entry is what the chain needs from one line.
+type entry struct {
+	Seq    uint64
+	Prev   [32]byte
+	Hash   [32]byte // as written in the line
+	Sum    [32]byte // computed from the line's content
+	Notice string
+}
+
+// errMalformed marks a line that is not a chain record at all.
+var errMalformed = errors.New("malformed record")
+
+// parseLine reads one line (without its newline). It fails only when the
+// line is not a well-formed record; a hash that does not match the content
+// is reported through entry.Hash != entry.Sum so the caller can name it.
+func parseLine(line []byte) (entry, error) {
+	var e entry
+	if len(line) < hashSuffixLen+2 || line[0] != '{' {
+		return e, fmt.Errorf("%w: too short or not a JSON object", errMalformed)
+	}
+	suffix := line[len(line)-hashSuffixLen:]
+	if !bytes.HasPrefix(suffix, []byte(hashKey)) || !bytes.HasSuffix(suffix, []byte(`"}`)) {
+		return e, fmt.Errorf("%w: line does not end with the \"hash\" member", errMalformed)
+	}
+	hexHash := suffix[len(hashKey) : len(hashKey)+64]
+	if !isLowerHex(hexHash) {
+		return e, fmt.Errorf("%w: hash %q is not 64 lowercase hex digits", errMalformed, hexHash)
+	}
+	_, _ = hex.Decode(e.Hash[:], hexHash)
+
+	var fields struct {
+		Seq    *uint64 `json:"seq"`
+		Prev   *string `json:"prev"`
+		Hash   *string `json:"hash"`
+		Notice string  `json:"notice"`
+	}
+	if err := json.Unmarshal(line, &fields); err != nil {
+		return e, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if fields.Seq == nil || *fields.Seq == 0 {
+		return e, fmt.Errorf("%w: missing or zero \"seq\"", errMalformed)
+	}
+	if fields.Prev == nil || len(*fields.Prev) != 64 || !isLowerHex([]byte(*fields.Prev)) {
+		return e, fmt.Errorf("%w: \"prev\" is not 64 lowercase hex digits", errMalformed)
+	}
+	if fields.Hash == nil || *fields.Hash != string(hexHash) {
+		return e, fmt.Errorf("%w: \"hash\" member does not match the line's end", errMalformed)
+	}
+	e.Seq = *fields.Seq
+	_, _ = hex.Decode(e.Prev[:], []byte(*fields.Prev))
+	e.Notice = fields.Notice
+
+	h := sha256.New()
+	h.Write(line[:len(line)-hashSuffixLen])
+	h.Write([]byte("}"))
+	h.Sum(e.Sum[:0])
+	return e, nil
+}
+
+func isLowerHex(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func hexString(h [32]byte) string { return hex.EncodeToString(h[:]) }

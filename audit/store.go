@@ -1,0 +1,627 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Append and AppendTransaction after Close.
+var ErrClosed = errors.New("audit: store closed")
+
+// ErrChainBroken marks an Open that found the existing chain damaged (a
+// malformed or edited last record, or fewer records than the head file
+// vouches for). The store refuses to write on top of it so the evidence is
+// kept; run Verify and move the directory aside to start a new chain.
+var ErrChainBroken = errors.New("audit chain broken")
+
+// Observer receives measurements of the writer; the caller adapts it to
+// Prometheus. Fsync may be called from two goroutines at once (one per
+// chain).
+type Observer interface {
+	// Fsync reports one fsync of a chain file and how many records it
+	// made durable.
+	Fsync(seconds float64, records int)
+}
+
+// Options tunes Open.
+type Options struct {
+	Sync               string // batch (default) | always | none
+	MaxFileBytes       int64  // 0 means DefaultMaxFileBytes
+	Observer           Observer
+	RecentTransactions int // in-memory ring for Transactions; 0 means DefaultRecentTransactions
+}
+
+// maxBatch bounds one group commit so a flood cannot grow a batch without
+// end.
+const maxBatch = 4096
+
+// Store writes the audit and transaction chains of one directory. It is
+// safe for concurrent use.
+type Store struct {
+	dir    string
+	lock   io.Closer
+	audit  *chain
+	tx     *chain
+	recent *ring
+
+	mu     sync.RWMutex // held shared while submitting, exclusively by Close
+	closed bool
+}
+
+// Open opens (creating) dir and continues both chains where they end.
+//
+// For each chain it takes the newest file with a record, reads its last
+// record and continues seq and hash from it. A torn last line (bytes after
+// the last newline, left by a crash during a write whose Append had not yet
+// returned) is cut off so the chain continues from the last whole record;
+// the cut bytes are kept beside the file as <file>.torn for inspection.
+// Open fails with ErrChainBroken when the last record is malformed or does
+// not match its own hash, or when the head file vouches for a record the
+// files no longer hold: writing on would bury the damage.
+func Open(dir string, opt Options) (*Store, error) {
+	if err := checkSync(opt.Sync); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	mode := opt.Sync
+	if mode == "" {
+		mode = SyncBatch
+	}
+	maxBytes := opt.MaxFileBytes
+	switch {
+	case maxBytes == 0:
+		maxBytes = DefaultMaxFileBytes
+	case maxBytes < 0:
+		return nil, fmt.Errorf("audit: max file bytes %d: must be 0 or positive", maxBytes)
+	}
+	recent := opt.RecentTransactions
+	switch {
+	case recent == 0:
+		recent = DefaultRecentTransactions
+	case recent < 0:
+		return nil, fmt.Errorf("audit: recent transactions %d: must be 0 or positive", recent)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit: create directory %s: %w", dir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, lock: lock}
+	s.audit, err = openChain(dir, AuditChain, mode, maxBytes, opt.Observer)
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	s.tx, err = openChain(dir, TransactionChain, mode, maxBytes, opt.Observer)
+	if err != nil {
+		s.audit.closeFiles()
+		_ = lock.Close()
+		return nil, err
+	}
+	s.recent = newRing(recent, s.tx.seq+1)
+	s.tx.onDurable = s.recent.add
+	go s.audit.run()
+	go s.tx.run()
+
+	if mode == SyncNone {
+		notice := fmt.Sprintf(`{"time":%q,"notice":"audit.sync is none: records are written without fsync and may be lost in a crash; for benchmarks only"}`,
+			time.Now().UTC().Format(time.RFC3339Nano))
+		for _, c := range []*chain{s.audit, s.tx} {
+			if _, err := s.submit(context.Background(), c, &pending{body: []byte(notice)}); err != nil {
+				_ = s.Close()
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Append makes r durable in the audit chain (per the sync mode) and returns
+// its sequence number. An error means the record is not in the log and the
+// request must be refused (fail closed). ctx only bounds the wait to hand
+// the record to the writer; once handed over, Append waits for the write so
+// its answer is always true.
+func (s *Store) Append(ctx context.Context, r *Record) (uint64, error) {
+	if r == nil {
+		return 0, errors.New("audit: append: nil record")
+	}
+	rec := *r
+	if rec.Time.IsZero() {
+		rec.Time = time.Now()
+	}
+	rec.Time = rec.Time.UTC()
+	body, err := json.Marshal(&rec)
+	if err != nil {
+		return 0, fmt.Errorf("audit: encode record of trace %q: %w", r.TraceID, err)
+	}
+	return s.submit(ctx, s.audit, &pending{body: body})
+}
+
+// AppendTransaction makes t durable in the transaction chain and keeps it
+// in memory for Transactions. t.Seq is ignored.
+func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, error) {
+	if t == nil {
+		return 0, errors.New("audit: append transaction: nil transaction")
+	}
+	tr := *t
+	tr.Seq = 0
+	if tr.Time.IsZero() {
+		tr.Time = time.Now()
+	}
+	tr.Time = tr.Time.UTC()
+	body, err := json.Marshal(&tr)
+	if err != nil {
+		return 0, fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
+	}
+	return s.submit(ctx, s.tx, &pending{body: body, tx: &tr})
+}
+
+func (s *Store) submit(ctx context.Context, c *chain, p *pending) (uint64, error) {
+	p.done = make(chan error, 1)
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	if err := c.failed(); err != nil {
+		s.mu.RUnlock()
+		return 0, err
+	}
+	select {
+	case c.reqs <- p:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return 0, fmt.Errorf("audit: %s record not written: %w", c.name, ctx.Err())
+	}
+	s.mu.RUnlock()
+	if err := <-p.done; err != nil {
+		return 0, err
+	}
+	return p.seq, nil
+}
+
+// Writable reports why records cannot be written, or nil when they can; it
+// backs /readyz. A write or fsync failure is permanent for this Store,
+// because after a failed fsync the file's state is unknown: reopen to
+// recover.
+func (s *Store) Writable() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return errors.Join(s.audit.failed(), s.tx.failed())
+}
+
+// Close writes out pending records, fsyncs the files and the head files and
+// releases the directory. Appends after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.audit.reqs)
+	close(s.tx.reqs)
+	s.mu.Unlock()
+	<-s.audit.done
+	<-s.tx.done
+	return errors.Join(s.audit.closeErr, s.tx.closeErr, s.lock.Close())
+}
+
+// Dir is the directory the store writes.
+func (s *Store) Dir() string { return s.dir }
+
+// pending is one record on its way to disk.
+type pending struct {
+	body []byte       // a JSON object without seq, prev and hash
+	tx   *Transaction // kept in memory once durable; nil for audit records
+	seq  uint64       // set by the writer before done
+	done chan error
+}
+
+// chain is one hash chain and its writer goroutine. Fields below "writer
+// owned" are touched only by run after Open.
+type chain struct {
+	name     string
+	dir      string
+	mode     string
+	maxBytes int64
+	obs      Observer
+	reqs     chan *pending
+	done     chan struct{}
+
+	onDurable func([]*pending)
+
+	// writer owned
+	f        *os.File
+	headF    *os.File
+	index    int
+	size     int64
+	seq      uint64
+	prev     [32]byte
+	buf      []byte
+	closeErr error
+
+	errMu sync.Mutex
+	err   error
+}
+
+func (c *chain) failed() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+func (c *chain) fail(err error) {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+func (c *chain) fileName() string { return chainFileName(c.name, c.index) }
+
+// openChain finds where the chain ends, repairs a torn tail and opens the
+// newest file for appending.
+func openChain(dir, name, mode string, maxBytes int64, obs Observer) (*chain, error) {
+	c := &chain{
+		name: name, dir: dir, mode: mode, maxBytes: maxBytes, obs: obs,
+		reqs: make(chan *pending, maxBatch),
+		done: make(chan struct{}),
+	}
+	hp := headPath(dir, name)
+	h, err := readHead(hp)
+	if errors.Is(err, errMalformed) {
+		return nil, fmt.Errorf("%w: %w", ErrChainBroken, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	files, err := ChainFiles(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	var headHash *[32]byte // hash of record h.Seq when found in the scanned file
+	if len(files) == 0 {
+		c.index = 1
+	} else {
+		_, c.index, _ = parseChainFileName(filepath.Base(files[len(files)-1]))
+		if err := cutTornTail(files[len(files)-1]); err != nil {
+			return nil, err
+		}
+		for i := len(files) - 1; i >= 0; i-- {
+			var want uint64
+			if h != nil && h.File == filepath.Base(files[i]) {
+				want = h.Seq
+			}
+			last, wantHash, ok, err := lastRecord(files[i], want)
+			if err != nil {
+				return nil, err
+			}
+			if wantHash != nil {
+				headHash = wantHash
+			}
+			if ok {
+				c.seq, c.prev = last.Seq, last.Hash
+				break
+			}
+		}
+	}
+	if h != nil {
+		if h.Seq > c.seq {
+			return nil, fmt.Errorf("%w: %s chain in %s ends at seq %d but %s vouches for seq %d: records were removed; run verify and move the directory aside",
+				ErrChainBroken, name, dir, c.seq, hp, h.Seq)
+		}
+		if headHash != nil && hexString(*headHash) != h.Hash {
+			return nil, fmt.Errorf("%w: %s chain in %s: record seq %d differs from the one %s vouches for: the chain was rewritten",
+				ErrChainBroken, name, dir, h.Seq, hp)
+		}
+	}
+
+	path := filepath.Join(dir, c.fileName())
+	c.f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	st, err := c.f.Stat()
+	if err != nil {
+		c.closeFiles()
+		return nil, fmt.Errorf("audit: stat %s: %w", path, err)
+	}
+	c.size = st.Size()
+	if mode != SyncNone {
+		c.headF, err = os.OpenFile(hp, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			c.closeFiles()
+			return nil, fmt.Errorf("audit: open head %s: %w", hp, err)
+		}
+		if err := c.writeHead(true); err != nil {
+			c.closeFiles()
+			return nil, err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		c.closeFiles()
+		return nil, err
+	}
+	return c, nil
+}
+
+// cutTornTail removes bytes after the last newline of path, keeping them in
+// path+".torn". Such bytes are a write a crash interrupted; its Append never
+// returned, so no acknowledged record is lost.
+func cutTornTail(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("audit: read %s: %w", path, err)
+	}
+	keep := bytes.LastIndexByte(data, '\n') + 1
+	if keep == len(data) {
+		return nil
+	}
+	tp := path + ".torn"
+	tf, err := os.OpenFile(tp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: keep torn tail of %s: %w", path, err)
+	}
+	_, err = tf.Write(append(data[keep:len(data):len(data)], '\n'))
+	if err == nil {
+		err = tf.Sync()
+	}
+	if cerr := tf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit: keep torn tail of %s in %s: %w", path, tp, err)
+	}
+	if err := os.Truncate(path, int64(keep)); err != nil {
+		return fmt.Errorf("audit: cut torn tail of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit: sync %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// lastRecord returns the last record of path (ok false when the file has
+// none) and, when want is not zero, the hash of record want if the file
+// holds it. It reads backwards only as far as it must.
+func lastRecord(path string, want uint64) (last entry, wantHash *[32]byte, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return entry{}, nil, false, fmt.Errorf("audit: read %s: %w", path, err)
+	}
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	lineNo := bytes.Count(data, []byte("\n"))
+	for end := len(data) - 1; end >= 0; lineNo-- {
+		start := bytes.LastIndexByte(data[:end], '\n') + 1
+		e, perr := parseLine(data[start:end])
+		if perr != nil {
+			return entry{}, nil, false, fmt.Errorf("%w: %s line %d: %w", ErrChainBroken, path, lineNo, perr)
+		}
+		if e.Hash != e.Sum {
+			return entry{}, nil, false, fmt.Errorf("%w: %s line %d (seq %d): content does not match its hash: the record was edited", ErrChainBroken, path, lineNo, e.Seq)
+		}
+		if !ok {
+			last, ok = e, true
+		}
+		if want == 0 || e.Seq < want {
+			break
+		}
+		if e.Seq == want {
+			wantHash = &e.Hash
+			break
+		}
+		end = start - 1
+	}
+	return last, wantHash, ok, nil
+}
+
+// run is the writer: it takes every record waiting, writes them, fsyncs
+// once (group commit) and only then releases the callers.
+func (c *chain) run() {
+	defer close(c.done)
+	batch := make([]*pending, 0, 64)
+	for p := range c.reqs {
+		batch = append(batch[:0], p)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case q, ok := <-c.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, q)
+			default:
+				break drain
+			}
+		}
+		if c.mode == SyncAlways {
+			for _, p := range batch {
+				c.commit([]*pending{p})
+			}
+		} else {
+			c.commit(batch)
+		}
+		clear(batch)
+	}
+	c.closeErr = c.finish()
+}
+
+// commit writes ps as one unit and answers each caller.
+func (c *chain) commit(ps []*pending) {
+	err := c.failed()
+	if err == nil {
+		err = c.write(ps)
+		if err != nil {
+			c.fail(err)
+		}
+	}
+	if err == nil {
+		if herr := c.writeHead(false); herr != nil {
+			// The records are durable; later ones are refused because
+			// the anchor can no longer follow the chain.
+			c.fail(herr)
+		}
+		if c.onDurable != nil {
+			c.onDurable(ps)
+		}
+	}
+	for _, p := range ps {
+		p.done <- err
+	}
+}
+
+// write appends ps to the chain, rotating when a file would outgrow
+// maxBytes, and fsyncs per the mode.
+func (c *chain) write(ps []*pending) error {
+	buf := c.buf[:0]
+	n := 0
+	for _, p := range ps {
+		start := len(buf)
+		var sum [32]byte
+		buf, sum = appendLine(buf, c.seq+1, &c.prev, p.body)
+		if c.size+int64(len(buf)) > c.maxBytes && c.size+int64(start) > 0 {
+			if err := c.flush(buf[:start], n); err != nil {
+				return err
+			}
+			if err := c.rotate(); err != nil {
+				return err
+			}
+			buf = append(buf[:0], buf[start:]...)
+			n = 0
+		}
+		c.seq++
+		c.prev = sum
+		p.seq = c.seq
+		n++
+	}
+	err := c.flush(buf, n)
+	if cap(buf) <= 1<<20 {
+		c.buf = buf
+	}
+	return err
+}
+
+// flush writes b (n records) and fsyncs it unless the mode is none.
+func (c *chain) flush(b []byte, n int) error {
+	if len(b) > 0 {
+		w, err := c.f.Write(b)
+		c.size += int64(w)
+		if err != nil {
+			return fmt.Errorf("audit: write %s: %w", filepath.Join(c.dir, c.fileName()), err)
+		}
+	}
+	if c.mode == SyncNone || n == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := c.f.Sync(); err != nil {
+		return fmt.Errorf("audit: fsync %s: %w", filepath.Join(c.dir, c.fileName()), err)
+	}
+	if c.obs != nil {
+		c.obs.Fsync(time.Since(start).Seconds(), n)
+	}
+	return nil
+}
+
+// rotate closes the current file and starts the next; the chain continues
+// because the next record's prev is the last record of this file.
+func (c *chain) rotate() error {
+	if err := c.f.Close(); err != nil {
+		return fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err)
+	}
+	c.index++
+	path := filepath.Join(c.dir, c.fileName())
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: create %s: %w", path, err)
+	}
+	c.f, c.size = f, 0
+	if c.mode == SyncNone {
+		return nil
+	}
+	return syncDir(c.dir)
+}
+
+// writeHead records the last durable record in the head file; with sync it
+// also fsyncs it. It is skipped under sync none, where records themselves
+// may vanish in a crash and the anchor would then accuse the log falsely.
+func (c *chain) writeHead(sync bool) error {
+	if c.mode == SyncNone {
+		return nil
+	}
+	h := head{File: c.fileName(), Seq: c.seq, Hash: hex.EncodeToString(c.prev[:])}
+	hp := headPath(c.dir, c.name)
+	if _, err := c.headF.WriteAt(h.encode(), 0); err != nil {
+		return fmt.Errorf("audit: write head %s: %w", hp, err)
+	}
+	if sync {
+		if err := c.headF.Sync(); err != nil {
+			return fmt.Errorf("audit: fsync head %s: %w", hp, err)
+		}
+	}
+	return nil
+}
+
+// finish runs once the queue is closed and empty: it makes everything
+// durable and closes the files.
+func (c *chain) finish() error {
+	var errs []error
+	if err := c.failed(); err != nil {
+		errs = append(errs, err)
+	} else {
+		if c.mode != SyncNone {
+			if err := c.f.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("audit: fsync %s: %w", filepath.Join(c.dir, c.fileName()), err))
+			}
+		}
+		if len(errs) == 0 {
+			if err := c.writeHead(true); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := c.f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err))
+	}
+	if c.headF != nil {
+		if err := c.headF.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("audit: close head of %s: %w", c.name, err))
+		}
+	}
+	c.fail(ErrClosed)
+	return errors.Join(errs...)
+}
+
+// closeFiles releases files of a chain whose writer never started.
+func (c *chain) closeFiles() {
+	if c.f != nil {
+		_ = c.f.Close()
+	}
+	if c.headF != nil {
+		_ = c.headF.Close()
+	}
+}
