@@ -1,0 +1,85 @@
+package demonstrator
+
+import (
+	"testing"
+	"time"
+)
+
+// FuzzDecodeAppointment feeds arbitrary bodies to the appointment decoder
+// and the booking rules: they must refuse or accept, never panic, and a
+// refusal is always a 400 or a 422.
+func FuzzDecodeAppointment(f *testing.F) {
+	slot := map[string]any{"id": "12", "start": "2025-03-11T09:00:00+00:00", "end": "2025-03-11T09:15:00+00:00"}
+	f.Add(bookingBody(slot, "Patient/1", "Location/1"))
+	f.Add(`{"resourceType":"Appointment","participant":[{}]}`)
+	f.Add(`{"resourceType":"Appointment","extension":[1],"contained":[[]]}`)
+	f.Add(`{"resourceType":"Appointment","status":"booked","slot":[{"reference":"Slot/"}]}`)
+	f.Add(`[]`)
+	f.Add(`{"resourceType":"Appointment"} {}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		a, o := decodeAppointment([]byte(body))
+		if o != nil {
+			if o.status != 400 && o.status != 422 {
+				t.Fatalf("decode refused with %d", o.status)
+			}
+			return
+		}
+		if _, o := validateBooking(a, testNow); o != nil && o.status != 422 {
+			t.Fatalf("validateBooking refused with %d", o.status)
+		}
+		if ch := changedMembers(a, a); len(ch) != 0 {
+			t.Fatalf("a body differs from itself in %v", ch)
+		}
+	})
+}
+
+// FuzzDecodeRegistration feeds arbitrary $gpc.registerpatient bodies to the
+// decoder.
+func FuzzDecodeRegistration(f *testing.F) {
+	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937405"}],"name":[{"family":"A"}],"gender":"male","birthDate":"1980-01-01"}}]}`)
+	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient"}]}`)
+	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":[]}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		nhs, p, o := decodeRegistration([]byte(body), testNow)
+		if o != nil {
+			if o.status != 400 && o.status != 422 {
+				t.Fatalf("refused with %d", o.status)
+			}
+			return
+		}
+		if !validNHSNumber(nhs) || p.family == "" || !genders[p.gender] {
+			t.Fatalf("accepted %q %+v", nhs, p)
+		}
+	})
+}
+
+// FuzzSearchParameters feeds arbitrary query strings to the query splitter
+// and both date-range parsers.
+func FuzzSearchParameters(f *testing.F) {
+	f.Add("start=ge2025-03-10&end=le2025-03-16&status=free&_include=Slot:schedule&_include:recurse=Schedule:actor:Practitioner")
+	f.Add("start=ge2025-03-10T09:00:00+00:00&start=le2025-03-10T10:00:00%2B00:00")
+	f.Add("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9690937286")
+	f.Add("start=%zz&&=&end")
+	f.Add("searchFilter=a|b&start=ge0000-01-01&end=le9999-12-31&status=free&_include=Slot:schedule")
+	loc, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		params, err := parseQuery(raw)
+		if err != nil {
+			return
+		}
+		if q, o := parseSlotQuery(params, loc); o == nil {
+			if q.before.Before(q.from) || q.before.After(q.from.AddDate(0, 0, maxSlotRange+1)) {
+				t.Fatalf("slot range %s to %s accepted", q.from, q.before)
+			}
+		} else if o.status != 400 && o.status != 422 {
+			t.Fatalf("slot query refused with %d", o.status)
+		}
+		if from, before, o := parseAppointmentsQuery(params, loc); o == nil && before.Before(from) {
+			t.Fatalf("appointment range %s to %s accepted", from, before)
+		}
+		_, _ = identifierParam(params, systemNHSNumber)
+	})
+}

@@ -1,0 +1,255 @@
+package demonstrator
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sspemu/gpconnect"
+)
+
+// testPKI is a CA made for one test, with helpers to issue leaves.
+type testPKI struct {
+	t    testing.TB
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestPKI(t testing.TB) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          randomSerial(t),
+		Subject:               pkix.Name{CommonName: "demonstrator test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testPKI{t: t, cert: cert, key: key, pool: pool}
+}
+
+func randomSerial(t testing.TB) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// leaf issues a server or client certificate for name.
+func (p *testPKI) leaf(name string, client bool) tls.Certificate {
+	p.t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	usage := x509.ExtKeyUsageServerAuth
+	if client {
+		usage = x509.ExtKeyUsageClientAuth
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(p.t),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+	}
+	if !client {
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func (p *testPKI) client(cert *tls.Certificate) *http.Client {
+	cfg := &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, MaxConnsPerHost: 20}, Timeout: 30 * time.Second}
+}
+
+// startTLS serves h over HTTPS with the production TLS configuration.
+func startTLS(t testing.TB, p *testPKI, h http.Handler, requireName string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = ServerTLSConfig(p.leaf("localhost", false), p.pool, requireName)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point of some tests
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func sendOver(t testing.TB, client *http.Client, srv *httptest.Server, c call) (*http.Response, error) {
+	t.Helper()
+	var body *strings.Reader
+	if c.body != "" {
+		body = strings.NewReader(c.body)
+	}
+	var r *http.Request
+	var err error
+	if body != nil {
+		r, err = http.NewRequest(c.method, srv.URL+c.path, body)
+	} else {
+		r, err = http.NewRequest(c.method, srv.URL+c.path, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	setHeaders(t, r, c)
+	return client.Do(r)
+}
+
+func TestServerTLSConfig(t *testing.T) {
+	p := newTestPKI(t)
+	srv := startTLS(t, p, newTestDemonstrator(t).Handler(), "ssp.sspemu.localhost")
+	meta := call{method: "GET", path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata}
+
+	ssp := p.leaf("ssp.sspemu.localhost", true)
+	other := p.leaf("consumer.sspemu.localhost", true)
+	stranger := newTestPKI(t).leaf("ssp.sspemu.localhost", true)
+	for _, tc := range []struct {
+		name string
+		cert *tls.Certificate
+		ok   bool
+	}{
+		{"the SSP's certificate", &ssp, true},
+		{"another name from the same CA", &other, false},
+		{"the right name from another CA", &stranger, false},
+		{"no client certificate", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := sendOver(t, p.client(tc.cert), srv, meta)
+			if !tc.ok {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("request succeeded with status %d, want a failed handshake", resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("request failed: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("status %d Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+			}
+			if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 || resp.TLS.NegotiatedProtocol == "h2" {
+				t.Errorf("connection state %+v", resp.TLS)
+			}
+		})
+	}
+
+	// TLS 1.1 is refused.
+	old := p.client(&ssp)
+	old.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS10
+	old.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS11
+	if resp, err := sendOver(t, old, srv, meta); err == nil {
+		resp.Body.Close()
+		t.Error("a TLS 1.1 client was served")
+	}
+}
+
+// TestBookingRace books one slot twenty times at once over real HTTPS:
+// exactly one booking wins.
+func TestBookingRace(t *testing.T) {
+	p := newTestPKI(t)
+	d := newTestDemonstrator(t)
+	srv := startTLS(t, p, d.Handler(), "ssp.sspemu.localhost")
+	ssp := p.leaf("ssp.sspemu.localhost", true)
+	client := p.client(&ssp)
+
+	slot, loc := freeSlot(t, d.Handler(), 0)
+	body := bookingBody(slot, "Patient/4", loc)
+	const n = 20
+	statuses := make([]int, n)
+	codes := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := sendOver(t, client, srv, call{method: "POST", path: testRoot + "/Appointment", interaction: gpconnect.CreateAppointment, body: body})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer resp.Body.Close()
+			statuses[i] = resp.StatusCode
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			codes[i] = string(b)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	created, conflicts := 0, 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		switch statuses[i] {
+		case http.StatusCreated:
+			created++
+		case http.StatusConflict:
+			conflicts++
+			if !strings.Contains(codes[i], gpconnect.CodeDuplicateRejected) {
+				t.Errorf("409 without DUPLICATE_REJECTED: %s", codes[i])
+			}
+		default:
+			t.Errorf("request %d: status %d", i, statuses[i])
+		}
+	}
+	if created != 1 || conflicts != n-1 {
+		t.Errorf("%d created and %d conflicts, want 1 and %d", created, conflicts, n-1)
+	}
+	booked := 0
+	for _, a := range d.st.appointments {
+		if len(a.slotIDs) == 1 && a.slotIDs[0] == slot["id"] {
+			booked++
+		}
+	}
+	if booked != 1 {
+		t.Errorf("%d appointments hold the slot, want 1", booked)
+	}
+}
