@@ -104,8 +104,26 @@ func (d *Demonstrator) Reset() {
 	d.mu.Unlock()
 }
 
-// Handler serves the service root /<ODS>/STU3/1/gpconnect; every refusal,
-// including unknown paths, is a GP Connect OperationOutcome.
+// Handler serves the service root /<ODS>/STU3/1/gpconnect. Every refusal is
+// a GP Connect OperationOutcome (JSON, Cache-Control: no-store), so a
+// consumer behind the SSP never sees a bare error page. The checks run in
+// this order, and the first failure answers:
+//   - _format, Accept, Content-Type: an unsupported type, or XML (the
+//     demonstrator speaks JSON only), is 415 UNSUPPORTED_MEDIA_TYPE;
+//   - a method other than GET, POST, PUT (OPTIONS included) is 405
+//     BAD_REQUEST with an Allow header;
+//   - a path outside the service root, or one that fits no interaction
+//     (paths are case-sensitive: /Metadata is not /metadata), is 404
+//     NO_RECORD_FOUND;
+//   - Ssp-* headers missing or malformed, Ssp-To not this ASID, an unknown
+//     interaction, or one whose verb and path differ from the request's, is
+//     400 BAD_REQUEST (the structured record is 501 NOT_IMPLEMENTED);
+//   - the JWT, through gpconnect.JWTPolicy: 400 BAD_REQUEST or 422
+//     INVALID_RESOURCE as the policy says;
+//   - then the interaction's own parameter and body rules.
+//
+// If-Match is optional on amend and cancel; when sent it must equal the
+// current W/"<version>" (else 409 DUPLICATE_REJECTED).
 func (d *Demonstrator) Handler() http.Handler {
 	return recoverOutcome(http.HandlerFunc(d.serve))
 }

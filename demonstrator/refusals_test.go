@@ -1,6 +1,8 @@
 package demonstrator
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -84,6 +86,8 @@ func TestRefusals(t *testing.T) {
 		{"no Authorization", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": ""}}, 400, gpconnect.CodeBadRequest},
 		{"JWT not a token", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": "Bearer x.y."}}, 400, gpconnect.CodeBadRequest},
 		{"JWT scope for another interaction", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": "Bearer " + tokenFor(gpconnect.ReadPatient)}}, 400, gpconnect.CodeBadRequest},
+
+		{"JWT device not a Device", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": "Bearer " + deviceAsPatient(t)}}, 422, gpconnect.CodeInvalidResource},
 
 		// Parameters.
 		{"find patient without identifier", call{method: get, path: pat, interaction: gpconnect.SearchPatient}, 400, gpconnect.CodeBadRequest},
@@ -187,4 +191,26 @@ func TestRefusals(t *testing.T) {
 func tokenFor(interaction string) string {
 	in, _ := gpconnect.Lookup(interaction)
 	return gpconnect.DefaultTokenSpec(in, testBase, testNow).Encode()
+}
+
+// deviceAsPatient returns a valid metadata token whose requesting_device
+// claims to be a Patient.
+func deviceAsPatient(t *testing.T) string {
+	t.Helper()
+	parts := strings.Split(tokenFor(gpconnect.ReadMetadata), ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["requesting_device"].(map[string]any)["resourceType"] = "Patient"
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts[1] = base64.RawURLEncoding.EncodeToString(b)
+	return strings.Join(parts, ".")
 }
