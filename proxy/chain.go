@@ -93,7 +93,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		Time:            s.now(),
 		TraceID:         sc.hdr.TraceID,
 		Status:          status,
-		BytesIn:         cb.n,
+		BytesIn:         cb.n.Load(),
 		BytesOut:        cw.n,
 		UpstreamSeconds: sc.upstream.Seconds(),
 		TotalSeconds:    total.Seconds(),
@@ -131,7 +131,7 @@ func (s *Server) checkMethod(next http.Handler) http.Handler {
 		case http.MethodConnect:
 			w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
 			s.refuseSSP(w, r, "method", http.StatusMethodNotAllowed, "405: Method Not Allowed",
-				"the SSP does not tunnel (CONNECT): send each request in the prefix form, "+prefixHint)
+				"the SSP does not tunnel (CONNECT) and is not a forward proxy: use the prefix form, "+prefixHint)
 		default:
 			w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
 			s.refuseSSP(w, r, "method", http.StatusMethodNotAllowed, "405: Method Not Allowed",

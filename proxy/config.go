@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"sspemu/certs"
@@ -220,5 +221,10 @@ func certNames(c *x509.Certificate) []string {
 	if c.Subject.CommonName != "" {
 		names = append(names, c.Subject.CommonName)
 	}
-	return append(names, c.DNSNames...)
+	for _, n := range c.DNSNames {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"sspemu/gpconnect"
 )
@@ -215,13 +216,15 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // complete reports whether the whole announced body went out.
 func (w *countingWriter) complete() bool { return w.length < 0 || w.n >= w.length }
 
+// countingBody counts what the consumer sent. The transport's write loop
+// may still be reading it on its own goroutine when the answer is done.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
