@@ -166,7 +166,9 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 
 	log.Info("sspemu ready",
 		"ssp", "https://"+cfg.SSP.Listen,
+		"ssp_addr", sspLn.Addr().String(),
 		"admin", "http://"+cfg.Admin.Listen,
+		"admin_addr", adminLn.Addr().String(),
 		"audit", cfg.AuditDir())
 	ok = true
 	return st, nil
@@ -194,7 +196,11 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
-	cert, err := certs.LoadKeyPair(filepath.Join(pki, certs.ProviderFile), filepath.Join(pki, certs.ProviderKeyFile))
+	certFile, keyFile := cfg.Demonstrator.Cert, cfg.Demonstrator.Key
+	if certFile == "" {
+		certFile, keyFile = filepath.Join(pki, certs.ProviderFile), filepath.Join(pki, certs.ProviderKeyFile)
+	}
+	cert, err := certs.LoadKeyPair(certFile, keyFile)
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
@@ -228,7 +234,7 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	st.demo = d
 	st.servers = append(st.servers, srv)
 	st.run("demonstrator", func() error { return srv.ServeTLS(ln, "", "") })
-	st.log.Info("demonstrator ready", "url", base, "asid", cfg.Demonstrator.ASID,
+	st.log.Info("demonstrator ready", "url", base, "addr", ln.Addr().String(), "asid", cfg.Demonstrator.ASID,
 		"accepts", strings.TrimSpace("client certificate "+name))
 	return nil
 }

@@ -25,6 +25,10 @@ type Config struct {
 	ASID             string `mapstructure:"asid"`
 	ODS              string `mapstructure:"ods"`
 	RequireSSPClient bool   `mapstructure:"require_ssp_client"`
+	// Cert and Key are its server certificate; empty: the dev PKI's
+	// provider.pem / provider-key.pem (SANs localhost, 127.0.0.1, ::1).
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
 }
 
 // Options are the runtime settings of one Demonstrator.
