@@ -61,10 +61,14 @@ func ruleCases() []ruleCase {
 			headers: func(h http.Header, root string) { h.Set("Ssp-From", "200000000360") }, status: 403},
 		{name: "sender", method: "POST", path: "/A20047/STU3/1/gpconnect/Patient/$gpc.getstructuredrecord", in: gpconnect.GetStructuredRecord, status: 403},
 		{name: "sender-unknown-interaction", method: "GET", path: "/A20047/STU3/1/gpconnect/metadata", in: gpconnect.ReadMetadata,
-			headers: func(h http.Header, root string) { h.Set("Ssp-InteractionID", gpconnect.URNPrefix+"fhir:rest:read:nothing-1") }, status: 403},
+			headers: func(h http.Header, root string) {
+				h.Set("Ssp-InteractionID", gpconnect.URNPrefix+"fhir:rest:read:nothing-1")
+			}, status: 403},
 		{name: "sender-unknown-interaction-live", method: "GET", path: "/A20047/STU3/1/gpconnect/metadata", in: gpconnect.ReadMetadata,
-			headers: func(h http.Header, root string) { h.Set("Ssp-InteractionID", gpconnect.URNPrefix+"fhir:rest:read:nothing-1") },
-			config:  func(c *Config) { c.Fidelity = "live" }, status: 415},
+			headers: func(h http.Header, root string) {
+				h.Set("Ssp-InteractionID", gpconnect.URNPrefix+"fhir:rest:read:nothing-1")
+			},
+			config: func(c *Config) { c.Fidelity = "live" }, status: 415},
 		{name: "receiver", method: "GET", path: "/A20047/STU3/1/gpconnect/metadata", in: gpconnect.ReadMetadata,
 			headers: func(h http.Header, root string) { h.Set("Ssp-To", consumerASID) }, status: 403},
 		{name: "endpoint", method: "GET", target: "https://127.0.0.1:PORT/A20047/STU3/1/gpconnect/metadata", in: gpconnect.ReadMetadata, status: 400},
