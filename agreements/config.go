@@ -146,19 +146,25 @@ func checkList(seq *yaml.Node, item string, known []string) []error {
 		return []error{fmt.Errorf("line %d: %ss must be a list", seq.Line, item)}
 	}
 	var errs []error
+	seen := map[*yaml.Node]bool{}
 	for n, m := range seq.Content {
-		errs = append(errs, checkMapping(m, fmt.Sprintf("%s %d", item, n+1), known, 0)...)
+		errs = append(errs, checkMapping(m, fmt.Sprintf("%s %d", item, n+1), known, seen, 0)...)
 	}
 	return errs
 }
 
 // checkMapping checks the keys of one list item, and of the mappings it
-// merges; depth bounds merges of merges.
-func checkMapping(m *yaml.Node, where string, known []string, depth int) []error {
+// merges. Each mapping is checked once (seen), so aliases cannot make the
+// work grow faster than the file, and depth bounds merges of merges.
+func checkMapping(m *yaml.Node, where string, known []string, seen map[*yaml.Node]bool, depth int) []error {
 	m = deref(m)
 	if m.Kind != yaml.MappingNode || depth > 8 {
 		return []error{fmt.Errorf("line %d: %s must be a mapping of keys", m.Line, where)}
 	}
+	if seen[m] {
+		return nil
+	}
+	seen[m] = true
 	var errs []error
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := m.Content[i], deref(m.Content[i+1])
@@ -169,7 +175,7 @@ func checkMapping(m *yaml.Node, where string, known []string, depth int) []error
 				merged = v.Content
 			}
 			for _, mm := range merged {
-				errs = append(errs, checkMapping(mm, where, known, depth+1)...)
+				errs = append(errs, checkMapping(mm, where, known, seen, depth+1)...)
 			}
 		case !slices.Contains(known, k.Value):
 			errs = append(errs, unknownKey(k, "in "+where, known))

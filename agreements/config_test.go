@@ -3,12 +3,14 @@ package agreements
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -149,6 +151,29 @@ systems:
 `))
 	if err == nil || !strings.Contains(err.Error(), `line 3: unknown key "odss" in system 1`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLoadFileMergeBomb checks that merges of merges, each naming the
+// previous mapping many times, are checked in time linear in the file: a
+// registry file is read at start and on reload, so it must not stall them.
+func TestLoadFileMergeBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("systems:\n  - &m0 {asid: \"200000000359\"}\n")
+	for i := 1; i <= 30; i++ {
+		fmt.Fprintf(&b, "  - &m%d {<<: [", i)
+		for j := 0; j < 20; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*m%d", i-1)
+		}
+		b.WriteString("]}\n")
+	}
+	start := time.Now()
+	_, _ = LoadFile(writeFile(t, b.String()))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("LoadFile took %v", d)
 	}
 }
 
