@@ -145,10 +145,24 @@ func (c Config) validate(files bool) error {
 		}
 	}
 	if _, err := c.Registry.Build(); err != nil {
-		errs = append(errs, fmt.Errorf("registry: %w", err))
+		errs = append(errs, prefixEach("registry: ", err))
 	}
 	if files {
 		errs = append(errs, c.SSP.Files())
 	}
 	return errors.Join(errs...)
+}
+
+// prefixEach puts prefix before every error joined in err, so each problem
+// printed on its own line still says where it comes from.
+func prefixEach(prefix string, err error) error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return fmt.Errorf("%s%w", prefix, err)
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, prefixEach(prefix, e))
+	}
+	return errors.Join(out...)
 }

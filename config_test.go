@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"sspemu/gpconnect"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEmbeddedConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig(viper.New(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(false); err != nil {
+		t.Fatalf("the embedded config.yaml is not valid: %v", err)
+	}
+	if cfg.SSP.Listen != "localhost:8443" || cfg.Admin.Listen != "localhost:9090" || cfg.Demonstrator.Listen != "localhost:9443" {
+		t.Errorf("default listeners differ from design.md: %+v", cfg)
+	}
+	if cfg.SSP.UpstreamTimeout != 30*time.Second || cfg.SSP.TLS.MinVersion != "1.2" || cfg.Audit.Sync != "batch" {
+		t.Errorf("defaults differ from design.md: %+v", cfg.SSP)
+	}
+	if want := filepath.Join(".sspemu", "pki", "ssp-server.pem"); cfg.SSP.TLS.Cert != want {
+		t.Errorf("empty cert not resolved to the dev PKI: %q", cfg.SSP.TLS.Cert)
+	}
+}
+
+// TestPrecedence checks file < SSPEMU_* environment < flags.
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "c.yaml", "ssp:\n  listen: localhost:1001\n  fidelity: live\nadmin:\n  listen: localhost:2001\n")
+	t.Setenv("SSPEMU_SSP_LISTEN", "localhost:1002")
+	t.Setenv("SSPEMU_SSP_UPSTREAM_TIMEOUT", "7s")
+	cmd := newServeCmd(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := cmd.Flags().Parse([]string{"--admin-listen", "localhost:2003", "--jwt", "log"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(viper.New(), file, cmd.Flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]string{
+		"file only (ssp.fidelity)":         {cfg.SSP.Fidelity, "live"},
+		"env over file (ssp.listen)":       {cfg.SSP.Listen, "localhost:1002"},
+		"flag over file (admin.listen)":    {cfg.Admin.Listen, "localhost:2003"},
+		"flag over default (ssp.jwt)":      {cfg.SSP.JWT, "log"},
+		"env over default (timeout)":       {cfg.SSP.UpstreamTimeout.String(), "7s"},
+		"default kept (interaction_route)": {cfg.SSP.InteractionRoute, "enforce"},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s: got %q, want %q", name, c[0], c[1])
+		}
+	}
+	t.Setenv("SSPEMU_ADMIN_LISTEN", "localhost:2002")
+	cfg, err = loadConfig(viper.New(), file, cmd.Flags())
+	if err != nil || cfg.Admin.Listen != "localhost:2003" {
+		t.Errorf("flag must beat env: %q %v", cfg.Admin.Listen, err)
+	}
+}
+
+func TestUnknownKeysAreNamed(t *testing.T) {
+	file := writeFile(t, "c.yaml", "ssp:\n  lisen: localhost:1\n  tls:\n    min_verison: \"1.3\"\nauditt:\n  sync: none\n")
+	_, err := loadConfig(viper.New(), file, nil)
+	if err == nil {
+		t.Fatal("unknown keys accepted")
+	}
+	for _, k := range []string{`"ssp.lisen"`, `"ssp.tls.min_verison"`, `"auditt.sync"`} {
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("error does not name %s: %v", k, err)
+		}
+	}
+}
+
+func TestCheckConfigReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, "c.yaml", `state_dir: `+dir+`
+ssp:
+  listen: "localhost:99999"
+  fidelity: loose
+  tls:
+    min_version: "1.1"
+    cert: /nonexistent/server.pem
+admin:
+  listen: nothere
+audit:
+  sync: sometimes
+registry:
+  systems:
+    - asid: "12345"
+      name: Short ASID
+      ods: Y12345
+      party_key: Y12345-1
+      fqdn: consumer.example
+      sends: [foundations, nonsense]
+  agreements:
+    - from: "12345"
+      to: "999999999999"
+      interactions: [foundations]
+`)
+	var out bytes.Buffer
+	root := newRootCmd(&out, &out)
+	root.SetArgs([]string{"check-config", "--config", file})
+	if err := root.Execute(); err != errReported {
+		t.Fatalf("check-config returned %v, want the problems reported (exit 1)\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"ssp.listen", "ssp.fidelity", "ssp.tls.min_version", "admin.listen", "audit.sync",
+		`"12345"`, "nonsense", "999999999999", "/nonexistent/server.pem"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("check-config output does not name %s:\n%s", want, text)
+		}
+	}
+}
+
+func TestCheckConfigDefaultIsOK(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out bytes.Buffer
+	root := newRootCmd(&out, &out)
+	root.SetArgs([]string{"check-config"})
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "configuration OK") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+}
+
+// TestTokenPrintsOnlyAValidToken runs `sspemu token` and checks the output
+// is one token that passes every JWT rule for the interaction, with the
+// registry's defaults.
+func TestTokenPrintsOnlyAValidToken(t *testing.T) {
+	for _, id := range []string{gpconnect.ReadMetadata, gpconnect.CreateAppointment, "fhir:rest:read:patient-1"} {
+		var out bytes.Buffer
+		root := newRootCmd(&out, &out)
+		root.SetArgs([]string{"token", "--interaction", id})
+		if err := root.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		tok := strings.TrimSuffix(out.String(), "\n")
+		if strings.ContainsAny(tok, " \n") || !strings.HasSuffix(tok, ".") {
+			t.Fatalf("output is not one unsigned token: %q", out.String())
+		}
+		if !strings.HasPrefix(id, "urn:") {
+			id = gpconnect.URNPrefix + id
+		}
+		in, _ := gpconnect.Lookup(id)
+		parsed, cerr := gpconnect.JWTPolicy{}.CheckAuthorization("Bearer "+tok, in, time.Now())
+		if cerr != nil {
+			t.Fatalf("%s: the printed token fails %s: %s", id, cerr.Claim, cerr.Reason)
+		}
+		if parsed.Claims.Audience != "https://localhost:9443/A20047/STU3/1/gpconnect" || parsed.Claims.Summary().ODSCode != "Y12345" {
+			t.Errorf("defaults not from the registry: %+v", parsed.Claims.Summary())
+		}
+	}
+}
+
+func TestTokenFlagsSetClaims(t *testing.T) {
+	var out bytes.Buffer
+	root := newRootCmd(&out, &out)
+	root.SetArgs([]string{"token", "--interaction", gpconnect.ReadPatient, "--aud", "https://other/X1/STU3/1/gpconnect",
+		"--ods", "B1", "--sds-user-id", "UNK", "--scope", "patient/*.write", "--iat", "1700000000", "--lifetime", "600s"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	tok, cerr := gpconnect.ParseAuthorization("Bearer " + strings.TrimSpace(out.String()))
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	c := tok.Claims
+	if c.Audience != "https://other/X1/STU3/1/gpconnect" || c.RequestedScope != "patient/*.write" || c.IssuedAt != 1700000000 || c.ExpiresAt != 1700000600 {
+		t.Errorf("claims not set by flags: %+v", c)
+	}
+	if s := c.Summary(); s.ODSCode != "B1" || s.SDSUserID != "UNK" {
+		t.Errorf("summary %+v", s)
+	}
+	root = newRootCmd(&out, &out)
+	root.SetArgs([]string{"token", "--interaction", "nope"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("an unknown interaction must be named: %v", err)
+	}
+}
