@@ -36,7 +36,7 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, stderr)
+			return serve(cmd.Context(), cfg, &reloader{file: file, flags: cmd.Flags(), interval: time.Second}, stderr)
 		},
 	}
 	fs := cmd.Flags()
@@ -66,18 +66,32 @@ type stack struct {
 	demo     *demonstrator.Demonstrator
 	servers  []*http.Server
 	errc     chan error
+	reloads  atomic.Int64 // failed reloads, for tests and logs
 }
 
-// serve runs the whole stack until ctx ends.
-func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
+func (st *stack) reloadResult(result string) {
+	if result != "ok" {
+		st.reloads.Add(1)
+	}
+}
+
+// serve runs the whole stack until ctx ends, reloading the registry when
+// its files change.
+func serve(ctx context.Context, cfg Config, rl *reloader, stderr io.Writer) error {
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
+	rl.prime(cfg)
 	st, err := start(cfg, log)
 	if err != nil {
 		return err
 	}
+	rl.st = st
+	rl.result = st.reloadResult
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go rl.run(rctx)
 	return wait(ctx, st)
 }
 
