@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,7 @@ type stack struct {
 	demo     *demonstrator.Demonstrator
 	servers  []*http.Server
 	errc     chan error
+	metrics  *admin.Metrics
 	reloads  atomic.Int64 // failed reloads, for tests and logs
 }
 
@@ -73,6 +75,15 @@ func (st *stack) reloadResult(result string) {
 	if result != "ok" {
 		st.reloads.Add(1)
 	}
+	st.metrics.Reload(result)
+}
+
+// version is the module version the binary was built from, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 // serve runs the whole stack until ctx ends, reloading the registry when
@@ -125,10 +136,11 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	st := &stack{log: log, errc: make(chan error, 3)}
+	st := &stack{log: log, errc: make(chan error, 3), metrics: admin.NewMetrics(version())}
 	st.registry.Store(table)
 
 	opts := cfg.Audit.Options()
+	opts.Observer = st.metrics
 	if st.store, err = audit.Open(cfg.AuditDir(), opts); err != nil {
 		return nil, fmt.Errorf("audit log in %s: %w", cfg.AuditDir(), err)
 	}
@@ -146,6 +158,7 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		Config:   cfg.SSP,
 		Registry: st.registry.Load,
 		Audit:    st.store,
+		Metrics:  st.metrics,
 		Logger:   log,
 	}); err != nil {
 		return nil, err
@@ -172,6 +185,7 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 			Registry:     st.registry.Load,
 			Audit:        st.store,
 			Demonstrator: st.demo,
+			Metrics:      st.metrics.Handler(),
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
