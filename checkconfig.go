@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,14 +20,12 @@ func newCheckConfigCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(viper.New(), file, nil)
-			if err == nil {
-				files := true
-				if _, statErr := os.Stat(cfg.PKIDir()); statErr != nil && cfg.SSP.TLS.Cert == cfg.PKIDir()+"/ssp-server.pem" {
-					// The dev PKI is made on first start; nothing to read yet.
-					files = false
-				}
-				err = cfg.validate(files)
+			files := true
+			if _, statErr := os.Stat(cfg.PKIDir()); statErr != nil && cfg.SSP.TLS.Cert == filepath.Join(cfg.PKIDir(), "ssp-server.pem") {
+				// The dev PKI is made on first start; nothing to read yet.
+				files = false
 			}
+			err = errors.Join(err, cfg.validate(files))
 			if err == nil {
 				fmt.Fprintln(stdout, "configuration OK")
 				return nil

@@ -58,12 +58,15 @@ func (c Config) AuditDir() string {
 
 // loadConfig reads the embedded defaults, merges file over them, then the
 // SSPEMU_* environment and the flags bound to v; unknown keys are errors.
+// The returned Config is usable for further checks even when err names
+// unknown keys, so check-config can report every problem at once.
 func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, error) {
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(defaultConfig)); err != nil {
 		return Config{}, fmt.Errorf("embedded config.yaml: %w", err)
 	}
 	known := v.AllKeys()
+	var problems []error
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -74,14 +77,10 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 		if err := user.ReadConfig(bytes.NewReader(data)); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", file, err)
 		}
-		var unknown []error
 		for _, k := range user.AllKeys() {
 			if !slices.Contains(known, k) {
-				unknown = append(unknown, fmt.Errorf("config file %s: unknown key %q", file, k))
+				problems = append(problems, fmt.Errorf("config file %s: unknown key %q", file, k))
 			}
-		}
-		if err := errors.Join(unknown...); err != nil {
-			return Config{}, err
 		}
 		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", file, err)
@@ -102,18 +101,23 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 		}
 	}
 	var c Config
-	if err := v.UnmarshalExact(&c); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
+	unmarshal := v.UnmarshalExact // also catches unknown keys inside lists
+	if len(problems) > 0 {
+		unmarshal = v.Unmarshal // those already named; read the rest
+	}
+	if err := unmarshal(&c); err != nil {
+		problems = append(problems, fmt.Errorf("configuration: %w", err))
 	}
 	if c.RegistryFile != "" {
 		reg, err := agreements.LoadFile(c.RegistryFile)
 		if err != nil {
-			return Config{}, fmt.Errorf("registry_file: %w", err)
+			problems = append(problems, fmt.Errorf("registry_file: %w", err))
+		} else {
+			c.Registry = reg
 		}
-		c.Registry = reg
 	}
 	c.SSP.ResolvePKI(c.PKIDir())
-	return c, nil
+	return c, errors.Join(problems...)
 }
 
 // configKey marks a flag with the config key it overrides.

@@ -91,6 +91,7 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, "c.yaml", `state_dir: `+dir+`
 ssp:
+  upstream_timout: 5s
   listen: "localhost:99999"
   fidelity: loose
   tls:
@@ -120,7 +121,7 @@ registry:
 		t.Fatalf("check-config returned %v, want the problems reported (exit 1)\n%s", err, out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"ssp.listen", "ssp.fidelity", "ssp.tls.min_version", "admin.listen", "audit.sync",
+	for _, want := range []string{`unknown key "ssp.upstream_timout"`, "ssp.listen", "ssp.fidelity", "ssp.tls.min_version", "admin.listen", "audit.sync",
 		`"12345"`, "nonsense", "999999999999", "/nonexistent/server.pem"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("check-config output does not name %s:\n%s", want, text)
