@@ -50,6 +50,7 @@ func wait(ctx context.Context, st *stack) error {
 	select {
 	case <-ctx.Done():
 	case err = <-st.errc:
+		st.ready.Store(false)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

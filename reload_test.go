@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,5 +104,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestReadinessFollowsTheStack(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, "c.yaml", "state_dir: "+dir+"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
+	st, _ := startTestStack(t, file)
+	url := "http://" + st.addrs["admin"] + "/readyz"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz of a running stack: %d", resp.StatusCode)
+	}
+	st.ready.Store(false) // as shutdown does first
+	resp, err = http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("readyz while stopping: %d, want 503", resp.StatusCode)
 	}
 }

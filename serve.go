@@ -69,6 +69,16 @@ type stack struct {
 	errc     chan error
 	metrics  *admin.Metrics
 	reloads  atomic.Int64 // failed reloads, for tests and logs
+	ready    atomic.Bool  // every listener serving, not shutting down
+	addrs    map[string]string
+}
+
+// readiness is /readyz beyond the audit log: every listener up.
+func (st *stack) readiness() error {
+	if !st.ready.Load() {
+		return errors.New("listeners not serving (starting or stopping)")
+	}
+	return nil
 }
 
 func (st *stack) reloadResult(result string) {
@@ -142,6 +152,11 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 	opts := cfg.Audit.Options()
 	opts.Observer = st.metrics
 	if st.store, err = audit.Open(cfg.AuditDir(), opts); err != nil {
+		if errors.Is(err, audit.ErrChainBroken) {
+			return nil, fmt.Errorf("audit log in %s: %w\nsspemu will not write on top of a damaged chain: run `sspemu audit verify %s` "+
+				"to see the first bad record, keep the folder as evidence, and move it aside (or set audit.dir) to start a new chain",
+				cfg.AuditDir(), err, cfg.AuditDir())
+		}
 		return nil, fmt.Errorf("audit log in %s: %w", cfg.AuditDir(), err)
 	}
 	if cfg.Audit.Sync == audit.SyncNone {
@@ -186,6 +201,7 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 			Audit:        st.store,
 			Demonstrator: st.demo,
 			Metrics:      st.metrics.Handler(),
+			Ready:        st.readiness,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -198,7 +214,9 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		"admin", "http://"+cfg.Admin.Listen,
 		"admin_addr", adminLn.Addr().String(),
 		"audit", cfg.AuditDir())
+	st.addrs = map[string]string{"ssp": sspLn.Addr().String(), "admin": adminLn.Addr().String()}
 	ok = true
+	st.ready.Store(true)
 	return st, nil
 }
 
@@ -278,6 +296,7 @@ func (st *stack) run(name string, serve func() error) {
 // shutdown stops the listeners, lets requests finish, then closes the audit
 // log so its last batch is on disk.
 func (st *stack) shutdown(ctx context.Context) error {
+	st.ready.Store(false)
 	var errs []error
 	if st.ssp != nil {
 		errs = append(errs, st.ssp.Shutdown(ctx))

@@ -22,6 +22,8 @@ type Options struct {
 	Demonstrator *demonstrator.Demonstrator // nil when not running
 	// Metrics serves /metrics; nil leaves the path unanswered.
 	Metrics http.Handler
+	// Ready reports whether the listeners are serving; nil means they are.
+	Ready func() error
 }
 
 // Admin is the admin API.
@@ -47,6 +49,12 @@ func (a *Admin) Handler() http.Handler {
 }
 
 func (a *Admin) ready(w http.ResponseWriter, _ *http.Request) {
+	if a.opt.Ready != nil {
+		if err := a.opt.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+	}
 	if err := a.opt.Audit.Writable(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "audit log not writable: " + err.Error()})
 		return
