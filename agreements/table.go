@@ -115,10 +115,10 @@ func (c Config) Build() (*Table, error) {
 		if len(sc.Sends) > 0 {
 			if sc.FQDN == "" {
 				fail("a sending system needs fqdn (the host name in its client certificate)")
-			} else if !isHostname(sc.FQDN) {
+			} else if !IsHostname(sc.FQDN) {
 				fail("fqdn %q is not a host name (letters, digits, '-' and '.', no scheme or port)", sc.FQDN)
 			}
-		} else if sc.FQDN != "" && !isHostname(sc.FQDN) {
+		} else if sc.FQDN != "" && !IsHostname(sc.FQDN) {
 			fail("fqdn %q is not a host name (letters, digits, '-' and '.', no scheme or port)", sc.FQDN)
 		}
 		if len(sc.Receives) > 0 {
@@ -389,9 +389,11 @@ func isODS(s string) bool {
 	return true
 }
 
-// isHostname reports whether s is a DNS host name: dot-separated labels of
-// 1 to 63 letters, digits and inner hyphens, 253 bytes at most.
-func isHostname(s string) bool {
+// IsHostname reports whether s is a DNS host name: dot-separated labels of
+// 1 to 63 letters, digits and inner hyphens, 253 bytes at most. The proxy's
+// target parser uses the same rule, so a registered FQDN and a target host
+// are judged alike.
+func IsHostname(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}

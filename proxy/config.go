@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"sspemu/agreements"
 	"sspemu/certs"
 )
 
@@ -122,7 +123,7 @@ func CheckListen(addr string) error {
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("%q has a bad port: %w", addr, err)
 	}
-	if host != "" && host != "localhost" && net.ParseIP(host) == nil && !validHostName(host) {
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil && !agreements.IsHostname(host) {
 		return fmt.Errorf("%q has a bad host", addr)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"sspemu/agreements"
 )
 
 // Target is the provider URL a consumer asked for, taken from the raw request
@@ -133,10 +135,10 @@ func checkAuthority(a string) error {
 		if port == "" {
 			return targetErr("the target URL's host %q ends with an empty port", a)
 		}
-		if !validHostName(host) {
+		if !agreements.IsHostname(host) {
 			return targetErr("the target URL's host %q is not a host name or IPv4 address", host)
 		}
-	} else if !validHostName(host) {
+	} else if !agreements.IsHostname(host) {
 		return targetErr("the target URL's host %q is not a host name or IPv4 address", host)
 	}
 	if port != "" {
@@ -146,24 +148,6 @@ func checkAuthority(a string) error {
 		}
 	}
 	return nil
-}
-
-func validHostName(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func checkPath(p string) error {
