@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+const (
+	readMetadata = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
+	searchSlot   = "urn:nhs:names:services:gpconnect:fhir:rest:search:slot-1"
+)
+
+// proxyScenario is the issue's comparison: sspemu (every check, audit.sync
+// batch) against nginx in front of the same static provider, the same
+// sspemu with audit.sync none, and the provider directly.
+func (st *stage) proxyScenario(ctx context.Context) error {
+	st.printf("\n## scenario proxy: GET metadata through each proxy to the static provider (%d-byte answer)", len(metadataBody))
+	ssp, err := st.startSSP(ctx, "sspemu-batch", "batch", false)
+	if err != nil {
+		return err
+	}
+	none, err := st.startSSP(ctx, "sspemu-none", "none", false)
+	if err != nil {
+		return err
+	}
+	ngx, err := st.startNginx(ctx, "nginx", st.prov.addr)
+	if err != nil {
+		return err
+	}
+	path := "/A20047/STU3/1/gpconnect/metadata"
+	cs := []*contender{
+		st.sspContender("sspemu", ssp, st.prov.root+"/metadata", readMetadata),
+		st.gpContender("nginx", "https://"+ngx.addr+path, ssp.config, readMetadata),
+		st.sspContender("sspemu sync=none", none, st.prov.root+"/metadata", readMetadata),
+		{name: "direct", url: "https://" + st.prov.addr + path, tls: st.consumerTLS, base: gpHeaders(readMetadata)},
+	}
+	rs, err := st.rounds(ctx, cs)
+	if err != nil {
+		return err
+	}
+	st.summary(rs, []string{"sspemu", "nginx", "sspemu sync=none", "direct"})
+	return nil
+}
+
+// slotsScenario is a slot search answered by the built-in demonstrator:
+// through sspemu, through nginx, and to the demonstrator directly (with
+// the SSP's client certificate, the only one it accepts).
+func (st *stage) slotsScenario(ctx context.Context) error {
+	st.printf("\n## scenario slots: GET Slot search (7 days, _include=Slot:schedule) answered by the demonstrator")
+	ssp, err := st.startSSP(ctx, "sspemu-demo", "batch", true)
+	if err != nil {
+		return err
+	}
+	demoAddr := strings.TrimPrefix(ssp.endpoint, "https://localhost")
+	demoAddr = "127.0.0.1" + demoAddr[:strings.IndexByte(demoAddr, '/')]
+	ngx, err := st.startNginx(ctx, "nginx-demo", demoAddr)
+	if err != nil {
+		return err
+	}
+	from := workingDay(time.Now().AddDate(0, 0, 1))
+	query := fmt.Sprintf("/Slot?start=ge%s&end=le%s&status=free&_include=Slot:schedule",
+		from.Format(time.DateOnly), from.AddDate(0, 0, 7).Format(time.DateOnly))
+	path := "/A20047/STU3/1/gpconnect" + query
+	direct := st.gpContender("demonstrator direct", "https://"+demoAddr+path, ssp.config, searchSlot)
+	direct.tls = st.sspClientTLS
+	cs := []*contender{
+		st.sspContender("sspemu", ssp, ssp.endpoint+query, searchSlot),
+		st.gpContender("nginx", "https://"+ngx.addr+path, ssp.config, searchSlot),
+		direct,
+	}
+	rs, err := st.rounds(ctx, cs)
+	if err != nil {
+		return err
+	}
+	st.summary(rs, []string{"sspemu", "nginx", "demonstrator direct"})
+	return nil
+}
+
+func workingDay(t time.Time) time.Time {
+	for t.Weekday() == time.Saturday || t.Weekday() == time.Sunday {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t
+}
+
+// sspContender sends the SSP's prefix form: the target URL after the SSP's
+// own address.
+func (st *stage) sspContender(name string, s *sspInstance, target, interaction string) *contender {
+	return st.gpContender(name, "https://"+s.addr+"/"+target, s.config, interaction)
+}
+
+// gpContender sends url with GP Connect headers and a token from sspemu
+// token with config.
+func (st *stage) gpContender(name, url, config, interaction string) *contender {
+	return &contender{
+		name: name, url: url, tls: st.consumerTLS, base: gpHeaders(interaction),
+		renewFn: func(ctx context.Context) (string, error) { return st.token(ctx, config, interaction) },
+	}
+}
+
+// rounds runs every contender once per round, in the same order, so each
+// is measured at several points in time (A B A B ...).
+func (st *stage) rounds(ctx context.Context, cs []*contender) (map[string][]result, error) {
+	defer func() {
+		for _, c := range cs {
+			c.close()
+		}
+	}()
+	out := map[string][]result{}
+	for round := 1; round <= st.o.rounds; round++ {
+		for _, c := range cs {
+			r, err := st.measure(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			out[c.name] = append(out[c.name], r)
+			st.printf("round %d  %-22s %8.0f req/s  p50 %7s  p99 %7s  success %.4f%s", round, c.name, r.rps(),
+				ms(r.quantile(0.50)), ms(r.quantile(0.99)), r.success(), failures(r))
+		}
+	}
+	return out, nil
+}
+
+func failures(r result) string {
+	if r.ok == r.requests {
+		return ""
+	}
+	return fmt.Sprintf("  codes %v first failure: %s", r.codes, r.firstErr)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+// summary prints the median of the rounds for each contender as a
+// Markdown table, and the ratios of the issue.
+func (st *stage) summary(rs map[string][]result, order []string) {
+	type row struct {
+		rps, p50, p99, succ float64
+		lo, hi              float64
+	}
+	rows := map[string]row{}
+	for _, name := range order {
+		var rps, p50, p99 []float64
+		ok, n := 0, 0
+		for _, r := range rs[name] {
+			rps = append(rps, r.rps())
+			p50 = append(p50, msf(r.quantile(0.50)))
+			p99 = append(p99, msf(r.quantile(0.99)))
+			ok += r.ok
+			n += r.requests
+		}
+		rows[name] = row{median(rps), median(p50), median(p99), float64(ok) / float64(max(n, 1)), slices.Min(rps), slices.Max(rps)}
+	}
+	st.printf("\n| %s | req/s (median of %d rounds) | range of rounds | p50 ms | p99 ms | success |", "contender", st.o.rounds)
+	st.printf("|---|---:|---:|---:|---:|---:|")
+	for _, name := range order {
+		r := rows[name]
+		st.printf("| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %.4f |", name, r.rps, r.lo, r.hi, r.p50, r.p99, r.succ)
+	}
+	s := rows["sspemu"]
+	for _, other := range order[1:] {
+		o := rows[other]
+		if strings.Contains(other, "sspemu") {
+			st.printf("%s / sspemu: throughput %.2fx, p99 %.2fx", other, o.rps/s.rps, o.p99/s.p99)
+			continue
+		}
+		st.printf("sspemu / %s: throughput %.2fx, p99 %.2fx", other, s.rps/o.rps, s.p99/o.p99)
+	}
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
