@@ -573,7 +573,7 @@ func identifiers(claim string, m map[string]json.RawMessage) ([]Identifier, *Cla
 	var out []Identifier
 	for i, it := range items {
 		path := fmt.Sprintf("%s.identifier[%d]", claim, i)
-		im, names, err := objectMembers(it)
+		im, names, err := members(it) // json.Unmarshal validated the items
 		if err != nil {
 			return out, invalidResource(claim, "%s must be an Identifier object: %v", path, err)
 		}
@@ -604,7 +604,7 @@ func humanNames(claim string, m map[string]json.RawMessage) ([]HumanName, *Claim
 	var out []HumanName
 	for i, it := range items {
 		path := fmt.Sprintf("%s.name[%d]", claim, i)
-		nm, names, err := objectMembers(it)
+		nm, names, err := members(it) // json.Unmarshal validated the items
 		if err != nil {
 			return out, invalidResource(claim, "%s must be a HumanName object: %v", path, err)
 		}
@@ -715,7 +715,10 @@ func decodePractitioner(raw json.RawMessage) (Practitioner, *ClaimError) {
 
 // objectMembers decodes data as exactly one JSON object, refusing invalid
 // UTF-8, duplicate member names and anything after the object. It returns
-// the members and their names in document order.
+// the members and their names in document order. The values are slices of
+// data. Once json.Valid has accepted data, a plain scan finds the member
+// boundaries: this runs several times per request, and a json.Decoder
+// cost most of the JWT check.
 func objectMembers(data []byte) (map[string]json.RawMessage, []string, error) {
 	if !utf8.Valid(data) {
 		return nil, nil, fmt.Errorf("not valid UTF-8")
@@ -723,34 +726,122 @@ func objectMembers(data []byte) (map[string]json.RawMessage, []string, error) {
 	if !json.Valid(data) {
 		return nil, nil, fmt.Errorf("not valid JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading JSON: %w", err)
+	return members(data)
+}
+
+// members splits a JSON object that is already known to be valid (a value
+// sliced from a validated document, or an item json.Unmarshal accepted)
+// into its members. It never indexes past data, so even invalid input
+// gives an error, not a panic.
+func members(data []byte) (map[string]json.RawMessage, []string, error) {
+	at := func(i int) byte {
+		if i < len(data) {
+			return data[i]
+		}
+		return 0
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	i := skipSpace(data, 0)
+	if at(i) != '{' {
 		return nil, nil, fmt.Errorf("a JSON %s, not an object", jsonKind(bytes.TrimSpace(data)))
 	}
-	m := map[string]json.RawMessage{}
-	var names []string
-	for dec.More() {
-		tok, err := dec.Token()
+	m := make(map[string]json.RawMessage, 8)
+	names := make([]string, 0, 8)
+	if i = skipSpace(data, i+1); at(i) == '}' {
+		return m, names, nil
+	}
+	for {
+		if at(i) != '"' {
+			return nil, nil, fmt.Errorf("not valid JSON")
+		}
+		end := stringEnd(data, i)
+		name, err := unquoteName(data[i:end])
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading member name: %w", err)
 		}
-		name, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, fmt.Errorf("reading member %q: %w", name, err)
+		if i = skipSpace(data, end); at(i) != ':' {
+			return nil, nil, fmt.Errorf("not valid JSON")
 		}
+		i = skipSpace(data, i+1)
+		if i >= len(data) {
+			return nil, nil, fmt.Errorf("not valid JSON")
+		}
+		vend := valueEnd(data, i)
 		if _, dup := m[name]; dup {
 			return nil, nil, fmt.Errorf("member %q appears twice", truncate(name, 40))
 		}
-		m[name] = v
+		m[name] = json.RawMessage(data[i:vend])
 		names = append(names, name)
+		switch i = skipSpace(data, vend); at(i) {
+		case '}':
+			return m, names, nil
+		case ',':
+			i = skipSpace(data, i+1)
+		default:
+			return nil, nil, fmt.Errorf("not valid JSON")
+		}
 	}
-	return m, names, nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that opens at data[i].
+func stringEnd(data []byte, i int) int {
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(data)
+}
+
+// valueEnd returns the index just past the valid JSON value at data[i].
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				j = stringEnd(data, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(data)
+	}
+	j := i
+	for j < len(data) && !strings.ContainsRune(",}] \t\r\n", rune(data[j])) {
+		j++
+	}
+	return j
+}
+
+// unquoteName turns a quoted member name into its text; most names have no
+// escapes and need no decoding.
+func unquoteName(quoted []byte) (string, error) {
+	if len(quoted) < 2 {
+		return "", fmt.Errorf("not valid JSON")
+	}
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return string(quoted[1 : len(quoted)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(quoted, &s)
+	return s, err
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
