@@ -166,6 +166,40 @@ func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, 
 	return s.submit(ctx, s.tx, &pending{body: body, tx: &tr})
 }
 
+// QueueTransaction hands t to the transaction chain's writer without
+// waiting for it to be written: the request it describes is already
+// answered, and its audit record was made durable before that, so a
+// transaction record has no reason to hold the connection for an fsync.
+// It is written in order, chained and fsynced with the next batch; a crash
+// can lose the last few transaction records, never an audit record. It
+// blocks only while the writer's queue is full (back-pressure).
+func (s *Store) QueueTransaction(t *Transaction) error {
+	if t == nil {
+		return errors.New("audit: queue transaction: nil transaction")
+	}
+	tr := *t
+	tr.Seq = 0
+	if tr.Time.IsZero() {
+		tr.Time = time.Now()
+	}
+	tr.Time = tr.Time.UTC()
+	body, err := json.Marshal(&tr)
+	if err != nil {
+		return fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
+	}
+	p := &pending{body: body, tx: &tr, done: make(chan error, 1)}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.tx.failed(); err != nil {
+		return err
+	}
+	s.tx.reqs <- p
+	return nil
+}
+
 func (s *Store) submit(ctx context.Context, c *chain, p *pending) (uint64, error) {
 	p.done = make(chan error, 1)
 	s.mu.RLock()

@@ -107,7 +107,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 	if t.TraceID == "" {
 		t.TraceID = r.Header.Get("Ssp-TraceID")
 	}
-	if _, err := s.audit.AppendTransaction(context.WithoutCancel(r.Context()), t); err != nil {
+	if err := s.audit.QueueTransaction(t); err != nil {
 		s.log.Error("transaction record not written", "trace_id", t.TraceID, "err", err)
 	}
 	outcome := decision

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"sspemu/gpconnect"
@@ -208,6 +209,29 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// ReadFrom lets io.Copy hand the provider's body to the server's own copy
+// path (no 32 KiB buffer per response) when the length is known; a
+// streamed answer goes through Write, which flushes each piece.
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if w.length < 0 || !ok {
+		buf := copyBuffers.Get().(*[]byte)
+		defer copyBuffers.Put(buf)
+		return io.CopyBuffer(writerOnly{w}, r, *buf)
+	}
+	n, err := rf.ReadFrom(r)
+	w.n += n
+	return n, err
+}
+
+// writerOnly hides ReadFrom so io.CopyBuffer uses the given buffer.
+type writerOnly struct{ io.Writer }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (w *countingWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 

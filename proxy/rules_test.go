@@ -336,13 +336,14 @@ func TestAuditRecordsDecisions(t *testing.T) {
 	bad.Set("Ssp-To", "918999198999")
 	readBody(t, rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+p.root+"/metadata", bad, ""))
 	s.srv.Shutdown(context.Background())
-	ts, err := s.store.Transactions(auditFilter(h.Get("Ssp-TraceID")))
-	if err != nil || len(ts) != 1 || ts[0].Decision != "forwarded" || ts[0].Status != 200 {
-		t.Fatalf("forwarded transaction: %+v %v", ts, err)
+	// Transaction records are queued, not awaited: wait for them.
+	ts := waitTransaction(t, s, h.Get("Ssp-TraceID"))
+	if ts.Decision != "forwarded" || ts.Status != 200 {
+		t.Fatalf("forwarded transaction: %+v", ts)
 	}
-	ts, err = s.store.Transactions(auditFilter(bad.Get("Ssp-TraceID")))
-	if err != nil || len(ts) != 1 || ts[0].Decision != "refused" || ts[0].Rule != "receiver" || ts[0].Status != 403 {
-		t.Fatalf("refused transaction: %+v %v", ts, err)
+	ts = waitTransaction(t, s, bad.Get("Ssp-TraceID"))
+	if ts.Decision != "refused" || ts.Rule != "receiver" || ts.Status != 403 {
+		t.Fatalf("refused transaction: %+v", ts)
 	}
 	data, err := os.ReadFile(filepath.Join(s.dir, "audit-000001.jsonl"))
 	if err != nil {
@@ -357,4 +358,21 @@ func TestAuditRecordsDecisions(t *testing.T) {
 	}
 }
 
-func auditFilter(traceID string) audit.Filter { return audit.Filter{TraceID: traceID} }
+// waitTransaction polls for the transaction record of traceID.
+func waitTransaction(t *testing.T, s *ssp, traceID string) audit.Transaction {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ts, err := s.store.Transactions(audit.Filter{TraceID: traceID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) == 1 {
+			return ts[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no transaction record for %s: %v", traceID, ts)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -18,9 +18,11 @@ import (
 )
 
 // Auditor is where the chain makes its records durable; *audit.Store is one.
+// Append returns once the record is durable; QueueTransaction does not wait,
+// since the request is already answered.
 type Auditor interface {
 	Append(ctx context.Context, r *audit.Record) (uint64, error)
-	AppendTransaction(ctx context.Context, t *audit.Transaction) (uint64, error)
+	QueueTransaction(t *audit.Transaction) error
 }
 
 // Metrics receives one observation per request; NopMetrics is the default.
