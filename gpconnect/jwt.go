@@ -158,6 +158,53 @@ func (c Claims) Summary() ClaimSummary {
 type Token struct {
 	Raw    string
 	Claims Claims
+
+	// decoded holds ParseAuthorization's strict decoding of the three
+	// resource claims, so Check does not decode them again; Check uses it
+	// only while the claims' bytes are the ones it was made from.
+	decoded *decodedResources
+}
+
+type decodedResources struct {
+	devRaw, orgRaw, prRaw json.RawMessage
+	dev                   Device
+	devErr                *ClaimError
+	org                   Organization
+	orgErr                *ClaimError
+	pr                    Practitioner
+	prErr                 *ClaimError
+}
+
+// device, organization and practitioner return the strict decoding of
+// each resource claim: ParseAuthorization's when the bytes are unchanged,
+// else a fresh one (a Token built or edited by hand).
+func (t *Token) device() (Device, *ClaimError) {
+	if d := t.decoded; d != nil && bytes.Equal(d.devRaw, t.Claims.RequestingDeviceJSON) {
+		return d.dev, copyErr(d.devErr)
+	}
+	return decodeDevice(t.Claims.RequestingDeviceJSON)
+}
+
+func (t *Token) organization() (Organization, *ClaimError) {
+	if d := t.decoded; d != nil && bytes.Equal(d.orgRaw, t.Claims.RequestingOrganizationJSON) {
+		return d.org, copyErr(d.orgErr)
+	}
+	return decodeOrganization(t.Claims.RequestingOrganizationJSON)
+}
+
+func (t *Token) practitioner() (Practitioner, *ClaimError) {
+	if d := t.decoded; d != nil && bytes.Equal(d.prRaw, t.Claims.RequestingPractitionerJSON) {
+		return d.pr, copyErr(d.prErr)
+	}
+	return decodePractitioner(t.Claims.RequestingPractitionerJSON)
+}
+
+func copyErr(e *ClaimError) *ClaimError {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	return &c
 }
 
 // ParseAuthorization decodes an Authorization header value strictly as
@@ -201,8 +248,8 @@ func ParseAuthorization(header string) (*Token, *ClaimError) {
 	if err != nil {
 		return nil, badRequest("payload", "the JWT payload must be one JSON object: %v", err)
 	}
-	t := &Token{Raw: raw}
-	return t, decodeClaims(members, &t.Claims)
+	t := &Token{Raw: raw, decoded: &decodedResources{}}
+	return t, decodeClaims(members, &t.Claims, t.decoded)
 }
 
 // decodePart base64url-decodes one JWT part, naming the defect precisely.
@@ -247,7 +294,7 @@ func checkJOSEHeader(b []byte) *ClaimError {
 // decodeClaims fills c from the payload members and returns the first
 // problem, in claim order. It carries on past problems so c holds all that
 // could be read.
-func decodeClaims(m map[string]json.RawMessage, c *Claims) *ClaimError {
+func decodeClaims(m map[string]json.RawMessage, c *Claims, d *decodedResources) *ClaimError {
 	var first *ClaimError
 	keep := func(e *ClaimError) {
 		if first == nil && e != nil {
@@ -267,9 +314,11 @@ func decodeClaims(m map[string]json.RawMessage, c *Claims) *ClaimError {
 	if rr, ok := m[ClaimRequestedRecord]; ok {
 		c.RequestedRecordJSON = rr
 	}
-	c.RequestingDevice, _ = decodeDevice(c.RequestingDeviceJSON)
-	c.RequestingOrganization, _ = decodeOrganization(c.RequestingOrganizationJSON)
-	c.RequestingPractitioner, _ = decodePractitioner(c.RequestingPractitionerJSON)
+	d.dev, d.devErr = decodeDevice(c.RequestingDeviceJSON)
+	d.org, d.orgErr = decodeOrganization(c.RequestingOrganizationJSON)
+	d.pr, d.prErr = decodePractitioner(c.RequestingPractitionerJSON)
+	d.devRaw, d.orgRaw, d.prRaw = c.RequestingDeviceJSON, c.RequestingOrganizationJSON, c.RequestingPractitionerJSON
+	c.RequestingDevice, c.RequestingOrganization, c.RequestingPractitioner = d.dev, d.org, d.pr
 	return first
 }
 
@@ -392,13 +441,13 @@ func (p JWTPolicy) Check(t *Token, in Interaction, now time.Time) *ClaimError {
 	if cerr := checkScope(c.RequestedScope, in); cerr != nil {
 		return cerr
 	}
-	if cerr := checkDevice(c.RequestingDeviceJSON); cerr != nil {
+	if cerr := checkDevice(t.device()); cerr != nil {
 		return cerr
 	}
-	if cerr := checkOrganization(c.RequestingOrganizationJSON); cerr != nil {
+	if cerr := checkOrganization(t.organization()); cerr != nil {
 		return cerr
 	}
-	pr, cerr := checkPractitioner(c.RequestingPractitionerJSON)
+	pr, cerr := checkPractitioner(t.practitioner())
 	if cerr != nil {
 		return cerr
 	}
@@ -420,8 +469,7 @@ func checkScope(scope string, in Interaction) *ClaimError {
 	return nil
 }
 
-func checkDevice(raw json.RawMessage) *ClaimError {
-	d, cerr := decodeDevice(raw)
+func checkDevice(d Device, cerr *ClaimError) *ClaimError {
 	if cerr != nil {
 		return cerr
 	}
@@ -438,8 +486,7 @@ func checkDevice(raw json.RawMessage) *ClaimError {
 	return nil
 }
 
-func checkOrganization(raw json.RawMessage) *ClaimError {
-	o, cerr := decodeOrganization(raw)
+func checkOrganization(o Organization, cerr *ClaimError) *ClaimError {
 	if cerr != nil {
 		return cerr
 	}
@@ -458,8 +505,7 @@ func checkOrganization(raw json.RawMessage) *ClaimError {
 	return badRequest(n, "requesting_organization has no identifier with system %s (the organisation's ODS code)", SystemODSCode)
 }
 
-func checkPractitioner(raw json.RawMessage) (Practitioner, *ClaimError) {
-	pr, cerr := decodePractitioner(raw)
+func checkPractitioner(pr Practitioner, cerr *ClaimError) (Practitioner, *ClaimError) {
 	if cerr != nil {
 		return pr, cerr
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -95,4 +96,28 @@ func FuzzMembers(f *testing.F) {
 			t.Fatalf("%q: %v / reference %v", data, err, rerr)
 		}
 	})
+}
+
+// TestCheckJudgesEditedClaims: Check reuses ParseAuthorization's decoding
+// only while the resource claims are unchanged; an edited claim is judged
+// afresh.
+func TestCheckJudgesEditedClaims(t *testing.T) {
+	in, _ := Lookup(ReadPatient)
+	now := time.Now()
+	tok, cerr := ParseAuthorization("Bearer " + DefaultTokenSpec(in, "https://x/A1/STU3/1/gpconnect", now).Encode())
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if cerr := (JWTPolicy{}).Check(tok, in, now); cerr != nil {
+		t.Fatalf("valid token refused: %v", cerr)
+	}
+	tok.Claims.RequestingPractitionerJSON = json.RawMessage(`{"resourceType":"Device"}`)
+	if cerr := (JWTPolicy{}).Check(tok, in, now); cerr == nil || cerr.Claim != ClaimRequestingPractitioner {
+		t.Fatalf("an edited practitioner claim passed: %v", cerr)
+	}
+	tok.Claims.RequestingPractitionerJSON = nil
+	tok.Claims.RequestingOrganizationJSON = json.RawMessage(`{"resourceType":"Organization","name":"x"}`)
+	if cerr := (JWTPolicy{}).Check(tok, in, now); cerr == nil {
+		t.Fatal("an edited organisation claim passed")
+	}
 }
