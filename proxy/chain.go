@@ -2,9 +2,8 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -60,11 +59,8 @@ func (s *Server) begin(next http.Handler) http.Handler {
 		sc := &scope{start: s.now(), table: s.registry()}
 		sc.format, _ = gpconnect.NegotiateResponse(rawQueryOf(r.RequestURI), r.Header.Get("Accept"), "")
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			leaf := r.TLS.PeerCertificates[0]
-			sum := sha256.Sum256(leaf.Raw)
-			sc.subject = leaf.Subject.String()
-			sc.fingerprint = hex.EncodeToString(sum[:])
-			sc.names = certNames(leaf)
+			id := s.identities.of(r.TLS.PeerCertificates[0])
+			sc.subject, sc.fingerprint, sc.names = id.subject, id.fingerprint, id.names
 		}
 		cw := &countingWriter{ResponseWriter: w}
 		cb := &countingBody{ReadCloser: r.Body}
@@ -115,8 +111,10 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 	if sc.upstream > 0 {
 		s.metrics.Upstream(sc.upstream.Seconds())
 	}
-	s.log.Debug("request", "trace_id", t.TraceID, "method", r.Method, "target", sc.target.Raw,
-		"status", status, "decision", decision, "rule", sc.rule, "seconds", total.Seconds())
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("request", "trace_id", t.TraceID, "method", r.Method, "target", sc.target.Raw,
+			"status", status, "decision", decision, "rule", sc.rule, "seconds", total.Seconds())
+	}
 }
 
 // checkMethod passes GET, POST and PUT, answers the CORS preflight itself
@@ -291,10 +289,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	if !s.record(w, r, sc) {
 		return
 	}
-	out := r.Clone(r.Context())
+	// A shallow copy: the consumer's request is not used again, so its
+	// header map is edited in place rather than cloned.
+	out := r.WithContext(r.Context())
 	out.URL = targetURL(sc.target)
 	out.Host = sc.target.Host
-	out.RequestURI = r.RequestURI // goproxy clears it before sending
 	removeHopHeaders(out.Header)
 	out.Header.Add("Forwarded", forwardedFor(r.RemoteAddr))
 	s.engine.ServeHTTP(w, out)

@@ -52,16 +52,17 @@ type Options struct {
 // Server is one SSP: a consumer-facing TLS listener in front of the check
 // chain and the forwarding engine.
 type Server struct {
-	cfg       Config
-	registry  func() *agreements.Table
-	audit     Auditor
-	metrics   Metrics
-	log       *slog.Logger
-	now       func() time.Time
-	serverTLS *tls.Config
-	transport *http.Transport
-	engine    *goproxy.ProxyHttpServer
-	handler   http.Handler
+	cfg        Config
+	registry   func() *agreements.Table
+	audit      Auditor
+	metrics    Metrics
+	log        *slog.Logger
+	now        func() time.Time
+	serverTLS  *tls.Config
+	transport  *http.Transport
+	engine     *goproxy.ProxyHttpServer
+	handler    http.Handler
+	identities identities
 
 	mu   sync.Mutex
 	srvs []*http.Server
