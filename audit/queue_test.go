@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestQueueTransaction checks that queued transaction records are all
@@ -52,5 +53,33 @@ func TestQueueTransaction(t *testing.T) {
 	ts, err := s.Transactions(Filter{TraceID: "g7-49"})
 	if err != nil || len(ts) != 1 {
 		t.Fatalf("queued transaction not found after reopen: %v %v", ts, err)
+	}
+}
+
+// TestLazyTransactionChainSyncsWhenIdle: under sync batch the transaction
+// chain fsyncs at most every transactionSyncEvery, so with no more traffic
+// its head must still catch up with the written records by itself.
+func TestLazyTransactionChainSyncsWhenIdle(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Sync: SyncBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 10 {
+		if err := s.QueueTransaction(&Transaction{TraceID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h, err := readHead(headPath(dir, TransactionChain))
+		if err == nil && h != nil && h.Seq == 10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the head never reached seq 10: %+v %v", h, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

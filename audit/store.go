@@ -108,6 +108,11 @@ func Open(dir string, opt Options) (*Store, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	if mode == SyncBatch {
+		// Nobody waits on a transaction record (QueueTransaction): fsync
+		// the chain at most every transactionSyncEvery, not per batch.
+		s.tx.lazy = transactionSyncEvery
+	}
 	s.recent = newRing(recent, s.tx.seq+1)
 	s.tx.onDurable = s.recent.add
 	go s.audit.run()
@@ -166,13 +171,19 @@ func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, 
 	return s.submit(ctx, s.tx, &pending{body: body, tx: &tr})
 }
 
+// transactionSyncEvery bounds how long a written transaction record may
+// wait for its fsync under sync batch. The audit chain is never lazy.
+const transactionSyncEvery = 200 * time.Millisecond
+
 // QueueTransaction hands t to the transaction chain's writer without
 // waiting for it to be written: the request it describes is already
 // answered, and its audit record was made durable before that, so a
 // transaction record has no reason to hold the connection for an fsync.
-// It is written in order, chained and fsynced with the next batch; a crash
-// can lose the last few transaction records, never an audit record. It
-// blocks only while the writer's queue is full (back-pressure).
+// It is written in order, chained, and fsynced within transactionSyncEvery
+// under sync batch; a power cut can lose the last few transaction records
+// (a killed process cannot: they are in the kernel's page cache), never an
+// audit record. It blocks only while the writer's queue is full
+// (back-pressure).
 func (s *Store) QueueTransaction(t *Transaction) error {
 	if t == nil {
 		return errors.New("audit: queue transaction: nil transaction")
@@ -261,7 +272,7 @@ func (s *Store) Dir() string { return s.dir }
 // pending is one record on its way to disk.
 type pending struct {
 	body []byte       // a JSON object without seq, prev and hash
-	tx   *Transaction // kept in memory once durable; nil for audit records
+	tx   *Transaction // kept in memory once written; nil for audit records
 	seq  uint64       // set by the writer before done
 	done chan error
 }
@@ -279,7 +290,15 @@ type chain struct {
 
 	onDurable func([]*pending)
 
+	// lazy, when set, lets the chain's fsync wait up to this long after a
+	// batch (the transaction chain under batch: nobody waits on it). The
+	// head file then moves only after a real fsync, so it never vouches for
+	// records a power cut could take.
+	lazy time.Duration
+
 	// writer owned
+	dirty    bool // records written since the last fsync (lazy chains)
+	lastSync time.Time
 	f        *os.File
 	headF    *os.File
 	index    int
@@ -478,7 +497,25 @@ func lastRecord(path string, want uint64) (last entry, wantHash *[32]byte, ok bo
 func (c *chain) run() {
 	defer close(c.done)
 	batch := make([]*pending, 0, 64)
-	for p := range c.reqs {
+	var timer *time.Timer
+	var tick <-chan time.Time
+	for {
+		if c.dirty && timer == nil {
+			timer = time.NewTimer(c.lazy)
+			tick = timer.C
+		}
+		var p *pending
+		var ok bool
+		select {
+		case p, ok = <-c.reqs:
+		case <-tick:
+			timer, tick = nil, nil
+			c.syncDirty()
+			continue
+		}
+		if !ok {
+			break
+		}
 		batch = append(batch[:0], p)
 	drain:
 		for len(batch) < maxBatch {
@@ -501,7 +538,39 @@ func (c *chain) run() {
 		}
 		clear(batch)
 	}
+	if timer != nil {
+		timer.Stop()
+	}
 	c.closeErr = c.finish()
+}
+
+// syncDirty makes a lazy chain's written records durable and moves the
+// head to them.
+func (c *chain) syncDirty() {
+	if !c.dirty || c.failed() != nil {
+		return
+	}
+	if err := c.syncFile(c.f, 0); err != nil {
+		c.fail(err)
+		return
+	}
+	if err := c.writeHead(false); err != nil {
+		c.fail(err)
+	}
+}
+
+// syncFile fsyncs f and clears the chain's dirty mark; n > 0 reports the
+// fsync to the observer as covering n records.
+func (c *chain) syncFile(f *os.File, n int) error {
+	start := time.Now()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("audit: fsync %s: %w", f.Name(), err)
+	}
+	c.dirty, c.lastSync = false, time.Now()
+	if c.obs != nil && n > 0 {
+		c.obs.Fsync(time.Since(start).Seconds(), n)
+	}
+	return nil
 }
 
 // commit writes ps as one unit and answers each caller.
@@ -514,7 +583,10 @@ func (c *chain) commit(ps []*pending) {
 		}
 	}
 	if err == nil {
-		if herr := c.writeHead(false); herr != nil {
+		if c.dirty {
+			// A lazy chain's records are written, not yet fsynced: the
+			// head waits for syncDirty.
+		} else if herr := c.writeHead(false); herr != nil {
 			// The records are durable; later ones are refused because
 			// the anchor can no longer follow the chain.
 			c.fail(herr)
@@ -571,19 +643,21 @@ func (c *chain) flush(b []byte, n int) error {
 	if c.mode == SyncNone || n == 0 {
 		return nil
 	}
-	start := time.Now()
-	if err := c.f.Sync(); err != nil {
-		return fmt.Errorf("audit: fsync %s: %w", filepath.Join(c.dir, c.fileName()), err)
+	if c.lazy > 0 && time.Since(c.lastSync) < c.lazy {
+		c.dirty = true
+		return nil
 	}
-	if c.obs != nil {
-		c.obs.Fsync(time.Since(start).Seconds(), n)
-	}
-	return nil
+	return c.syncFile(c.f, n)
 }
 
 // rotate closes the current file and starts the next; the chain continues
 // because the next record's prev is the last record of this file.
 func (c *chain) rotate() error {
+	if c.dirty {
+		if err := c.syncFile(c.f, 0); err != nil {
+			return err
+		}
+	}
 	if err := c.f.Close(); err != nil {
 		return fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err)
 	}
@@ -628,8 +702,8 @@ func (c *chain) finish() error {
 		errs = append(errs, err)
 	} else {
 		if c.mode != SyncNone {
-			if err := c.f.Sync(); err != nil {
-				errs = append(errs, fmt.Errorf("audit: fsync %s: %w", filepath.Join(c.dir, c.fileName()), err))
+			if err := c.syncFile(c.f, 0); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		if len(errs) == 0 {
