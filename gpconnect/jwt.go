@@ -284,7 +284,7 @@ func checkJOSEHeader(b []byte) *ClaimError {
 			return badRequest("header", "the JWT header lacks %q: it must be {\"alg\":\"none\",\"typ\":\"JWT\"}", want[0])
 		}
 		var v string
-		if json.Unmarshal(rawv, &v) != nil || v != want[1] {
+		if unmarshalString(rawv, &v) != nil || v != want[1] {
 			return badRequest("header", "the JWT header %s must be %q, got %s", want[0], want[1], truncate(string(rawv), 40))
 		}
 	}
@@ -333,7 +333,7 @@ func stringClaim(m map[string]json.RawMessage, name string, dst *string, want st
 	if raw[0] != '"' {
 		return badRequest(name, "the %s claim must be a JSON string (%s), got %s", name, want, jsonKind(raw))
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
+	if err := unmarshalString(raw, dst); err != nil {
 		return badRequest(name, "the %s claim is not a valid JSON string: %v", name, err)
 	}
 	if *dst == "" {
@@ -571,7 +571,7 @@ func resource(claim string, raw json.RawMessage, want string, elements []string)
 	}
 	rt, ok := m["resourceType"]
 	var got string
-	if !ok || json.Unmarshal(rt, &got) != nil {
+	if !ok || unmarshalString(rt, &got) != nil {
 		return m, invalidResource(claim, "%s has no resourceType: it must be a FHIR STU3 %s with \"resourceType\": %q", claim, want, want)
 	}
 	if got != want {
@@ -588,7 +588,7 @@ func resource(claim string, raw json.RawMessage, want string, elements []string)
 	}
 	if id, ok := m["id"]; ok {
 		var s string
-		if json.Unmarshal(id, &s) != nil || !IsLogicalID(s) {
+		if unmarshalString(id, &s) != nil || !IsLogicalID(s) {
 			return m, invalidResource(claim, "%s.id must be a FHIR id (1-64 of A-Z a-z 0-9 - .), got %s", claim, truncate(string(id), 40))
 		}
 	}
@@ -601,7 +601,7 @@ func elementString(claim string, m map[string]json.RawMessage, name string, dst 
 	if !ok {
 		return nil
 	}
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
+	if len(raw) == 0 || raw[0] != '"' || unmarshalString(raw, dst) != nil {
 		return invalidResource(claim, "%s.%s must be a JSON string, got %s", claim, name, jsonKind(raw))
 	}
 	return nil
@@ -613,7 +613,7 @@ func identifiers(claim string, m map[string]json.RawMessage) ([]Identifier, *Cla
 		return nil, nil
 	}
 	var items []json.RawMessage
-	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+	if len(raw) == 0 || raw[0] != '[' || splitArray(raw, &items) != nil {
 		return nil, invalidResource(claim, "%s.identifier must be a JSON array of Identifier objects, got %s", claim, jsonKind(raw))
 	}
 	var out []Identifier
@@ -644,7 +644,7 @@ func humanNames(claim string, m map[string]json.RawMessage) ([]HumanName, *Claim
 		return nil, nil
 	}
 	var items []json.RawMessage
-	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+	if len(raw) == 0 || raw[0] != '[' || splitArray(raw, &items) != nil {
 		return nil, invalidResource(claim, "%s.name must be a JSON array of HumanName objects, got %s", claim, jsonKind(raw))
 	}
 	var out []HumanName
@@ -695,7 +695,7 @@ func decodeDevice(raw json.RawMessage) (Device, *ClaimError) {
 	var d Device
 	m, cerr := resource(n, raw, "Device", deviceElements)
 	if m != nil {
-		_ = json.Unmarshal(m["resourceType"], &d.ResourceType)
+		_ = unmarshalString(m["resourceType"], &d.ResourceType)
 	}
 	if cerr != nil {
 		return d, cerr
@@ -718,7 +718,7 @@ func decodeOrganization(raw json.RawMessage) (Organization, *ClaimError) {
 	var o Organization
 	m, cerr := resource(n, raw, "Organization", organizationElements)
 	if m != nil {
-		_ = json.Unmarshal(m["resourceType"], &o.ResourceType)
+		_ = unmarshalString(m["resourceType"], &o.ResourceType)
 	}
 	if cerr != nil {
 		return o, cerr
@@ -741,7 +741,7 @@ func decodePractitioner(raw json.RawMessage) (Practitioner, *ClaimError) {
 	var p Practitioner
 	m, cerr := resource(n, raw, "Practitioner", practitionerElements)
 	if m != nil {
-		_ = json.Unmarshal(m["resourceType"], &p.ResourceType)
+		_ = unmarshalString(m["resourceType"], &p.ResourceType)
 	}
 	if cerr != nil {
 		return p, cerr
@@ -921,4 +921,65 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
+}
+
+// unmarshalString decodes a JSON string value. Most claim strings have no
+// escapes and are taken as they stand; anything else goes to encoding/json,
+// which also gives the error for a value that is not a string.
+func unmarshalString(raw []byte, dst *string) error {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if c == '\\' || c == '"' || c < ' ' {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(raw) {
+			*dst = string(raw[1 : n-1])
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+// splitArray splits a JSON array that is part of an already validated
+// document into its items, as json.Unmarshal into []json.RawMessage would;
+// anything it does not expect goes to encoding/json, which judges it.
+func splitArray(raw []byte, dst *[]json.RawMessage) error {
+	at := func(i int) byte {
+		if i < len(raw) {
+			return raw[i]
+		}
+		return 0
+	}
+	i := skipSpace(raw, 0)
+	if at(i) != '[' {
+		return json.Unmarshal(raw, dst)
+	}
+	items := make([]json.RawMessage, 0, 4)
+	if i = skipSpace(raw, i+1); at(i) == ']' {
+		if skipSpace(raw, i+1) != len(raw) {
+			return json.Unmarshal(raw, dst)
+		}
+		*dst = items
+		return nil
+	}
+	for i < len(raw) {
+		end := valueEnd(raw, i)
+		items = append(items, json.RawMessage(raw[i:end]))
+		switch i = skipSpace(raw, end); at(i) {
+		case ']':
+			if skipSpace(raw, i+1) != len(raw) {
+				return json.Unmarshal(raw, dst)
+			}
+			*dst = items
+			return nil
+		case ',':
+			i = skipSpace(raw, i+1)
+		default:
+			return json.Unmarshal(raw, dst)
+		}
+	}
+	return json.Unmarshal(raw, dst)
 }

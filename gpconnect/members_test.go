@@ -121,3 +121,41 @@ func TestCheckJudgesEditedClaims(t *testing.T) {
 		t.Fatal("an edited organisation claim passed")
 	}
 }
+
+// FuzzSplitArray and FuzzUnmarshalString check the fast paths against
+// encoding/json on every valid document.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, `[1]`, ` [ {"a":[1,"]"]} , "x" , null ] `, `[[],[[]]]`, `["\""]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got, want []json.RawMessage
+		err := splitArray(data, &got)
+		if !json.Valid(data) {
+			return
+		}
+		werr := json.Unmarshal(data, &want)
+		if (err == nil) != (werr == nil) || len(got) != len(want) {
+			t.Fatalf("%q: %d items %v, encoding/json %d items %v", data, len(got), err, len(want), werr)
+		}
+		for i := range want {
+			if !bytes.Equal(bytes.TrimSpace(got[i]), bytes.TrimSpace(want[i])) {
+				t.Fatalf("%q: item %d %q, encoding/json %q", data, i, got[i], want[i])
+			}
+		}
+	})
+}
+
+func FuzzUnmarshalString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"a\"b"`, `""`, `1`, `"\u00e9"`, "\"\xff\"", `"é"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got, want string
+		err := unmarshalString(data, &got)
+		werr := json.Unmarshal(data, &want)
+		if (err == nil) != (werr == nil) || got != want {
+			t.Fatalf("%q: %q %v, encoding/json %q %v", data, got, err, want, werr)
+		}
+	})
+}
