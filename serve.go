@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -103,6 +104,7 @@ func serve(ctx context.Context, cfg Config, rl *reloader, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	tuneGC(log)
 	rl.prime(cfg)
 	st, err := start(cfg, log)
 	if err != nil {
@@ -114,6 +116,21 @@ func serve(ctx context.Context, cfg Config, rl *reloader, stderr io.Writer) erro
 	defer stop()
 	go rl.run(rctx)
 	return wait(ctx, st)
+}
+
+// tuneGC lets the heap grow to five times the live data before a
+// collection (GOGC=400), under a soft 1 GiB limit: the SSP's live heap is a
+// few MiB, and the default GOGC=100 spent a fifth of the request path's
+// CPU collecting (BenchmarkChain/parallel/forwarded: 85 -> 68 µs per
+// request). GOGC and GOMEMLIMIT in the environment still decide.
+func tuneGC(log *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(1 << 30)
+	}
+	log.Debug("garbage collector tuned", "gogc_env", os.Getenv("GOGC"), "gomemlimit_env", os.Getenv("GOMEMLIMIT"))
 }
 
 // ensurePKI makes the dev PKI in <state_dir>/pki when it is missing.
