@@ -245,7 +245,11 @@ func (d *Demonstrator) check(r *http.Request, f gpconnect.Format) (*request, *ou
 			"the demonstrator does not offer %s (%s)", in.Name, in.ID)
 	}
 	now := d.now()
-	if _, ce := d.policy.CheckAuthorization(r.Header.Get("Authorization"), in, now); ce != nil {
+	tok, ce := d.policy.CheckAuthorization(r.Header.Get("Authorization"), in, now)
+	if ce == nil {
+		ce = gpconnect.CheckAudience(tok, d.baseURL)
+	}
+	if ce != nil {
 		status := ce.Status
 		if status == 0 {
 			status = http.StatusBadRequest

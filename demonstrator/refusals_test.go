@@ -84,6 +84,7 @@ func TestRefusals(t *testing.T) {
 
 		// JWT.
 		{"no Authorization", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": ""}}, 400, gpconnect.CodeBadRequest},
+		{"JWT aud of another provider", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": "Bearer " + gpconnect.DefaultTokenSpec(mustInteraction(gpconnect.ReadMetadata), "https://other.example/B1/STU3/1/gpconnect", testNow).Encode()}}, 400, gpconnect.CodeBadRequest},
 		{"JWT not a token", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": "Bearer x.y."}}, 400, gpconnect.CodeBadRequest},
 		{"JWT scope for another interaction", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Authorization": "Bearer " + tokenFor(gpconnect.ReadPatient)}}, 400, gpconnect.CodeBadRequest},
 
@@ -213,4 +214,9 @@ func deviceAsPatient(t *testing.T) string {
 	}
 	parts[1] = base64.RawURLEncoding.EncodeToString(b)
 	return strings.Join(parts, ".")
+}
+
+func mustInteraction(id string) gpconnect.Interaction {
+	in, _ := gpconnect.Lookup(id)
+	return in
 }

@@ -983,3 +983,22 @@ func splitArray(raw []byte, dst *[]json.RawMessage) error {
 	}
 	return json.Unmarshal(raw, dst)
 }
+
+// LegacyAudience is the aud value of earlier GP Connect versions, still
+// sent by some consumers and accepted (ssp-behaviour §5).
+const LegacyAudience = "https://authorize.fhir.nhs.net/token"
+
+// CheckAudience requires aud to be the provider's service root, byte for
+// byte, or the legacy authorisation-server URL. Check cannot do it: only the
+// caller knows which provider the token is for.
+func CheckAudience(t *Token, serviceRoot string) *ClaimError {
+	if t == nil || serviceRoot == "" {
+		return nil
+	}
+	aud := t.Claims.Audience
+	if aud == serviceRoot || aud == LegacyAudience {
+		return nil
+	}
+	return badRequest(ClaimAudience, "aud must be the provider's service root %s (or the legacy %s), got %q",
+		serviceRoot, LegacyAudience, truncate(aud, 200))
+}

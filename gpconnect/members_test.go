@@ -159,3 +159,15 @@ func FuzzUnmarshalString(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckAudience(t *testing.T) {
+	root := "https://localhost:9443/A20047/STU3/1/gpconnect"
+	for aud, ok := range map[string]bool{root: true, LegacyAudience: true, root + "/": false,
+		"https://127.0.0.1:9443/A20047/STU3/1/gpconnect": false, "https://notValid.fhir.nhs.net/tokenEndpoint": false} {
+		tok := &Token{Claims: Claims{Audience: aud}}
+		cerr := CheckAudience(tok, root)
+		if (cerr == nil) != ok || (cerr != nil && (cerr.Claim != ClaimAudience || cerr.Status != 400)) {
+			t.Errorf("aud %q: %v, want ok=%v", aud, cerr, ok)
+		}
+	}
+}

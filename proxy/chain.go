@@ -206,6 +206,11 @@ func (s *Server) checkJWT(next http.Handler) http.Handler {
 			return
 		}
 		tok, cerr := policy.CheckAuthorization(authz, sc.interaction, sc.start)
+		if cerr == nil {
+			// The registry rules passed, so Ssp-To has a registered endpoint.
+			to, _ := sc.table.System(sc.hdr.To)
+			cerr = gpconnect.CheckAudience(tok, to.Endpoint)
+		}
 		if tok != nil {
 			sc.token = tok
 		} else {

@@ -80,6 +80,11 @@ func ruleCases() []ruleCase {
 				spec.ReasonForRequest = "secondaryuses"
 				h.Set("Authorization", "Bearer "+spec.Encode())
 			}, status: 400},
+		{name: "jwt-aud", method: "GET", path: "/A20047/STU3/1/gpconnect/metadata", in: gpconnect.ReadMetadata,
+			headers: func(h http.Header, root string) {
+				spec := gpconnect.DefaultTokenSpec(mustLookupID(gpconnect.ReadMetadata), "https://127.0.0.1/A20047/STU3/1/gpconnect", time.Now())
+				h.Set("Authorization", "Bearer "+spec.Encode())
+			}, status: 400},
 		{name: "interaction-route", method: "GET", path: "/A20047/STU3/1/gpconnect/Patient/2", in: gpconnect.ReadMetadata, status: 400},
 	}
 }
