@@ -155,8 +155,18 @@ func (s *Store) Append(ctx context.Context, r *Record) (uint64, error) {
 // AppendTransaction makes t durable in the transaction chain and keeps it
 // in memory for Transactions. t.Seq is ignored.
 func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, error) {
+	p, err := encodeTransaction(t)
+	if err != nil {
+		return 0, err
+	}
+	return s.submit(ctx, s.tx, p)
+}
+
+// encodeTransaction turns t into a pending record: a copy with the time
+// set and in UTC, encoded once.
+func encodeTransaction(t *Transaction) (*pending, error) {
 	if t == nil {
-		return 0, errors.New("audit: append transaction: nil transaction")
+		return nil, errors.New("audit: transaction: nil transaction")
 	}
 	tr := *t
 	tr.Seq = 0
@@ -166,9 +176,9 @@ func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, 
 	tr.Time = tr.Time.UTC()
 	body, err := json.Marshal(&tr)
 	if err != nil {
-		return 0, fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
+		return nil, fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
 	}
-	return s.submit(ctx, s.tx, &pending{body: body, tx: &tr})
+	return &pending{body: body, tx: &tr}, nil
 }
 
 // transactionSyncEvery bounds how long a written transaction record may
@@ -185,20 +195,11 @@ const transactionSyncEvery = 200 * time.Millisecond
 // audit record. It blocks only while the writer's queue is full
 // (back-pressure).
 func (s *Store) QueueTransaction(t *Transaction) error {
-	if t == nil {
-		return errors.New("audit: queue transaction: nil transaction")
-	}
-	tr := *t
-	tr.Seq = 0
-	if tr.Time.IsZero() {
-		tr.Time = time.Now()
-	}
-	tr.Time = tr.Time.UTC()
-	body, err := json.Marshal(&tr)
+	p, err := encodeTransaction(t)
 	if err != nil {
-		return fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
+		return err
 	}
-	p := &pending{body: body, tx: &tr, done: make(chan error, 1)}
+	p.done = make(chan error, 1)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {

@@ -59,7 +59,9 @@ type provider struct {
 	root string // registered service root
 }
 
-func startProvider(t *testing.T, h http.Handler) *provider {
+// providerPKI is the provider's key pair and the CA pool it verifies
+// clients against.
+func providerPKI(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	cert, err := certs.LoadKeyPair(pki(certs.ProviderFile), pki(certs.ProviderKeyFile))
 	if err != nil {
@@ -69,6 +71,12 @@ func startProvider(t *testing.T, h http.Handler) *provider {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cert, pool
+}
+
+func startProvider(t *testing.T, h http.Handler) *provider {
+	t.Helper()
+	cert, pool := providerPKI(t)
 	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = &tls.Config{
 		Certificates: []tls.Certificate{cert},

@@ -20,15 +20,9 @@ import (
 // accepts only the SSP's client certificate, as serve does.
 func startDemonstrator(t *testing.T) (root string) {
 	t.Helper()
-	cert, err := certs.LoadKeyPair(pki(certs.ProviderFile), pki(certs.ProviderKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.LoadCertPool(pki(certs.CAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, pool := providerPKI(t)
 	var d *demonstrator.Demonstrator
+	var err error
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.Handler().ServeHTTP(w, r) }))
 	srv.TLS = demonstrator.ServerTLSConfig(cert, pool, certs.SSPClientFQDN)
 	srv.StartTLS()
