@@ -2,6 +2,7 @@ package demonstrator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -368,20 +369,13 @@ func (d *Demonstrator) bookAppointment(rq *request) (*reply, *outcome) {
 	if sc := st.schedule(first.scheduleID); sc.locationID != bk.locationID {
 		return nil, invalidResource("participant Location/%s is not the slots' location Location/%s", bk.locationID, sc.locationID)
 	}
-	for _, sl := range slots {
-		sl.free = false
-		sl.version++
-	}
-	st.nextAppt++
 	rec := &appointmentRec{
-		id: strconv.Itoa(st.nextAppt), version: 1, lastUpdated: rq.now, body: a,
+		id: strconv.Itoa(st.nextAppt + 1), version: 1, lastUpdated: rq.now, body: a,
 		start: bk.start, end: bk.end, patientID: bk.patientID,
 	}
 	for _, sl := range slots {
 		rec.slotIDs = append(rec.slotIDs, sl.id)
 	}
-	st.appointments[rec.id] = rec
-	st.apptOrder = append(st.apptOrder, rec.id)
 	rep := &reply{
 		status:   http.StatusCreated,
 		etag:     "1",
@@ -390,6 +384,17 @@ func (d *Demonstrator) bookAppointment(rq *request) (*reply, *outcome) {
 	if !preferMinimal(rq.r) {
 		rep.body = d.appointment(rec)
 	}
+	note := fmt.Sprintf("booked Appointment/%s in Slot/%s for Patient/%s", rec.id, strings.Join(rec.slotIDs, ", Slot/"), rec.patientID)
+	if o := d.commit(rq, rep, note); o != nil {
+		return nil, o
+	}
+	for _, sl := range slots {
+		sl.free = false
+		sl.version++
+	}
+	st.nextAppt++
+	st.appointments[rec.id] = rec
+	st.apptOrder = append(st.apptOrder, rec.id)
 	return rep, nil
 }
 
@@ -479,10 +484,16 @@ func (d *Demonstrator) amendAppointment(rq *request) (*reply, *outcome) {
 	if changed := changedMembers(rec.body, a, "comment", "description"); len(changed) > 0 {
 		return nil, invalidResource("amend may change only comment and description; changed: %s", strings.Join(changed, ", "))
 	}
-	rec.body.Comment, rec.body.Description = a.Comment, a.Description
-	rec.version++
-	rec.lastUpdated = rq.now
-	return d.updated(rq, rec), nil
+	next := *rec
+	next.body.Comment, next.body.Description = a.Comment, a.Description
+	next.version++
+	next.lastUpdated = rq.now
+	rep := d.updated(rq, &next)
+	if o := d.commit(rq, rep, fmt.Sprintf("amended Appointment/%s of Patient/%s", rec.id, rec.patientID)); o != nil {
+		return nil, o
+	}
+	*rec = next
+	return rep, nil
 }
 
 func (d *Demonstrator) cancelAppointment(rq *request) (*reply, *outcome) {
@@ -531,17 +542,23 @@ func (d *Demonstrator) cancelAppointment(rq *request) (*reply, *outcome) {
 	if changed := changedMembers(rec.body, compare); len(changed) > 0 {
 		return nil, invalidResource("cancel may change only status and the cancellation reason; changed: %s", strings.Join(changed, ", "))
 	}
-	rec.body.Status = "cancelled"
-	rec.body.Extension = append(slices.Clone(rec.body.Extension), a.Extension[reason])
-	rec.version++
-	rec.lastUpdated = rq.now
+	next := *rec
+	next.body.Status = "cancelled"
+	next.body.Extension = append(slices.Clone(rec.body.Extension), a.Extension[reason])
+	next.version++
+	next.lastUpdated = rq.now
+	rep := d.updated(rq, &next)
+	if o := d.commit(rq, rep, fmt.Sprintf("cancelled Appointment/%s of Patient/%s", rec.id, rec.patientID)); o != nil {
+		return nil, o
+	}
+	*rec = next
 	for _, id := range rec.slotIDs {
 		if sl, ok := d.st.slots[id]; ok {
 			sl.free = true
 			sl.version++
 		}
 	}
-	return d.updated(rq, rec), nil
+	return rep, nil
 }
 
 func (d *Demonstrator) updated(rq *request, rec *appointmentRec) *reply {

@@ -4,7 +4,6 @@
 package demonstrator
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +42,10 @@ type Options struct {
 	Now func() time.Time
 	// JWTSkew is the clock tolerance handed to gpconnect.JWTPolicy.
 	JWTSkew time.Duration
+	// Audit is the provider's own audit; nil means none. With one, every
+	// request gets exactly one record before it is answered, and a request
+	// whose record cannot be written is answered 500 and not acted on.
+	Audit Auditor
 }
 
 // Demonstrator is an in-memory GP Connect provider. It is safe for
@@ -54,6 +57,7 @@ type Demonstrator struct {
 	now       func() time.Time
 	loc       *time.Location
 	policy    gpconnect.JWTPolicy
+	auditor   Auditor
 
 	mu sync.RWMutex
 	st *state
@@ -88,6 +92,7 @@ func New(opt Options) (*Demonstrator, error) {
 		now:      opt.Now,
 		loc:      loc,
 		policy:   gpconnect.JWTPolicy{Skew: opt.JWTSkew},
+		auditor:  opt.Audit,
 	}
 	if d.now == nil {
 		d.now = time.Now
@@ -128,6 +133,15 @@ func (d *Demonstrator) Reset() {
 //
 // If-Match is optional on amend and cancel; when sent it must equal the
 // current W/"<version>" (else 409 DUPLICATE_REJECTED).
+//
+// With Options.Audit, every request that reaches the handler, answered or
+// refused (404, 405, 415 and panics included), gets exactly one audit
+// record, written after its outcome is known and before the response. If
+// the write fails the answer is 500 INTERNAL_SERVER_ERROR instead. A change
+// (book, amend, cancel, register) is recorded while the demonstrator's
+// write lock is held, after the change is decided and before it is applied,
+// so a failed write leaves the appointment book untouched; the price is that
+// every other request waits for that write.
 func (d *Demonstrator) Handler() http.Handler {
 	return recoverOutcome(http.HandlerFunc(d.serve))
 }
@@ -163,7 +177,8 @@ type reply struct {
 	status   int
 	etag     string // version, written as W/"<version>"
 	location string
-	body     any // nil: empty body
+	body     any    // nil: empty body
+	raw      []byte // body encoded by encodeReply
 }
 
 // request is what the checks learned about one call, handed to the
@@ -175,39 +190,67 @@ type request struct {
 	params []queryParam
 	now    time.Time
 	format gpconnect.Format
+	sc     *scope
 }
 
 const maxBody = 1 << 20
 
 func (d *Demonstrator) serve(w http.ResponseWriter, r *http.Request) {
+	sc := &scope{start: d.now()}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			d.finish(w, r, sc, nil, refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
+				"the demonstrator failed while answering: %v", v))
+		}
+	}()
 	w.Header().Set("Cache-Control", "no-store")
+	rep, o := d.answer(r, sc)
+	d.finish(w, r, sc, rep, o)
+}
+
+// answer decides the outcome of a request: a reply or a refusal.
+func (d *Demonstrator) answer(r *http.Request, sc *scope) (*reply, *outcome) {
 	f, ok := gpconnect.NegotiateResponse(r.URL.RawQuery, r.Header.Get("Accept"), r.Header.Get("Content-Type"))
 	if !ok {
-		writeOutcome(w, gpconnect.FormatJSON, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
-			"unsupported media type in _format, Accept or Content-Type: use application/fhir+json"))
-		return
+		return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+			"unsupported media type in _format, Accept or Content-Type: use application/fhir+json")
 	}
 	if f != gpconnect.FormatJSON {
-		writeOutcome(w, gpconnect.FormatJSON, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
-			"the demonstrator answers in JSON only: use application/fhir+json"))
-		return
+		return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+			"the demonstrator answers in JSON only: use application/fhir+json")
 	}
-	rq, o := d.check(r, f)
+	rq, o := d.check(r, f, sc)
 	if o != nil {
-		writeOutcome(w, f, o)
-		return
+		return nil, o
 	}
-	rep, o := d.dispatch(rq)
+	return d.dispatch(rq)
+}
+
+// finish writes the audit record of the outcome, unless a change already
+// did (commit), then the response. The demonstrator answers in JSON only,
+// so every response is written as JSON.
+func (d *Demonstrator) finish(w http.ResponseWriter, r *http.Request, sc *scope, rep *reply, o *outcome) {
+	if o == nil {
+		o = encodeReply(rep)
+	}
+	if !sc.audited {
+		if err := d.record(r, sc, rep, o); err != nil {
+			o = auditFailed(err)
+		}
+	}
 	if o != nil {
-		writeOutcome(w, f, o)
+		writeOutcome(w, gpconnect.FormatJSON, o)
 		return
 	}
-	writeReply(w, f, rep)
+	writeReply(w, gpconnect.FormatJSON, rep)
 }
 
 // check applies the provider's request rules in order: method, path, Ssp
 // headers, interaction against verb and path, JWT, body media type, query.
-func (d *Demonstrator) check(r *http.Request, f gpconnect.Format) (*request, *outcome) {
+func (d *Demonstrator) check(r *http.Request, f gpconnect.Format, sc *scope) (*request, *outcome) {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost, http.MethodPut:
 	default:
@@ -230,6 +273,7 @@ func (d *Demonstrator) check(r *http.Request, f gpconnect.Format) (*request, *ou
 	if he != nil {
 		return nil, badRequest("header %s: %s", he.Header, he.Reason)
 	}
+	sc.hdr = h
 	if h.To != d.asid {
 		return nil, badRequest("header Ssp-To %q is not this provider's ASID %s", h.To, d.asid)
 	}
@@ -246,6 +290,7 @@ func (d *Demonstrator) check(r *http.Request, f gpconnect.Format) (*request, *ou
 	}
 	now := d.now()
 	tok, ce := d.policy.CheckAuthorization(r.Header.Get("Authorization"), in, now)
+	sc.token = tok
 	if ce == nil {
 		ce = gpconnect.CheckAudience(tok, d.baseURL)
 	}
@@ -267,7 +312,7 @@ func (d *Demonstrator) check(r *http.Request, f gpconnect.Format) (*request, *ou
 	if err != nil {
 		return nil, badRequest("query string: %v", err)
 	}
-	return &request{r: r, in: in, rel: rel, params: params, now: now, format: f}, nil
+	return &request{r: r, in: in, rel: rel, params: params, now: now, format: f, sc: sc}, nil
 }
 
 func (d *Demonstrator) dispatch(rq *request) (*reply, *outcome) {
@@ -334,18 +379,17 @@ func writeReply(w http.ResponseWriter, f gpconnect.Format, rep *reply) {
 	if rep.location != "" {
 		h.Set("Location", rep.location)
 	}
-	if rep.body == nil {
-		w.WriteHeader(rep.status)
+	if o := encodeReply(rep); o != nil {
+		writeOutcome(w, f, o)
 		return
 	}
-	b, err := json.Marshal(rep.body)
-	if err != nil {
-		writeOutcome(w, f, refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError, "encoding the response: %v", err))
+	if rep.raw == nil {
+		w.WriteHeader(rep.status)
 		return
 	}
 	h.Set("Content-Type", f.ContentType())
 	w.WriteHeader(rep.status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(rep.raw)
 }
 
 // recoverOutcome turns a panic in a handler into a 500 OperationOutcome, so

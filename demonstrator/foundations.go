@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -437,9 +438,13 @@ func (d *Demonstrator) registerPatient(rq *request) (*reply, *outcome) {
 	if d.st.patientByNHS(nhs) != nil {
 		return nil, refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected, "the patient with NHS number %s is already registered", nhs)
 	}
-	d.st.nextPatient++
-	id := strconv.Itoa(d.st.nextPatient)
+	id := strconv.Itoa(d.st.nextPatient + 1)
 	res := newPatientResource(id, nhs, person, "T", "1", rq.now, d.loc)
+	rep := &reply{status: http.StatusOK, body: d.bundle(rq.now, []any{res}, []string{"Patient"}, []string{id})}
+	if o := d.commit(rq, rep, fmt.Sprintf("registered Patient/%s with NHS number %s", id, nhs)); o != nil {
+		return nil, o
+	}
+	d.st.nextPatient++
 	d.st.addPatient(res, nhs)
-	return &reply{status: http.StatusOK, body: d.bundle(rq.now, []any{res}, []string{"Patient"}, []string{id})}, nil
+	return rep, nil
 }

@@ -1,0 +1,144 @@
+package demonstrator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"sspemu/audit"
+	"sspemu/gpconnect"
+)
+
+// Auditor is where the demonstrator keeps its own audit, as a GP Connect
+// provider must (a tamper-evident, sequenced record of every access and
+// every refusal); *audit.Store is one. Append must return an error whenever
+// the record is not durable, because the demonstrator then refuses the
+// request rather than answer it unrecorded.
+type Auditor interface {
+	Append(ctx context.Context, r *audit.Record) (uint64, error)
+}
+
+// Decisions written into the provider audit.
+const (
+	decisionAnswered = "answered" // 1xx to 3xx
+	decisionRefused  = "refused"  // 4xx and 5xx, audit failures included
+)
+
+// maxAuditField bounds what the audit copies from a header or the request
+// target, so a client cannot make one record arbitrarily large.
+const maxAuditField = 2048
+
+// scope is what one request has shown so far: the request's start and
+// identity, filled by serve and check, and written to the audit exactly
+// once, by commit for a change or by serve for everything else.
+type scope struct {
+	start   time.Time
+	hdr     gpconnect.SspHeaders // as validated; zero until check passes them
+	token   *gpconnect.Token     // as decoded by check, possibly refused
+	note    string               // what a change did, for the record's reason
+	audited bool                 // the record was appended, or its append failed
+}
+
+// record appends the audit record of the request's outcome: rep when it is
+// answered, o when it is refused. It marks sc audited whatever happens, so a
+// request never gets a second record; an error means the record is not in
+// the audit and the caller must answer 500 without acting.
+func (d *Demonstrator) record(r *http.Request, sc *scope, rep *reply, o *outcome) error {
+	sc.audited = true
+	if d.auditor == nil {
+		return nil
+	}
+	rec := &audit.Record{
+		Time:        sc.start,
+		TraceID:     firstOf(sc.hdr.TraceID, r.Header.Get(gpconnect.HeaderTraceID)),
+		From:        firstOf(sc.hdr.From, r.Header.Get(gpconnect.HeaderFrom)),
+		To:          firstOf(sc.hdr.To, r.Header.Get(gpconnect.HeaderTo)),
+		Interaction: firstOf(sc.hdr.InteractionID, r.Header.Get(gpconnect.HeaderInteractionID)),
+		Method:      clip(r.Method),
+		Target:      clip(firstOf(r.RequestURI, r.URL.RequestURI())),
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		leaf := r.TLS.PeerCertificates[0]
+		sum := sha256.Sum256(leaf.Raw)
+		rec.ClientSubject = clip(leaf.Subject.String())
+		rec.ClientFingerprint = hex.EncodeToString(sum[:])
+	}
+	tok := sc.token
+	if tok == nil {
+		// A request refused before the JWT check still names its user
+		// when its token can be decoded.
+		tok, _ = gpconnect.ParseAuthorization(r.Header.Get("Authorization"))
+	}
+	if tok != nil {
+		s := tok.Claims.Summary()
+		rec.JWT = &audit.JWT{
+			Issuer: clip(s.Issuer), Subject: clip(s.Subject), SDSUserID: clip(s.SDSUserID),
+			RoleProfileID: clip(s.RoleProfileID), ODSCode: clip(s.ODSCode), Device: clip(s.Device),
+		}
+	}
+	switch {
+	case o != nil:
+		rec.Decision, rec.Rule, rec.Status, rec.Reason = decisionRefused, o.code, o.status, o.diagnostics
+	case rep.status >= 400:
+		rec.Decision, rec.Status, rec.Reason = decisionRefused, rep.status, sc.note
+	default:
+		rec.Decision, rec.Status, rec.Reason = decisionAnswered, rep.status, sc.note
+	}
+	_, err := d.auditor.Append(r.Context(), rec)
+	return err
+}
+
+// commit is the step of a change (book, amend, cancel, register) between
+// deciding it and applying it: it encodes rep and makes the audit record of
+// the change durable. The caller holds d.mu exclusively and applies the
+// change only when commit returns nil, so the in-memory state never holds
+// a change the audit does not, and no other request sees one in between.
+func (d *Demonstrator) commit(rq *request, rep *reply, note string) *outcome {
+	if o := encodeReply(rep); o != nil {
+		return o // serve audits the 500
+	}
+	rq.sc.note = note
+	if err := d.record(rq.r, rq.sc, rep, nil); err != nil {
+		return auditFailed(err)
+	}
+	return nil
+}
+
+// auditFailed is the answer to a request whose audit record could not be
+// made durable: like the SSP, the demonstrator fails closed.
+func auditFailed(err error) *outcome {
+	return refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
+		"the provider could not record the request in its audit, so it did not act on it: %v", err)
+}
+
+// encodeReply marshals rep.body into rep.raw once, so that an encoding
+// failure is known before the audit records the answer.
+func encodeReply(rep *reply) *outcome {
+	if rep.body == nil || rep.raw != nil {
+		return nil
+	}
+	b, err := json.Marshal(rep.body)
+	if err != nil {
+		return refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError, "encoding the response: %v", err)
+	}
+	rep.raw = b
+	return nil
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return clip(b)
+}
+
+// clip cuts s to maxAuditField bytes, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxAuditField {
+		return s
+	}
+	return s[:maxAuditField] + "...(cut)"
+}
