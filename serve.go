@@ -61,17 +61,18 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 // stack is one running sspemu: the SSP, the admin listener and, when
 // enabled, the demonstrator.
 type stack struct {
-	log      *slog.Logger
-	registry atomic.Pointer[agreements.Table]
-	store    *audit.Store
-	ssp      *proxy.Server
-	demo     *demonstrator.Demonstrator
-	servers  []*http.Server
-	errc     chan error
-	metrics  *admin.Metrics
-	reloads  atomic.Int64 // failed reloads, for tests and logs
-	ready    atomic.Bool  // every listener serving, not shutting down
-	addrs    map[string]string
+	log       *slog.Logger
+	registry  atomic.Pointer[agreements.Table]
+	store     *audit.Store // the SSP's
+	demoStore *audit.Store // the demonstrator's own
+	ssp       *proxy.Server
+	demo      *demonstrator.Demonstrator
+	servers   []*http.Server
+	errc      chan error
+	metrics   *admin.Metrics
+	reloads   atomic.Int64 // failed reloads, for tests and logs
+	ready     atomic.Bool  // every listener serving, not shutting down
+	addrs     map[string]string
 }
 
 // readiness is /readyz beyond the audit log: every listener up.
@@ -250,11 +251,20 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	if base == "" {
 		base = "https://" + cfg.Demonstrator.Listen + "/" + cfg.Demonstrator.ODS + "/STU3/1/gpconnect"
 	}
+	// The provider keeps its own audit (ssp-behaviour §8), apart from the
+	// SSP's: a store locks its directory.
+	auditDir := filepath.Join(cfg.AuditDir(), "demonstrator")
+	store, err := audit.Open(auditDir, cfg.Audit.Options())
+	if err != nil {
+		return fmt.Errorf("demonstrator audit log in %s: %w", auditDir, err)
+	}
+	st.demoStore = store
 	d, err := demonstrator.New(demonstrator.Options{
 		ASID:    cfg.Demonstrator.ASID,
 		ODS:     cfg.Demonstrator.ODS,
 		BaseURL: base,
 		JWTSkew: cfg.SSP.JWTSkew,
+		Audit:   store,
 	})
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
@@ -297,7 +307,7 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	st.demo = d
 	st.servers = append(st.servers, srv)
 	st.run("demonstrator", func() error { return srv.ServeTLS(ln, "", "") })
-	st.log.Info("demonstrator ready", "url", base, "addr", ln.Addr().String(), "asid", cfg.Demonstrator.ASID,
+	st.log.Info("demonstrator ready", "url", base, "addr", ln.Addr().String(), "asid", cfg.Demonstrator.ASID, "audit", auditDir,
 		"accepts", strings.TrimSpace("client certificate "+name))
 	return nil
 }
@@ -321,8 +331,10 @@ func (st *stack) shutdown(ctx context.Context) error {
 	for _, srv := range st.servers {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
-	if st.store != nil {
-		errs = append(errs, st.store.Close())
+	for _, store := range []*audit.Store{st.store, st.demoStore} {
+		if store != nil {
+			errs = append(errs, store.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
