@@ -101,7 +101,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		Interaction:     sc.hdr.InteractionID,
 	}
 	if t.TraceID == "" {
-		t.TraceID = r.Header.Get("Ssp-TraceID")
+		t.TraceID = rawHeader(r, "Ssp-TraceID")
 	}
 	if err := s.audit.QueueTransaction(t); err != nil {
 		s.log.Error("transaction record not written", "trace_id", t.TraceID, "err", err)
@@ -304,6 +304,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	s.engine.ServeHTTP(w, out)
 }
 
+// rawHeader is a header as sent, cut to 200 bytes: for the audit of a
+// request whose headers were not, or not well, formed.
+func rawHeader(r *http.Request, name string) string {
+	v := r.Header.Get(name)
+	if len(v) > 200 {
+		v = v[:200]
+	}
+	return v
+}
+
 func rawQueryOf(requestURI string) string {
 	if _, q, ok := strings.Cut(requestURI, "?"); ok {
 		return q
@@ -329,8 +339,16 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 		Token:             sc.sspToken,
 		Reason:            sc.reason,
 	}
-	if rec.TraceID == "" {
-		rec.TraceID = r.Header.Get("Ssp-TraceID")
+	// Refused before the Ssp-* headers were judged (or because they were
+	// malformed): keep what was sent, bounded, so the record still says
+	// who asked for what.
+	for _, f := range []struct {
+		dst    *string
+		header string
+	}{{&rec.TraceID, "Ssp-TraceID"}, {&rec.From, "Ssp-From"}, {&rec.To, "Ssp-To"}, {&rec.Interaction, "Ssp-InteractionID"}} {
+		if *f.dst == "" {
+			*f.dst = rawHeader(r, f.header)
+		}
 	}
 	if rec.Target == "" {
 		rec.Target = r.RequestURI

@@ -340,6 +340,8 @@ func TestAuditRecordsDecisions(t *testing.T) {
 	bad := validHeaders(in, p.root)
 	bad.Set("Ssp-To", "918999198999")
 	readBody(t, rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+p.root+"/metadata", bad, ""))
+	early := validHeaders(in, p.root) // refused at target, before the Ssp-* headers are judged
+	readBody(t, rawExchange(t, s.addr, consumerTLS(t), "GET", "/https://u@"+strings.TrimPrefix(p.root, "https://")+"/metadata", early, ""))
 	s.srv.Shutdown(context.Background())
 	// Transaction records are queued, not awaited: wait for them.
 	ts := waitTransaction(t, s, h.Get("Ssp-TraceID"))
@@ -354,6 +356,17 @@ func TestAuditRecordsDecisions(t *testing.T) {
 	if err != nil {
 		matches, _ := filepath.Glob(filepath.Join(s.dir, "*"))
 		t.Fatalf("%v (files: %v)", err, matches)
+	}
+	var earlyLine string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, early.Get("Ssp-TraceID")) {
+			earlyLine = line
+		}
+	}
+	for _, want := range []string{`"rule":"target"`, `"from":"200000000359"`, `"interaction":"` + in.ID + `"`} {
+		if !strings.Contains(earlyLine, want) {
+			t.Errorf("record of a request refused at target lacks %s: %s", want, earlyLine)
+		}
 	}
 	for _, want := range []string{`"decision":"forwarded"`, `"rule":"receiver"`, "PARTYKEY_INTERACTION_CHECK_FAILED_MESSAGERECEIVER_918999198999",
 		leafOf(t, pki(certs.ConsumerFile)).Subject.String(), `"sds_user_id":"111222333444"`} {
