@@ -148,14 +148,20 @@ func (c Config) validate(files bool) error {
 			errs = append(errs, fmt.Errorf("demonstrator.listen: %w", err))
 		}
 	}
-	if _, err := c.Registry.Build(); err != nil {
+	if t, err := c.Registry.Build(); err != nil {
 		errs = append(errs, prefixEach("registry: ", err))
+	} else if len(t.Systems()) == 0 {
+		errs = append(errs, errNoSystems)
 	}
 	if files {
 		errs = append(errs, c.SSP.Files())
 	}
 	return errors.Join(errs...)
 }
+
+// errNoSystems refuses an empty registry: every request would be refused,
+// and an empty registry file is more often one caught mid-write.
+var errNoSystems = errors.New("registry: no systems: list at least the consumer and the provider under registry.systems (or in registry_file)")
 
 // prefixEach puts prefix before every error joined in err, so each problem
 // printed on its own line still says where it comes from.

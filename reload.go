@@ -70,6 +70,7 @@ func (r *reloader) run(ctx context.Context) {
 	if len(files) == 0 {
 		return
 	}
+	dirty := map[string]bool{}
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
@@ -78,15 +79,18 @@ func (r *reloader) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		changed := false
+		// A change is loaded once the stamps hold still for a whole poll,
+		// so a file caught between truncation and write is not loaded.
+		moved := false
 		for _, f := range files {
-			if s := stampOf(f); s != last[f] {
-				last[f], changed = s, true
+			if st := stampOf(f); st != last[f] {
+				last[f], dirty[f], moved = st, true, true
 			}
 		}
-		if !changed {
+		if moved || len(dirty) == 0 {
 			continue
 		}
+		clear(dirty)
 		newCfg, err := r.reload()
 		if err != nil {
 			continue
@@ -106,6 +110,9 @@ func (r *reloader) reload() (Config, error) {
 	cfg, err := loadConfig(viper.New(), r.file, r.flags)
 	if err == nil {
 		table, berr := cfg.Registry.Build()
+		if berr == nil && len(table.Systems()) == 0 {
+			berr = errNoSystems
+		}
 		if err = berr; err == nil {
 			r.st.registry.Store(table)
 			r.result("ok")

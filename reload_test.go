@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,9 +73,7 @@ func TestRegistryHotReload(t *testing.T) {
 		t.Fatalf("start: %d agreements", len(first.Agreements()))
 	}
 	// A valid edit: the agreement goes.
-	if err := os.WriteFile(reg, []byte(testRegistry+"  []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeAtomic(t, reg, testRegistry+"  []\n")
 	waitFor(t, "the edit to take effect", func() bool { return len(st.registry.Load().Agreements()) == 0 })
 	if len(first.Agreements()) != 1 {
 		t.Error("the old table changed under its readers")
@@ -82,18 +81,71 @@ func TestRegistryHotReload(t *testing.T) {
 	// A broken edit: the table in force stays, the failure is counted.
 	kept := st.registry.Load()
 	broken := strings.Replace(testRegistry, `asid: "918999198993"`, `asid: "91899919899"`, 1) + testAgreement + "  - from: nobody\n"
-	if err := os.WriteFile(reg, []byte(broken), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeAtomic(t, reg, broken)
 	waitFor(t, "the failed reload to be counted", func() bool { return st.reloads.Load() == 1 })
 	if st.registry.Load() != kept {
 		t.Error("a broken registry replaced the table in force")
 	}
 	// Fixing the file brings the agreement back.
+	writeAtomic(t, reg, testRegistry+testAgreement)
+	waitFor(t, "the fixed file to take effect", func() bool { return len(st.registry.Load().Agreements()) == 1 })
+}
+
+// writeAtomic replaces path as careful tools do (temporary file, rename),
+// so the watcher never sees it half written.
+func writeAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReloadWaitsForTheFileToSettle writes the registry file in two steps
+// with the watcher polling in between: the half-written file must never be
+// loaded, and an empty registry is refused.
+func TestReloadWaitsForTheFileToSettle(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "registry.yaml")
 	if err := os.WriteFile(reg, []byte(testRegistry+testAgreement), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the fixed file to take effect", func() bool { return len(st.registry.Load().Agreements()) == 1 })
+	file := writeFile(t, "c.yaml", "state_dir: "+dir+"/state\nregistry_file: "+reg+
+		"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
+	st, cfg := startTestStack(t, file)
+	first := st.registry.Load()
+	var results []string
+	var mu sync.Mutex
+	rl := &reloader{st: st, file: file, interval: 20 * time.Millisecond, result: func(r string) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}}
+	rl.prime(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rl.run(ctx)
+	// Truncate, let several polls pass, then write: like an editor that
+	// truncates and is slow to write.
+	if err := os.WriteFile(reg, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the empty file to be judged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(results) > 0
+	})
+	if st.registry.Load() != first {
+		t.Fatal("an empty registry file replaced the table in force")
+	}
+	mu.Lock()
+	if results[0] != "failed" {
+		t.Errorf("an empty registry was accepted: %v", results)
+	}
+	mu.Unlock()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
