@@ -273,8 +273,10 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig()
-			cfg.UpstreamTimeout = 300 * time.Millisecond
+			cfg := testConfig() // 30 s: only the silent provider may time out
+			if tt.status == http.StatusGatewayTimeout {
+				cfg.UpstreamTimeout = 300 * time.Millisecond
+			}
 			s := startSSP(t, cfg, registry(tt.root))
 			target := tt.root + "/metadata"
 			resp := rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+target, validHeaders(in, tt.root), "")
