@@ -138,7 +138,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		WriteTimeout:   s.cfg.UpstreamTimeout + 60*time.Second,
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// Refused handshakes (no certificate, another CA, revoked, an old
+		// protocol or suite) never reach the chain; the consumer sees only
+		// a TLS alert, so the reason is logged where a developer sees it.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// HTTP/1.1 only, as on the Spine.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
