@@ -607,6 +607,20 @@ func elementString(claim string, m map[string]json.RawMessage, name string, dst 
 	return nil
 }
 
+// elementStringAt is elementString for an element inside an array item;
+// where names the item and is called only to word an error, so a valid
+// token formats no paths.
+func elementStringAt(claim string, where func() string, m map[string]json.RawMessage, name string, dst *string) *ClaimError {
+	raw, ok := m[name]
+	if !ok {
+		return nil
+	}
+	if len(raw) == 0 || raw[0] != '"' || unmarshalString(raw, dst) != nil {
+		return invalidResource(claim, "%s.%s must be a JSON string, got %s", where(), name, jsonKind(raw))
+	}
+	return nil
+}
+
 func identifiers(claim string, m map[string]json.RawMessage) ([]Identifier, *ClaimError) {
 	raw, ok := m["identifier"]
 	if !ok {
@@ -618,20 +632,20 @@ func identifiers(claim string, m map[string]json.RawMessage) ([]Identifier, *Cla
 	}
 	var out []Identifier
 	for i, it := range items {
-		path := fmt.Sprintf("%s.identifier[%d]", claim, i)
+		path := func() string { return fmt.Sprintf("%s.identifier[%d]", claim, i) }
 		im, names, err := members(it) // json.Unmarshal validated the items
 		if err != nil {
-			return out, invalidResource(claim, "%s must be an Identifier object: %v", path, err)
+			return out, invalidResource(claim, "%s must be an Identifier object: %v", path(), err)
 		}
 		if n, bad := unknownMember(names, identifierElements); bad {
-			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path, truncate(n, 40))
+			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path(), truncate(n, 40))
 		}
 		var id Identifier
-		if cerr := elementString(path, im, "system", &id.System); cerr != nil {
-			return out, withClaim(cerr, claim)
+		if cerr := elementStringAt(claim, path, im, "system", &id.System); cerr != nil {
+			return out, cerr
 		}
-		if cerr := elementString(path, im, "value", &id.Value); cerr != nil {
-			return out, withClaim(cerr, claim)
+		if cerr := elementStringAt(claim, path, im, "value", &id.Value); cerr != nil {
+			return out, cerr
 		}
 		out = append(out, id)
 	}
@@ -649,17 +663,17 @@ func humanNames(claim string, m map[string]json.RawMessage) ([]HumanName, *Claim
 	}
 	var out []HumanName
 	for i, it := range items {
-		path := fmt.Sprintf("%s.name[%d]", claim, i)
+		path := func() string { return fmt.Sprintf("%s.name[%d]", claim, i) }
 		nm, names, err := members(it) // json.Unmarshal validated the items
 		if err != nil {
-			return out, invalidResource(claim, "%s must be a HumanName object: %v", path, err)
+			return out, invalidResource(claim, "%s must be a HumanName object: %v", path(), err)
 		}
 		if n, bad := unknownMember(names, humanNameElements); bad {
-			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path, truncate(n, 40))
+			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path(), truncate(n, 40))
 		}
 		var hn HumanName
-		if cerr := elementString(path, nm, "family", &hn.Family); cerr != nil {
-			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path, jsonKind(nm["family"]))
+		if cerr := elementStringAt(claim, path, nm, "family", &hn.Family); cerr != nil {
+			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path(), jsonKind(nm["family"]))
 		}
 		for _, list := range []struct {
 			name string
@@ -667,7 +681,7 @@ func humanNames(claim string, m map[string]json.RawMessage) ([]HumanName, *Claim
 		}{{"given", &hn.Given}, {"prefix", &hn.Prefix}} {
 			if r, ok := nm[list.name]; ok {
 				if len(r) == 0 || r[0] != '[' || json.Unmarshal(r, list.dst) != nil {
-					return out, invalidResource(claim, "%s.%s must be a JSON array of strings, got %s", path, list.name, jsonKind(r))
+					return out, invalidResource(claim, "%s.%s must be a JSON array of strings, got %s", path(), list.name, jsonKind(r))
 				}
 			}
 		}
