@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"sspemu/certs"
 )
 
 func newCheckConfigCmd(stdout io.Writer) *cobra.Command {
@@ -21,7 +23,7 @@ func newCheckConfigCmd(stdout io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(viper.New(), file, nil)
 			files := true
-			if _, statErr := os.Stat(cfg.PKIDir()); statErr != nil && cfg.SSP.TLS.Cert == filepath.Join(cfg.PKIDir(), "ssp-server.pem") {
+			if _, statErr := os.Stat(cfg.PKIDir()); statErr != nil && cfg.SSP.TLS.Cert == filepath.Join(cfg.PKIDir(), certs.SSPServerFile) {
 				// The dev PKI is made on first start; nothing to read yet.
 				files = false
 			}
@@ -62,7 +64,7 @@ func flatten(err error) []string {
 		}
 	}
 	if len(out) == 0 {
-		return []string{errors.Unwrap(err).Error()}
+		return []string{fmt.Sprintf("%q", err.Error())}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,7 +118,7 @@ registry:
 	var out bytes.Buffer
 	root := newRootCmd(&out, &out)
 	root.SetArgs([]string{"check-config", "--config", file})
-	if err := root.Execute(); err != errReported {
+	if err := root.Execute(); !errors.Is(err, errReported) {
 		t.Fatalf("check-config returned %v, want the problems reported (exit 1)\n%s", err, out.String())
 	}
 	text := out.String()

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -43,16 +40,4 @@ func newDemonstratorCmd(_, stderr io.Writer) *cobra.Command {
 	cmd.Flags().String("listen", "", "the demonstrator's listen address (demonstrator.listen)")
 	bindFlag(cmd.Flags(), "listen", "demonstrator.listen")
 	return cmd
-}
-
-func wait(ctx context.Context, st *stack) error {
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-st.errc:
-		st.ready.Store(false)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(err, st.shutdown(sctx))
 }

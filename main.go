@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,7 +20,7 @@ func main() {
 	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		if err != errReported {
+		if !errors.Is(err, errReported) {
 			fmt.Fprintln(os.Stderr, "sspemu:", err)
 		}
 		os.Exit(1)
@@ -27,7 +28,7 @@ func main() {
 }
 
 // errReported ends a command whose problems are already printed.
-var errReported = fmt.Errorf("problems reported")
+var errReported = errors.New("problems reported")
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	serve := newServeCmd(stdout, stderr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"time"
 
@@ -126,5 +125,5 @@ func (r *reloader) reload() (Config, error) {
 	for _, p := range flatten(err) {
 		r.st.log.Error("reload problem", "problem", p)
 	}
-	return Config{}, errors.Join(err)
+	return Config{}, err
 }

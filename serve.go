@@ -134,6 +134,19 @@ func tuneGC(log *slog.Logger) {
 	log.Debug("garbage collector tuned", "gogc_env", os.Getenv("GOGC"), "gomemlimit_env", os.Getenv("GOMEMLIMIT"))
 }
 
+// wait serves until ctx ends or a listener fails, then shuts the stack down.
+func wait(ctx context.Context, st *stack) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-st.errc:
+		st.ready.Store(false)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(err, st.shutdown(sctx))
+}
+
 // ensurePKI makes the dev PKI in <state_dir>/pki when it is missing.
 func ensurePKI(cfg Config, log *slog.Logger) error {
 	created, err := certs.Ensure(cfg.PKIDir(), certs.Options{})

@@ -16,12 +16,7 @@ import (
 func newTokenCmd(stdout io.Writer) *cobra.Command {
 	var file, interaction, iat string
 	var lifetime time.Duration
-	claims := map[string]*string{}
-	str := func(fs interface {
-		String(string, string, string) *string
-	}, name, usage string) {
-		claims[name] = fs.String(name, "", usage)
-	}
+	claims := map[string]*string{} // flag name -> its value; set claims only when the flag is given
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Print a valid GP Connect 1.2.7 JWT (only the token, for $(sspemu token ...))",
@@ -92,18 +87,22 @@ func newTokenCmd(stdout io.Writer) *cobra.Command {
 	fs.StringVar(&interaction, "interaction", gpconnect.ReadMetadata, "the interaction URN (or its part after "+gpconnect.URNPrefix+")")
 	fs.StringVar(&iat, "iat", "", "issued-at: Unix seconds or RFC 3339 (default now)")
 	fs.DurationVar(&lifetime, "lifetime", gpconnect.TokenLifetime, "exp - iat (the rules require exactly 5m0s)")
-	str(fs, "iss", "iss: the consumer system's URL")
-	str(fs, "sub", "sub: the user's ID (must equal requesting_practitioner.id)")
-	str(fs, "aud", "aud: the provider's service root")
-	str(fs, "scope", "requested_scope (default: the interaction's)")
-	str(fs, "reason", "reason_for_request (valid: directcare)")
-	str(fs, "ods", "requesting_organization ODS code")
-	str(fs, "org-name", "requesting_organization name")
-	str(fs, "sds-user-id", "requesting_practitioner SDS user ID (or UNK)")
-	str(fs, "role-profile-id", "requesting_practitioner SDS role profile ID (or UNK; empty leaves it out)")
-	str(fs, "practitioner-id", "requesting_practitioner.id (sub follows unless --sub is given)")
-	str(fs, "family", "requesting_practitioner name[0].family")
-	str(fs, "given", "requesting_practitioner name[0].given[0]")
+	for _, f := range [][2]string{
+		{"iss", "iss: the consumer system's URL"},
+		{"sub", "sub: the user's ID (must equal requesting_practitioner.id)"},
+		{"aud", "aud: the provider's service root"},
+		{"scope", "requested_scope (default: the interaction's)"},
+		{"reason", "reason_for_request (valid: directcare)"},
+		{"ods", "requesting_organization ODS code"},
+		{"org-name", "requesting_organization name"},
+		{"sds-user-id", "requesting_practitioner SDS user ID (or UNK)"},
+		{"role-profile-id", "requesting_practitioner SDS role profile ID (or UNK; empty leaves it out)"},
+		{"practitioner-id", "requesting_practitioner.id (sub follows unless --sub is given)"},
+		{"family", "requesting_practitioner name[0].family"},
+		{"given", "requesting_practitioner name[0].given[0]"},
+	} {
+		claims[f[0]] = fs.String(f[0], "", f[1])
+	}
 	return cmd
 }
 

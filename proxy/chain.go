@@ -106,8 +106,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 	if err := s.audit.QueueTransaction(t); err != nil {
 		s.log.Error("transaction record not written", "trace_id", t.TraceID, "err", err)
 	}
-	outcome := decision
-	s.metrics.Request(sc.hdr.InteractionID, outcome, sc.rule, total.Seconds())
+	s.metrics.Request(sc.hdr.InteractionID, decision, sc.rule, total.Seconds())
 	if sc.upstream > 0 {
 		s.metrics.Upstream(sc.upstream.Seconds())
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,7 +120,7 @@ func pathMethods(sc *scope, t Target) []string {
 	}
 	for _, p := range rel {
 		var methods []string
-		for _, in := range routesOf(p) {
+		for _, in := range gpconnect.RoutesOfPath(p) {
 			if !slices.Contains(methods, in.Method) {
 				methods = append(methods, in.Method)
 			}
@@ -131,8 +132,6 @@ func pathMethods(sc *scope, t Target) []string {
 	}
 	return nil
 }
-
-func routesOf(p string) []gpconnect.Interaction { return gpconnect.RoutesOfPath(p) }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 that a proxy
 // must not pass on.
@@ -183,15 +182,7 @@ func (w *countingWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 		w.length = -1
-		if cl := w.Header().Get("Content-Length"); cl != "" {
-			var n int64
-			for _, c := range cl {
-				if c < '0' || c > '9' {
-					n = -1
-					break
-				}
-				n = n*10 + int64(c-'0')
-			}
+		if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil && n >= 0 {
 			w.length = n
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -187,5 +186,3 @@ func (s *Server) buildChain() http.Handler {
 	}
 	return h
 }
-
-func (s *Server) String() string { return fmt.Sprintf("ssp on %s", s.cfg.Listen) }
