@@ -22,12 +22,14 @@ func newCheckConfigCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(viper.New(), file, nil)
-			files := true
-			if _, statErr := os.Stat(cfg.PKIDir()); statErr != nil && cfg.SSP.TLS.Cert == filepath.Join(cfg.PKIDir(), certs.SSPServerFile) {
-				// The dev PKI is made on first start; nothing to read yet.
-				files = false
+			// The dev PKI is made on first start: until then its files are
+			// not there to read, but every file the user named is.
+			var pending func(string) bool
+			if _, statErr := os.Stat(filepath.Join(cfg.PKIDir(), certs.CAFile)); statErr != nil {
+				prefix := filepath.Clean(cfg.PKIDir()) + string(filepath.Separator)
+				pending = func(p string) bool { return strings.HasPrefix(filepath.Clean(p), prefix) }
 			}
-			err = errors.Join(err, cfg.validate(files))
+			err = errors.Join(err, cfg.validate(), cfg.SSP.Files(pending))
 			if err == nil {
 				fmt.Fprintln(stdout, "configuration OK")
 				return nil

@@ -128,9 +128,9 @@ func bindFlag(fs *pflag.FlagSet, name, key string) {
 	_ = fs.SetAnnotation(name, configKey, []string{key})
 }
 
-// validate reports every problem of the configuration at once, each naming
-// its key or item. With files it also reads every certificate.
-func (c Config) validate(files bool) error {
+// validate reports every problem of the configuration's values at once,
+// each naming its key or item; proxy.Config.Files reads the certificates.
+func (c Config) validate() error {
 	var errs []error
 	if c.StateDir == "" {
 		errs = append(errs, errors.New("state_dir: must not be empty"))
@@ -152,9 +152,6 @@ func (c Config) validate(files bool) error {
 		errs = append(errs, prefixEach("registry: ", err))
 	} else if len(t.Systems()) == 0 {
 		errs = append(errs, errNoSystems)
-	}
-	if files {
-		errs = append(errs, c.SSP.Files())
 	}
 	return errors.Join(errs...)
 }

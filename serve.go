@@ -164,13 +164,13 @@ func ensurePKI(cfg Config, log *slog.Logger) error {
 // start checks the configuration, makes the dev PKI when missing, opens the
 // audit log and every listener, and serves in the background.
 func start(cfg Config, log *slog.Logger) (*stack, error) {
-	if err := cfg.validate(false); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if err := ensurePKI(cfg, log); err != nil {
 		return nil, err
 	}
-	if err := cfg.SSP.Files(); err != nil {
+	if err := cfg.SSP.Files(nil); err != nil {
 		return nil, err
 	}
 	table, err := cfg.Registry.Build()

@@ -92,24 +92,46 @@ func (c Config) Validate() error {
 }
 
 // Files checks that every certificate, key and CRL file the section names
-// can be read and parsed, naming each one that cannot.
-func (c Config) Files() error {
+// can be read and parsed, naming each one that cannot. pending, when not
+// nil, marks paths that do not exist yet because the first start will make
+// them (the dev PKI); a check is skipped only when every path it reads is
+// pending, so a file the user named is always read.
+func (c Config) Files(pending func(path string) bool) error {
+	skip := func(paths ...string) bool {
+		if pending == nil {
+			return false
+		}
+		for _, p := range paths {
+			if !pending(p) {
+				return false
+			}
+		}
+		return true
+	}
 	var errs []error
-	if _, err := certs.LoadKeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
-		errs = append(errs, fmt.Errorf("ssp.tls.cert/key: %w", err))
+	if !skip(c.TLS.Cert, c.TLS.Key) {
+		if _, err := certs.LoadKeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
+			errs = append(errs, fmt.Errorf("ssp.tls.cert/key: %w", err))
+		}
 	}
-	if _, err := certs.LoadCertPool(c.TLS.ClientCA); err != nil {
-		errs = append(errs, fmt.Errorf("ssp.tls.client_ca: %w", err))
-	} else if ca, err := certs.LoadCertificate(c.TLS.ClientCA); err != nil {
-		errs = append(errs, fmt.Errorf("ssp.tls.client_ca: %w", err))
-	} else if _, err := certs.NewCRLChecker(c.TLS.CRL, ca); err != nil {
-		errs = append(errs, fmt.Errorf("ssp.tls.crl: %w", err))
+	if !skip(c.TLS.ClientCA, c.TLS.CRL) {
+		if _, err := certs.LoadCertPool(c.TLS.ClientCA); err != nil {
+			errs = append(errs, fmt.Errorf("ssp.tls.client_ca: %w", err))
+		} else if ca, err := certs.LoadCertificate(c.TLS.ClientCA); err != nil {
+			errs = append(errs, fmt.Errorf("ssp.tls.client_ca: %w", err))
+		} else if _, err := certs.NewCRLChecker(c.TLS.CRL, ca); err != nil {
+			errs = append(errs, fmt.Errorf("ssp.tls.crl: %w", err))
+		}
 	}
-	if _, err := certs.LoadKeyPair(c.ClientCert, c.ClientKey); err != nil {
-		errs = append(errs, fmt.Errorf("ssp.client_cert/client_key: %w", err))
+	if !skip(c.ClientCert, c.ClientKey) {
+		if _, err := certs.LoadKeyPair(c.ClientCert, c.ClientKey); err != nil {
+			errs = append(errs, fmt.Errorf("ssp.client_cert/client_key: %w", err))
+		}
 	}
-	if _, err := certs.LoadCertPool(c.ProviderCA); err != nil {
-		errs = append(errs, fmt.Errorf("ssp.provider_ca: %w", err))
+	if !skip(c.ProviderCA) {
+		if _, err := certs.LoadCertPool(c.ProviderCA); err != nil {
+			errs = append(errs, fmt.Errorf("ssp.provider_ca: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
