@@ -21,6 +21,7 @@ type contender struct {
 	name    string
 	url     string
 	tls     *tls.Config
+	group   int // the proxy's process group, for its CPU time; 0: none measured
 	header  atomic.Pointer[http.Header]
 	renewFn func(ctx context.Context) (string, error) // a fresh JWT
 	base    http.Header                               // every header but Authorization and Ssp-TraceID
@@ -109,6 +110,17 @@ type result struct {
 	lat      []time.Duration // sorted
 	codes    map[int]int
 	firstErr string
+	proxyCPU cpuTime // CPU time of the proxy's processes in the window
+	selfCPU  cpuTime // CPU time of this process (load generator and static provider)
+	measured bool          // proxyCPU was measured
+}
+
+// cpuPerRequest is d spread over the requests, in microseconds.
+func (r result) cpuPerRequest(d time.Duration) float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(r.requests)
 }
 
 func (r result) rps() float64 {
@@ -179,6 +191,11 @@ func (st *stage) measure(ctx context.Context, c *contender) (result, error) {
 	if err := ctx.Err(); err != nil {
 		return result{}, err
 	}
+	p0, s0 := groupCPU(c.group), selfCPU()
 	r := attack(ctx, c, st.o.workers, st.o.duration, 0)
+	if c.group != 0 {
+		r.proxyCPU, r.measured = groupCPU(c.group).sub(p0), true
+	}
+	r.selfCPU = selfCPU().sub(s0)
 	return r, ctx.Err()
 }

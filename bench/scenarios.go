@@ -37,6 +37,9 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 		st.sspContender("sspemu sync=none", none, st.prov.root+"/metadata", readMetadata),
 		{name: "direct", url: "https://" + st.prov.addr + path, tls: st.consumerTLS, base: gpHeaders(readMetadata)},
 	}
+	// The proxies' CPU per request: here each proxy process serves only
+	// the proxy (in the slots scenario sspemu also hosts the demonstrator).
+	cs[0].group, cs[1].group, cs[2].group = ssp.pgid(), ngx.pgid(), none.pgid()
 	rs, err := st.rounds(ctx, cs)
 	if err != nil {
 		return err
@@ -117,8 +120,9 @@ func (st *stage) rounds(ctx context.Context, cs []*contender) (map[string][]resu
 				return nil, err
 			}
 			out[c.name] = append(out[c.name], r)
-			st.printf("round %d  %-22s %8.0f req/s  p50 %7s  p99 %7s  success %.4f%s", round, c.name, r.rps(),
-				ms(r.quantile(0.50)), ms(r.quantile(0.99)), r.success(), failures(r))
+			st.printf("round %d  %-22s %8.0f req/s  p50 %7s  p99 %7s  success %.4f  CPU µs/req: proxy %s, load+provider %.0f%s",
+				round, c.name, r.rps(), ms(r.quantile(0.50)), ms(r.quantile(0.99)), r.success(),
+				proxyCPU(r), r.cpuPerRequest(r.selfCPU.total()), failures(r))
 		}
 	}
 	return out, nil
@@ -131,6 +135,15 @@ func failures(r result) string {
 	return fmt.Sprintf("  codes %v first failure: %s", r.codes, r.firstErr)
 }
 
+// proxyCPU is the proxy's CPU per request, or "—" when there is no proxy.
+func proxyCPU(r result) string {
+	if !r.measured {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f (user %.0f, sys %.0f)", r.cpuPerRequest(r.proxyCPU.total()),
+		r.cpuPerRequest(r.proxyCPU.user), r.cpuPerRequest(r.proxyCPU.sys))
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
 // summary prints the median of the rounds for each contender as a
@@ -139,25 +152,33 @@ func (st *stage) summary(rs map[string][]result, order []string) {
 	type row struct {
 		rps, p50, p99, succ float64
 		lo, hi              float64
+		cpu                 string
 	}
 	rows := map[string]row{}
 	for _, name := range order {
-		var rps, p50, p99 []float64
+		var rps, p50, p99, cpu []float64
 		ok, n := 0, 0
 		for _, r := range rs[name] {
+			if r.measured {
+				cpu = append(cpu, r.cpuPerRequest(r.proxyCPU.total()))
+			}
 			rps = append(rps, r.rps())
 			p50 = append(p50, msf(r.quantile(0.50)))
 			p99 = append(p99, msf(r.quantile(0.99)))
 			ok += r.ok
 			n += r.requests
 		}
-		rows[name] = row{median(rps), median(p50), median(p99), float64(ok) / float64(max(n, 1)), slices.Min(rps), slices.Max(rps)}
+		c := "—"
+		if len(cpu) > 0 {
+			c = fmt.Sprintf("%.0f", median(cpu))
+		}
+		rows[name] = row{median(rps), median(p50), median(p99), float64(ok) / float64(max(n, 1)), slices.Min(rps), slices.Max(rps), c}
 	}
-	st.printf("\n| %s | req/s (median of %d rounds) | range of rounds | p50 ms | p99 ms | success |", "contender", st.o.rounds)
-	st.printf("|---|---:|---:|---:|---:|---:|")
+	st.printf("\n| %s | req/s (median of %d rounds) | range of rounds | p50 ms | p99 ms | success | proxy CPU µs/req |", "contender", st.o.rounds)
+	st.printf("|---|---:|---:|---:|---:|---:|---:|")
 	for _, name := range order {
 		r := rows[name]
-		st.printf("| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %.4f |", name, r.rps, r.lo, r.hi, r.p50, r.p99, r.succ)
+		st.printf("| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %.4f | %s |", name, r.rps, r.lo, r.hi, r.p50, r.p99, r.succ, r.cpu)
 	}
 	s := rows["sspemu"]
 	for _, other := range order[1:] {

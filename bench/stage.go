@@ -43,15 +43,15 @@ type child struct {
 	done chan struct{}
 }
 
-func newStage(ctx context.Context, o options, out io.Writer) (st *stage, err error) {
+func newStage(ctx context.Context, o options, out io.Writer) (_ *stage, err error) {
 	dir, err := os.MkdirTemp("", "sspemu-bench-")
 	if err != nil {
 		return nil, err
 	}
-	st = &stage{o: o, out: out, dir: dir}
+	st := &stage{o: o, out: out, dir: dir}
 	defer func() {
 		if err != nil {
-			st.close()
+			st.close() // st, not the nil result
 		}
 	}()
 	repo, err := filepath.Abs(o.repo)
@@ -139,6 +139,9 @@ func (st *stage) start(name string, args ...string) (*child, error) {
 	st.procs = append(st.procs, c)
 	return c, nil
 }
+
+// pgid is the child's process group (it leads its own).
+func (c *child) pgid() int { return c.cmd.Process.Pid }
 
 func (c *child) stop() {
 	select {
