@@ -19,29 +19,19 @@ import (
 	"sspemu/gpconnect"
 )
 
-// newTransport is the provider leg: a fresh mutual-TLS connection with the
-// SSP's client certificate, providers verified against provider_ca, pooled
-// keep-alive connections, bodies passed as they are (no transparent gzip),
-// and dials only to hosts of registered endpoints.
-func (s *Server) newTransport(clientTLS *tls.Config) *http.Transport {
+// newUpstream is the provider leg: mutual TLS with the SSP's client
+// certificate, providers verified against provider_ca, pooled keep-alive
+// connections, bodies passed as they are, and dials only to hosts of
+// registered endpoints.
+func (s *Server) newUpstream(clientTLS *tls.Config) *upstream {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy: nil, // never through an environment proxy
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if !s.registeredAddr(addr) {
-				return nil, fmt.Errorf("the SSP dials only registered endpoints; %s is not one", addr)
-			}
-			return dialer.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:     clientTLS,
-		TLSHandshakeTimeout: 10 * time.Second,
-		DisableCompression:  true,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   false,
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if !s.registeredAddr(addr) {
+			return nil, fmt.Errorf("the SSP dials only registered endpoints; %s is not one", addr)
+		}
+		return dialer.DialContext(ctx, network, addr)
 	}
+	return newUpstream(clientTLS, dial, s.cfg.UpstreamTimeout)
 }
 
 // registeredAddr reports whether host:port is that of a registered
@@ -63,10 +53,13 @@ func (s *Server) registeredAddr(addr string) bool {
 }
 
 // newEngine is the goproxy server that forwards: only requests the chain
-// cleared, through our transport, with the SSP's own 502 and 504 bodies.
+// cleared, over the provider leg, with the SSP's own 502 and 504 bodies.
+// Its own transport is never used; it is one that cannot dial.
 func (s *Server) newEngine() *goproxy.ProxyHttpServer {
 	e := goproxy.NewProxyHttpServer()
-	e.Tr = s.transport
+	e.Tr = &http.Transport{Proxy: nil, DialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("the SSP forwards only over its provider leg")
+	}}
 	e.KeepAcceptEncoding = true // gzip passes through untouched
 	e.Logger = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	e.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -88,29 +81,18 @@ func (s *Server) newEngine() *goproxy.ProxyHttpServer {
 	return e
 }
 
-var errUpstreamTimeout = errors.New("upstream timeout")
-
 // roundTrip calls the provider. No answer (headers) within
 // ssp.upstream_timeout is a 504; a failed dial, TLS handshake, reset or
 // malformed answer is a 502; both carry the SSP's own body.
 func (s *Server) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	sc := scopeFrom(req.Context())
-	ctx, cancel := context.WithCancelCause(req.Context())
-	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
 	start := time.Now()
-	resp, err := s.transport.RoundTrip(req.WithContext(ctx))
-	stopped := timer.Stop()
+	resp, err := s.upstream.roundTrip(req, sc.target)
 	sc.upstream = time.Since(start)
-	if err == nil && !stopped {
-		resp.Body.Close() // the deadline fired as the answer came
-		err = context.Cause(ctx)
-	}
 	if err == nil {
-		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 		return resp, nil
 	}
-	timedOut := errors.Is(context.Cause(ctx), errUpstreamTimeout)
-	cancel(nil)
+	timedOut := errors.Is(err, errUpstreamTimeout)
 	if req.Context().Err() != nil && !timedOut {
 		sc.clientAborted = true
 		return nil, err
@@ -144,15 +126,4 @@ func outcomeResponse(req *http.Request, f gpconnect.Format, status int, o gpconn
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}
-}
-
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelCauseFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel(nil)
-	return err
 }

@@ -74,7 +74,9 @@ func providerPKI(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return cert, pool
 }
 
-func startProvider(t *testing.T, h http.Handler) *provider {
+// startProvider serves h as a provider; opts adjust the server before it
+// starts (a connection-state hook, keep-alives).
+func startProvider(t *testing.T, h http.Handler, opts ...func(*httptest.Server)) *provider {
 	t.Helper()
 	cert, pool := providerPKI(t)
 	srv := httptest.NewUnstartedServer(h)
@@ -88,6 +90,9 @@ func startProvider(t *testing.T, h http.Handler) *provider {
 			}
 			return nil
 		},
+	}
+	for _, o := range opts {
+		o(srv)
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

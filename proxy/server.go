@@ -58,7 +58,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	serverTLS  *tls.Config
-	transport  *http.Transport
+	upstream   *upstream
 	engine     *goproxy.ProxyHttpServer
 	handler    http.Handler
 	identities identities
@@ -100,7 +100,7 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.transport = s.newTransport(clientTLS)
+	s.upstream = s.newUpstream(clientTLS)
 	s.engine = s.newEngine()
 	s.engine.NonproxyHandler = s.buildChain()
 	s.handler = http.HandlerFunc(s.front)
@@ -164,7 +164,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, srv := range srvs {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
-	s.transport.CloseIdleConnections()
+	s.upstream.closeIdle(true)
 	return errors.Join(errs...)
 }
 
