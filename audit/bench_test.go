@@ -47,3 +47,40 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueueTransaction measures the transaction path of a finished
+// request under sync batch: the caller only queues, so the figure is the
+// writer's throughput once the queue is full, Close (the final fsync)
+// included so every queued record is counted as written.
+func BenchmarkQueueTransaction(b *testing.B) {
+	for _, writers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{Sync: SyncBatch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tx := benchTransaction()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for w := range writers {
+				n := b.N / writers
+				if w < b.N%writers {
+					n++
+				}
+				wg.Go(func() {
+					for range n {
+						if err := s.QueueTransaction(tx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
