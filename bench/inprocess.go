@@ -24,6 +24,7 @@ import (
 // childOptions are the flags of the in-process SSP child (-role inprocess).
 type childOptions struct {
 	pki, listen, debug, endpoint, sync, auditDir string
+	reference                                    string // -role reference: reverse | loop
 }
 
 func (c *childOptions) flags(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (c *childOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.endpoint, "child-endpoint", "", "internal: the provider's service root")
 	fs.StringVar(&c.sync, "child-sync", "batch", "internal: audit sync mode")
 	fs.StringVar(&c.auditDir, "child-audit", "", "internal: audit directory")
+	fs.StringVar(&c.reference, "child-reference", "", "internal: reference proxy kind")
 }
 
 // fsyncCounter counts the audit writer's fsyncs and the records they made

@@ -112,7 +112,7 @@ type result struct {
 	firstErr string
 	proxyCPU cpuTime // CPU time of the proxy's processes in the window
 	selfCPU  cpuTime // CPU time of this process (load generator and static provider)
-	measured bool          // proxyCPU was measured
+	measured bool    // proxyCPU was measured
 }
 
 // cpuPerRequest is d spread over the requests, in microseconds.

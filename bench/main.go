@@ -32,7 +32,8 @@ type options struct {
 	soakRate     int
 	profile      string
 	keep         bool
-	role         string // internal: "inprocess" runs the in-process SSP child
+	references   bool
+	role         string // internal: "inprocess" runs the in-process SSP child, "reference" a reference proxy
 	childArgs    childOptions
 }
 
@@ -49,6 +50,7 @@ func main() {
 	fs.DurationVar(&o.soak, "soak", 0, "after the scenarios, hold sspemu at -soak-rate for this long and report memory and goroutines (e.g. 10m)")
 	fs.IntVar(&o.soakRate, "soak-rate", 500, "requests per second of the soak")
 	fs.StringVar(&o.profile, "profile", "", "directory: profile the SSP (in-process build of package proxy) under the proxy load and write cpu.pprof, allocs.pprof and their pprof -top")
+	fs.BoolVar(&o.references, "references", false, "scenario proxy: also measure two Go proxies that check and audit nothing (httputil.ReverseProxy, and a bare connection loop), the floor Go's HTTP stack sets")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, audit) for inspection")
 	fs.StringVar(&o.role, "role", "", "internal: child role")
 	o.childArgs.flags(fs)
@@ -58,9 +60,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if o.role == "inprocess" {
+	switch o.role {
+	case "inprocess":
 		err = runInProcess(ctx, o.childArgs)
-	} else {
+	case "reference":
+		err = runReference(ctx, o.childArgs)
+	default:
 		err = run(ctx, o, os.Stdout)
 	}
 	if err != nil {

@@ -40,11 +40,24 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 	// The proxies' CPU per request: here each proxy process serves only
 	// the proxy (in the slots scenario sspemu also hosts the demonstrator).
 	cs[0].group, cs[1].group, cs[2].group = ssp.pgid(), ngx.pgid(), none.pgid()
+	order := []string{"sspemu", "nginx", "sspemu sync=none", "direct"}
+	if st.o.references {
+		for _, kind := range []string{"reverse", "loop"} {
+			ch, addr, err := st.startReference(ctx, kind)
+			if err != nil {
+				return err
+			}
+			c := st.gpContender("go "+kind+" (no checks)", "https://"+addr+"/"+st.prov.root+"/metadata", ssp.config, readMetadata)
+			c.group = ch.pgid()
+			cs = append(cs, c)
+			order = append(order, c.name)
+		}
+	}
 	rs, err := st.rounds(ctx, cs)
 	if err != nil {
 		return err
 	}
-	st.summary(rs, []string{"sspemu", "nginx", "sspemu sync=none", "direct"})
+	st.summary(rs, order)
 	return nil
 }
 
