@@ -140,16 +140,32 @@ func (s *Store) Append(ctx context.Context, r *Record) (uint64, error) {
 	if r == nil {
 		return 0, errors.New("audit: append: nil record")
 	}
+	body, err := encodeRecord(nil, r)
+	if err != nil {
+		return 0, err
+	}
+	return s.submit(ctx, s.audit, &pending{body: body})
+}
+
+// encodeRecord appends the body of r's line to dst: r with the time set
+// (now when zero) and in UTC, encoded as json.Marshal encodes it. The copy
+// it changes stays on the stack; only a record appendRecord cannot encode
+// goes through json.Marshal, which then gives the bytes or the error it
+// always gave.
+func encodeRecord(dst []byte, r *Record) ([]byte, error) {
 	rec := *r
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()
 	}
 	rec.Time = rec.Time.UTC()
-	body, err := json.Marshal(&rec)
-	if err != nil {
-		return 0, fmt.Errorf("audit: encode record of trace %q: %w", r.TraceID, err)
+	if b, ok := appendRecord(dst, &rec); ok {
+		return b, nil
 	}
-	return s.submit(ctx, s.audit, &pending{body: body})
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return dst, fmt.Errorf("audit: encode record of trace %q: %w", r.TraceID, err)
+	}
+	return append(dst, b...), nil
 }
 
 // AppendTransaction makes t durable in the transaction chain and keeps it
@@ -163,7 +179,9 @@ func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, 
 }
 
 // encodeTransaction turns t into a pending record: a copy with the time
-// set and in UTC, encoded once.
+// set and in UTC, encoded once as json.Marshal encodes it. Only a
+// transaction appendTransaction cannot encode goes through json.Marshal,
+// which then gives the bytes or the error it always gave.
 func encodeTransaction(t *Transaction) (*pending, error) {
 	if t == nil {
 		return nil, errors.New("audit: transaction: nil transaction")
@@ -174,9 +192,13 @@ func encodeTransaction(t *Transaction) (*pending, error) {
 		tr.Time = time.Now()
 	}
 	tr.Time = tr.Time.UTC()
-	body, err := json.Marshal(&tr)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
+	body, ok := appendTransaction(nil, &tr)
+	if !ok {
+		var err error
+		body, err = json.Marshal(&tr)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
+		}
 	}
 	return &pending{body: body, tx: &tr}, nil
 }
