@@ -226,30 +226,45 @@ func ParseAuthorization(header string) (*Token, *ClaimError) {
 	if strings.ContainsAny(raw, " \t\r\n") {
 		return nil, badRequest("Authorization", "the JWT must follow \"Bearer \" directly and contain no spaces or line breaks")
 	}
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, badRequest("Authorization", "the bearer token must be a JWT of three dot-separated parts (header.payload.), got %d part(s)", len(parts))
+	if dots := strings.Count(raw, "."); dots != 2 {
+		return nil, badRequest("Authorization", "the bearer token must be a JWT of three dot-separated parts (header.payload.), got %d part(s)", dots+1)
 	}
-	headerJSON, cerr := decodePart("header", parts[0])
+	head, rest, _ := strings.Cut(raw, ".")
+	body, sig, _ := strings.Cut(rest, ".")
+	// Nearly every token carries the one header allowed, encoded as
+	// joseHeader is; only another needs decoding and judging.
+	if head != joseHeader {
+		headerJSON, cerr := decodePart("header", head)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if cerr := checkJOSEHeader(string(headerJSON)); cerr != nil {
+			return nil, cerr
+		}
+	}
+	if sig != "" {
+		return nil, badRequest("signature", "GP Connect tokens are unsigned: the token must end with \".\" and carry no signature, got %d signature characters", len(sig))
+	}
+	payload, cerr := decodePart("payload", body)
 	if cerr != nil {
 		return nil, cerr
 	}
-	if cerr := checkJOSEHeader(headerJSON); cerr != nil {
-		return nil, cerr
-	}
-	if parts[2] != "" {
-		return nil, badRequest("signature", "GP Connect tokens are unsigned: the token must end with \".\" and carry no signature, got %d signature characters", len(parts[2]))
-	}
-	payload, cerr := decodePart("payload", parts[1])
-	if cerr != nil {
-		return nil, cerr
-	}
-	members, _, err := objectMembers(payload)
+	// The claims are read from a string copy of the payload, so names and
+	// plain strings are slices of it; the resource claims keep slices of
+	// the bytes, as json.RawMessage.
+	text := string(payload)
+	var buf [16]member
+	ms, err := readObject(text, true, buf[:0])
 	if err != nil {
 		return nil, badRequest("payload", "the JWT payload must be one JSON object: %v", err)
 	}
-	t := &Token{Raw: raw, decoded: &decodedResources{}}
-	return t, decodeClaims(members, &t.Claims, t.decoded)
+	// One allocation holds the token and its decoded resources.
+	a := &struct {
+		t Token
+		d decodedResources
+	}{}
+	a.t.Raw, a.t.decoded = raw, &a.d
+	return &a.t, decodeClaims(text, payload, ms, &a.t.Claims, &a.d)
 }
 
 // decodePart base64url-decodes one JWT part, naming the defect precisely.
@@ -268,95 +283,120 @@ func decodePart(name, part string) ([]byte, *ClaimError) {
 }
 
 // checkJOSEHeader requires exactly the members alg=none and typ=JWT.
-func checkJOSEHeader(b []byte) *ClaimError {
-	members, names, err := objectMembers(b)
+func checkJOSEHeader(s string) *ClaimError {
+	var buf [4]member
+	ms, err := readObject(s, true, buf[:0])
 	if err != nil {
 		return badRequest("header", "the JWT header must be the JSON object {\"alg\":\"none\",\"typ\":\"JWT\"}: %v", err)
 	}
-	for _, n := range names {
-		if n != "alg" && n != "typ" {
-			return badRequest("header", "the JWT header must hold only alg and typ ({\"alg\":\"none\",\"typ\":\"JWT\"}); remove %q", n)
+	for _, m := range ms {
+		if m.name != "alg" && m.name != "typ" {
+			return badRequest("header", "the JWT header must hold only alg and typ ({\"alg\":\"none\",\"typ\":\"JWT\"}); remove %q", m.name)
 		}
 	}
 	for _, want := range [][2]string{{"alg", "none"}, {"typ", "JWT"}} {
-		rawv, ok := members[want[0]]
+		rawv, ok := lookup(s, ms, want[0])
 		if !ok {
 			return badRequest("header", "the JWT header lacks %q: it must be {\"alg\":\"none\",\"typ\":\"JWT\"}", want[0])
 		}
-		var v string
-		if unmarshalString(rawv, &v) != nil || v != want[1] {
-			return badRequest("header", "the JWT header %s must be %q, got %s", want[0], want[1], truncate(string(rawv), 40))
+		if v, ok := stringValue(rawv); !ok || v != want[1] {
+			return badRequest("header", "the JWT header %s must be %q, got %s", want[0], want[1], truncate(rawv, 40))
 		}
 	}
 	return nil
 }
 
-// decodeClaims fills c from the payload members and returns the first
-// problem, in claim order. It carries on past problems so c holds all that
-// could be read.
-func decodeClaims(m map[string]json.RawMessage, c *Claims, d *decodedResources) *ClaimError {
+// decodeClaims fills c from the payload's members (ms, read from text,
+// whose bytes are data) and returns the first problem, in claim order. It
+// carries on past problems so c holds all that could be read.
+func decodeClaims(text string, data []byte, ms []member, c *Claims, d *decodedResources) *ClaimError {
 	var first *ClaimError
 	keep := func(e *ClaimError) {
 		if first == nil && e != nil {
 			first = e
 		}
 	}
-	keep(stringClaim(m, ClaimIssuer, &c.Issuer, "the consumer system's URL"))
-	keep(stringClaim(m, ClaimSubject, &c.Subject, "the user's ID, equal to requesting_practitioner.id"))
-	keep(stringClaim(m, ClaimAudience, &c.Audience, "the provider's service root URL"))
-	keep(intClaim(m, ClaimIssuedAt, &c.IssuedAt))
-	keep(intClaim(m, ClaimExpiresAt, &c.ExpiresAt))
-	keep(stringClaim(m, ClaimReasonForRequest, &c.ReasonForRequest, `"directcare"`))
-	keep(stringClaim(m, ClaimRequestedScope, &c.RequestedScope, "the interaction's scope, e.g. "+ScopePatientRead))
-	keep(objectClaim(m, ClaimRequestingDevice, &c.RequestingDeviceJSON, "Device"))
-	keep(objectClaim(m, ClaimRequestingOrganization, &c.RequestingOrganizationJSON, "Organization"))
-	keep(objectClaim(m, ClaimRequestingPractitioner, &c.RequestingPractitionerJSON, "Practitioner"))
-	if rr, ok := m[ClaimRequestedRecord]; ok {
-		c.RequestedRecordJSON = rr
+	claim := func(name string) (string, bool) { return lookup(text, ms, name) }
+	keep(stringClaim(claim, ClaimIssuer, &c.Issuer, "the consumer system's URL"))
+	keep(stringClaim(claim, ClaimSubject, &c.Subject, "the user's ID, equal to requesting_practitioner.id"))
+	keep(stringClaim(claim, ClaimAudience, &c.Audience, "the provider's service root URL"))
+	keep(intClaim(claim, ClaimIssuedAt, &c.IssuedAt))
+	keep(intClaim(claim, ClaimExpiresAt, &c.ExpiresAt))
+	keep(stringClaim(claim, ClaimReasonForRequest, &c.ReasonForRequest, `"directcare"`))
+	keep(stringClaim(claim, ClaimRequestedScope, &c.RequestedScope, "the interaction's scope, e.g. "+ScopePatientRead))
+	// The resource claims are decoded from the text when they are objects;
+	// "" stands for a claim that is not, as a nil RawMessage does.
+	var devText, orgText, prText string
+	for _, r := range []struct {
+		name, resourceType string
+		dst                *json.RawMessage
+		text               *string
+	}{
+		{ClaimRequestingDevice, "Device", &c.RequestingDeviceJSON, &devText},
+		{ClaimRequestingOrganization, "Organization", &c.RequestingOrganizationJSON, &orgText},
+		{ClaimRequestingPractitioner, "Practitioner", &c.RequestingPractitionerJSON, &prText},
+	} {
+		cerr := objectClaim(claim, r.name, r.resourceType)
+		if cerr == nil {
+			m := ms[memberIndex(ms, r.name)]
+			*r.dst, *r.text = data[m.start:m.end], text[m.start:m.end]
+		}
+		keep(cerr)
 	}
-	d.dev, d.devErr = decodeDevice(c.RequestingDeviceJSON)
-	d.org, d.orgErr = decodeOrganization(c.RequestingOrganizationJSON)
-	d.pr, d.prErr = decodePractitioner(c.RequestingPractitionerJSON)
+	if i := memberIndex(ms, ClaimRequestedRecord); i >= 0 {
+		c.RequestedRecordJSON = data[ms[i].start:ms[i].end]
+	}
+	d.dev, d.devErr = decodeDeviceText(devText, false)
+	d.org, d.orgErr = decodeOrganizationText(orgText, false)
+	d.pr, d.prErr = decodePractitionerText(prText, false)
 	d.devRaw, d.orgRaw, d.prRaw = c.RequestingDeviceJSON, c.RequestingOrganizationJSON, c.RequestingPractitionerJSON
 	c.RequestingDevice, c.RequestingOrganization, c.RequestingPractitioner = d.dev, d.org, d.pr
 	return first
 }
 
-func stringClaim(m map[string]json.RawMessage, name string, dst *string, want string) *ClaimError {
-	raw, ok := m[name]
+// memberIndex returns the index of the member called name, or -1.
+func memberIndex(ms []member, name string) int {
+	for i, m := range ms {
+		if m.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func stringClaim(claim func(string) (string, bool), name string, dst *string, want string) *ClaimError {
+	raw, ok := claim(name)
 	if !ok {
 		return badRequest(name, "the %s claim is missing: it must hold %s", name, want)
 	}
-	if isNull(raw) {
+	if raw == "null" {
 		return badRequest(name, "the %s claim is null: it must hold %s", name, want)
 	}
 	if raw[0] != '"' {
 		return badRequest(name, "the %s claim must be a JSON string (%s), got %s", name, want, jsonKind(raw))
 	}
-	if err := unmarshalString(raw, dst); err != nil {
-		return badRequest(name, "the %s claim is not a valid JSON string: %v", name, err)
-	}
-	if *dst == "" {
+	v, _ := unquote(raw) // the payload was judged valid
+	if *dst = v; v == "" {
 		return badRequest(name, "the %s claim is empty: it must hold %s", name, want)
 	}
 	return nil
 }
 
-func intClaim(m map[string]json.RawMessage, name string, dst *int64) *ClaimError {
-	raw, ok := m[name]
+func intClaim(claim func(string) (string, bool), name string, dst *int64) *ClaimError {
+	raw, ok := claim(name)
 	if !ok {
 		return badRequest(name, "the %s claim is missing: it must hold integer seconds since 1970 (exp = iat + 300)", name)
 	}
-	if isNull(raw) {
+	if raw == "null" {
 		return badRequest(name, "the %s claim is null: it must hold integer seconds since 1970", name)
 	}
 	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
 		return badRequest(name, "the %s claim must be a JSON number of whole seconds, got %s", name, jsonKind(raw))
 	}
-	if bytes.ContainsAny(raw, ".eE") {
-		return badRequest(name, "the %s claim must be whole seconds with no fraction or exponent, got %s", name, truncate(string(raw), 40))
+	if strings.ContainsAny(raw, ".eE") {
+		return badRequest(name, "the %s claim must be whole seconds with no fraction or exponent, got %s", name, truncate(raw, 40))
 	}
-	v, err := strconv.ParseInt(string(raw), 10, 64)
+	v, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		return badRequest(name, "the %s claim is not a usable integer: %v", name, err)
 	}
@@ -364,18 +404,17 @@ func intClaim(m map[string]json.RawMessage, name string, dst *int64) *ClaimError
 	return nil
 }
 
-func objectClaim(m map[string]json.RawMessage, name string, dst *json.RawMessage, resourceType string) *ClaimError {
-	raw, ok := m[name]
+func objectClaim(claim func(string) (string, bool), name string, resourceType string) *ClaimError {
+	raw, ok := claim(name)
 	if !ok {
 		return badRequest(name, "the %s claim is missing: it must hold a FHIR STU3 %s resource", name, resourceType)
 	}
-	if isNull(raw) {
+	if raw == "null" {
 		return badRequest(name, "the %s claim is null: it must hold a FHIR STU3 %s resource", name, resourceType)
 	}
 	if raw[0] != '{' {
 		return badRequest(name, "the %s claim must be a JSON object (a FHIR STU3 %s resource), got %s", name, resourceType, jsonKind(raw))
 	}
-	*dst = raw
 	return nil
 }
 
@@ -559,371 +598,264 @@ var (
 	humanNameElements      = []string{"id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period"}
 )
 
-// resource checks that raw is a FHIR STU3 resource of type want defining only
-// known elements, none null, and returns its members. Failures are 422.
-func resource(claim string, raw json.RawMessage, want string, elements []string) (map[string]json.RawMessage, *ClaimError) {
-	if len(raw) == 0 {
-		return nil, badRequest(claim, "the %s claim is missing: it must hold a FHIR STU3 %s resource", claim, want)
+// resource checks that s is a FHIR STU3 resource of type want defining only
+// known elements, none null, and returns its members and its resourceType
+// when that is a string. Failures are 422. With check, s is judged as JSON
+// first (a claim edited by hand); without, it is a slice of the payload,
+// judged already.
+func resource(claim, s string, check bool, want string, elements []string, ms []member) (string, []member, *ClaimError) {
+	if len(s) == 0 {
+		return "", nil, badRequest(claim, "the %s claim is missing: it must hold a FHIR STU3 %s resource", claim, want)
 	}
-	m, names, err := objectMembers(raw)
+	ms, err := readObject(s, check, ms)
 	if err != nil {
-		return nil, invalidResource(claim, "%s is not a valid JSON object: %v", claim, err)
+		return "", nil, invalidResource(claim, "%s is not a valid JSON object: %v", claim, err)
 	}
-	rt, ok := m["resourceType"]
-	var got string
-	if !ok || unmarshalString(rt, &got) != nil {
-		return m, invalidResource(claim, "%s has no resourceType: it must be a FHIR STU3 %s with \"resourceType\": %q", claim, want, want)
+	// encoding/json, which this replaces, took null for an empty string.
+	rt, ok := lookup(s, ms, "resourceType")
+	got, isString := stringValue(rt)
+	if !ok || (!isString && rt != "null") {
+		return "", ms, invalidResource(claim, "%s has no resourceType: it must be a FHIR STU3 %s with \"resourceType\": %q", claim, want, want)
 	}
 	if got != want {
-		return m, invalidResource(claim, "%s must be a FHIR %s resource, got resourceType %q", claim, want, truncate(got, 40))
+		return got, ms, invalidResource(claim, "%s must be a FHIR %s resource, got resourceType %q", claim, want, truncate(got, 40))
 	}
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "_")
-		if (!slices.Contains(domainResourceElements, base) && !slices.Contains(elements, base)) || n == "_resourceType" {
-			return m, invalidResource(claim, "%s has %q, which FHIR STU3 %s does not define; remove it", claim, truncate(n, 40), want)
+	for _, m := range ms {
+		base := strings.TrimPrefix(m.name, "_")
+		if (!slices.Contains(domainResourceElements, base) && !slices.Contains(elements, base)) || m.name == "_resourceType" {
+			return got, ms, invalidResource(claim, "%s has %q, which FHIR STU3 %s does not define; remove it", claim, truncate(m.name, 40), want)
 		}
-		if isNull(m[n]) {
-			return m, invalidResource(claim, "%s.%s is null; FHIR JSON leaves absent elements out instead", claim, n)
-		}
-	}
-	if id, ok := m["id"]; ok {
-		var s string
-		if unmarshalString(id, &s) != nil || !IsLogicalID(s) {
-			return m, invalidResource(claim, "%s.id must be a FHIR id (1-64 of A-Z a-z 0-9 - .), got %s", claim, truncate(string(id), 40))
+		if s[m.start:m.end] == "null" {
+			return got, ms, invalidResource(claim, "%s.%s is null; FHIR JSON leaves absent elements out instead", claim, m.name)
 		}
 	}
-	return m, nil
+	if id, ok := lookup(s, ms, "id"); ok {
+		if v, isString := stringValue(id); !isString || !IsLogicalID(v) {
+			return got, ms, invalidResource(claim, "%s.id must be a FHIR id (1-64 of A-Z a-z 0-9 - .), got %s", claim, truncate(id, 40))
+		}
+	}
+	return got, ms, nil
 }
 
-// elementString decodes a string element; a non-string is 422.
-func elementString(claim string, m map[string]json.RawMessage, name string, dst *string) *ClaimError {
-	raw, ok := m[name]
+// elementString decodes a string element of the object ms read from s; a
+// non-string is 422. where names the object, and is called only to word
+// an error, so a valid token formats no paths.
+func elementString(claim string, where func() string, s string, ms []member, name string, dst *string) *ClaimError {
+	raw, ok := lookup(s, ms, name)
 	if !ok {
 		return nil
 	}
-	if len(raw) == 0 || raw[0] != '"' || unmarshalString(raw, dst) != nil {
-		return invalidResource(claim, "%s.%s must be a JSON string, got %s", claim, name, jsonKind(raw))
-	}
-	return nil
-}
-
-// elementStringAt is elementString for an element inside an array item;
-// where names the item and is called only to word an error, so a valid
-// token formats no paths.
-func elementStringAt(claim string, where func() string, m map[string]json.RawMessage, name string, dst *string) *ClaimError {
-	raw, ok := m[name]
-	if !ok {
-		return nil
-	}
-	if len(raw) == 0 || raw[0] != '"' || unmarshalString(raw, dst) != nil {
+	v, isString := stringValue(raw)
+	if !isString {
 		return invalidResource(claim, "%s.%s must be a JSON string, got %s", where(), name, jsonKind(raw))
 	}
+	*dst = v
 	return nil
 }
 
-func identifiers(claim string, m map[string]json.RawMessage) ([]Identifier, *ClaimError) {
-	raw, ok := m["identifier"]
+// itemPath words the path of an array item for an error.
+func itemPath(claim, array string, i int) string { return fmt.Sprintf("%s.%s[%d]", claim, array, i) }
+
+func identifiers(claim, s string, ms []member) ([]Identifier, *ClaimError) {
+	raw, ok := lookup(s, ms, "identifier")
 	if !ok {
 		return nil, nil
 	}
-	var items []json.RawMessage
-	if len(raw) == 0 || raw[0] != '[' || splitArray(raw, &items) != nil {
+	if len(raw) == 0 || raw[0] != '[' {
 		return nil, invalidResource(claim, "%s.identifier must be a JSON array of Identifier objects, got %s", claim, jsonKind(raw))
 	}
 	var out []Identifier
-	for i, it := range items {
-		path := func() string { return fmt.Sprintf("%s.identifier[%d]", claim, i) }
-		im, names, err := members(it) // json.Unmarshal validated the items
+	var buf [8]member
+	items := newArrayItems(raw)
+	for i := 0; ; i++ {
+		it, more := items.next()
+		if !more {
+			return out, nil
+		}
+		path := func() string { return itemPath(claim, "identifier", i) }
+		im, err := readObject(it, false, buf[:0])
 		if err != nil {
 			return out, invalidResource(claim, "%s must be an Identifier object: %v", path(), err)
 		}
-		if n, bad := unknownMember(names, identifierElements); bad {
+		if n, bad := unknownMember(im, identifierElements); bad {
 			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path(), truncate(n, 40))
 		}
 		var id Identifier
-		if cerr := elementStringAt(claim, path, im, "system", &id.System); cerr != nil {
+		if cerr := elementString(claim, path, it, im, "system", &id.System); cerr != nil {
 			return out, cerr
 		}
-		if cerr := elementStringAt(claim, path, im, "value", &id.Value); cerr != nil {
+		if cerr := elementString(claim, path, it, im, "value", &id.Value); cerr != nil {
 			return out, cerr
+		}
+		if out == nil {
+			out = make([]Identifier, 0, 4) // a practitioner has three
 		}
 		out = append(out, id)
 	}
-	return out, nil
 }
 
-func humanNames(claim string, m map[string]json.RawMessage) ([]HumanName, *ClaimError) {
-	raw, ok := m["name"]
+func humanNames(claim, s string, ms []member) ([]HumanName, *ClaimError) {
+	raw, ok := lookup(s, ms, "name")
 	if !ok {
 		return nil, nil
 	}
-	var items []json.RawMessage
-	if len(raw) == 0 || raw[0] != '[' || splitArray(raw, &items) != nil {
+	if len(raw) == 0 || raw[0] != '[' {
 		return nil, invalidResource(claim, "%s.name must be a JSON array of HumanName objects, got %s", claim, jsonKind(raw))
 	}
 	var out []HumanName
-	for i, it := range items {
-		path := func() string { return fmt.Sprintf("%s.name[%d]", claim, i) }
-		nm, names, err := members(it) // json.Unmarshal validated the items
+	var buf [8]member
+	items := newArrayItems(raw)
+	for i := 0; ; i++ {
+		it, more := items.next()
+		if !more {
+			return out, nil
+		}
+		path := func() string { return itemPath(claim, "name", i) }
+		nm, err := readObject(it, false, buf[:0])
 		if err != nil {
 			return out, invalidResource(claim, "%s must be a HumanName object: %v", path(), err)
 		}
-		if n, bad := unknownMember(names, humanNameElements); bad {
+		if n, bad := unknownMember(nm, humanNameElements); bad {
 			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path(), truncate(n, 40))
 		}
 		var hn HumanName
-		if cerr := elementStringAt(claim, path, nm, "family", &hn.Family); cerr != nil {
-			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path(), jsonKind(nm["family"]))
+		if family, ok := lookup(it, nm, "family"); ok {
+			v, isString := stringValue(family)
+			if !isString {
+				return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path(), jsonKind(family))
+			}
+			hn.Family = v
 		}
 		for _, list := range []struct {
 			name string
 			dst  *[]string
 		}{{"given", &hn.Given}, {"prefix", &hn.Prefix}} {
-			if r, ok := nm[list.name]; ok {
-				if len(r) == 0 || r[0] != '[' || json.Unmarshal(r, list.dst) != nil {
+			if r, ok := lookup(it, nm, list.name); ok {
+				if *list.dst, ok = stringList(r); !ok {
 					return out, invalidResource(claim, "%s.%s must be a JSON array of strings, got %s", path(), list.name, jsonKind(r))
 				}
 			}
 		}
 		out = append(out, hn)
 	}
-	return out, nil
 }
 
-func unknownMember(names, known []string) (string, bool) {
-	for _, n := range names {
-		if !slices.Contains(known, strings.TrimPrefix(n, "_")) {
-			return n, true
+// stringList decodes v, a JSON value already judged valid, as
+// encoding/json decodes into a nil []string: an array, even an empty one,
+// gives a non-nil slice, and a null item an empty string.
+func stringList(v string) ([]string, bool) {
+	if len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
+	out := []string{}
+	items := newArrayItems(v)
+	for {
+		it, more := items.next()
+		if !more {
+			return out, true
+		}
+		if it == "null" {
+			out = append(out, "")
+			continue
+		}
+		s, ok := stringValue(it)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+}
+
+// unknownMember returns the first member of ms, in document order, whose
+// name (less a leading "_", FHIR's primitive extensions) is not known.
+func unknownMember(ms []member, known []string) (string, bool) {
+	for _, m := range ms {
+		if !slices.Contains(known, strings.TrimPrefix(m.name, "_")) {
+			return m.name, true
 		}
 	}
 	return "", false
 }
 
-func withClaim(e *ClaimError, claim string) *ClaimError {
-	e.Claim = claim
-	return e
+// decodeDevice, decodeOrganization and decodePractitioner decode a
+// resource claim that did not come from ParseAuthorization, judging its
+// JSON first.
+func decodeDevice(raw json.RawMessage) (Device, *ClaimError) {
+	return decodeDeviceText(string(raw), true)
 }
 
-func decodeDevice(raw json.RawMessage) (Device, *ClaimError) {
+func decodeOrganization(raw json.RawMessage) (Organization, *ClaimError) {
+	return decodeOrganizationText(string(raw), true)
+}
+
+func decodePractitioner(raw json.RawMessage) (Practitioner, *ClaimError) {
+	return decodePractitionerText(string(raw), true)
+}
+
+func decodeDeviceText(s string, check bool) (Device, *ClaimError) {
 	const n = ClaimRequestingDevice
 	var d Device
-	m, cerr := resource(n, raw, "Device", deviceElements)
-	if m != nil {
-		_ = unmarshalString(m["resourceType"], &d.ResourceType)
-	}
-	if cerr != nil {
+	var buf [16]member
+	rt, m, cerr := resource(n, s, check, "Device", deviceElements, buf[:0])
+	if d.ResourceType = rt; cerr != nil {
 		return d, cerr
 	}
+	where := func() string { return n }
 	var err *ClaimError
-	if d.Identifiers, err = identifiers(n, m); err != nil {
+	if d.Identifiers, err = identifiers(n, s, m); err != nil {
 		return d, err
 	}
-	if err := elementString(n, m, "model", &d.Model); err != nil {
+	if err := elementString(n, where, s, m, "model", &d.Model); err != nil {
 		return d, err
 	}
-	if err := elementString(n, m, "version", &d.Version); err != nil {
+	if err := elementString(n, where, s, m, "version", &d.Version); err != nil {
 		return d, err
 	}
 	return d, nil
 }
 
-func decodeOrganization(raw json.RawMessage) (Organization, *ClaimError) {
+func decodeOrganizationText(s string, check bool) (Organization, *ClaimError) {
 	const n = ClaimRequestingOrganization
 	var o Organization
-	m, cerr := resource(n, raw, "Organization", organizationElements)
-	if m != nil {
-		_ = unmarshalString(m["resourceType"], &o.ResourceType)
-	}
-	if cerr != nil {
+	var buf [16]member
+	rt, m, cerr := resource(n, s, check, "Organization", organizationElements, buf[:0])
+	if o.ResourceType = rt; cerr != nil {
 		return o, cerr
 	}
+	where := func() string { return n }
 	var err *ClaimError
-	if o.Identifiers, err = identifiers(n, m); err != nil {
+	if o.Identifiers, err = identifiers(n, s, m); err != nil {
 		return o, err
 	}
-	if err := elementString(n, m, "id", &o.ID); err != nil {
+	if err := elementString(n, where, s, m, "id", &o.ID); err != nil {
 		return o, err
 	}
-	if err := elementString(n, m, "name", &o.Name); err != nil {
+	if err := elementString(n, where, s, m, "name", &o.Name); err != nil {
 		return o, err
 	}
 	return o, nil
 }
 
-func decodePractitioner(raw json.RawMessage) (Practitioner, *ClaimError) {
+func decodePractitionerText(s string, check bool) (Practitioner, *ClaimError) {
 	const n = ClaimRequestingPractitioner
 	var p Practitioner
-	m, cerr := resource(n, raw, "Practitioner", practitionerElements)
-	if m != nil {
-		_ = unmarshalString(m["resourceType"], &p.ResourceType)
-	}
-	if cerr != nil {
+	var buf [16]member
+	rt, m, cerr := resource(n, s, check, "Practitioner", practitionerElements, buf[:0])
+	if p.ResourceType = rt; cerr != nil {
 		return p, cerr
 	}
-	if err := elementString(n, m, "id", &p.ID); err != nil {
+	where := func() string { return n }
+	if err := elementString(n, where, s, m, "id", &p.ID); err != nil {
 		return p, err
 	}
 	var err *ClaimError
-	if p.Identifiers, err = identifiers(n, m); err != nil {
+	if p.Identifiers, err = identifiers(n, s, m); err != nil {
 		return p, err
 	}
-	if p.Names, err = humanNames(n, m); err != nil {
+	if p.Names, err = humanNames(n, s, m); err != nil {
 		return p, err
 	}
 	return p, nil
-}
-
-// objectMembers decodes data as exactly one JSON object, refusing invalid
-// UTF-8, duplicate member names and anything after the object. It returns
-// the members and their names in document order. The values are slices of
-// data. Once json.Valid has accepted data, a plain scan finds the member
-// boundaries: this runs several times per request, and a json.Decoder
-// cost most of the JWT check.
-func objectMembers(data []byte) (map[string]json.RawMessage, []string, error) {
-	if !utf8.Valid(data) {
-		return nil, nil, fmt.Errorf("not valid UTF-8")
-	}
-	if !json.Valid(data) {
-		return nil, nil, fmt.Errorf("not valid JSON")
-	}
-	return members(data)
-}
-
-// members splits a JSON object that is already known to be valid (a value
-// sliced from a validated document, or an item json.Unmarshal accepted)
-// into its members. It never indexes past data, so even invalid input
-// gives an error, not a panic.
-func members(data []byte) (map[string]json.RawMessage, []string, error) {
-	at := func(i int) byte {
-		if i < len(data) {
-			return data[i]
-		}
-		return 0
-	}
-	i := skipSpace(data, 0)
-	if at(i) != '{' {
-		return nil, nil, fmt.Errorf("a JSON %s, not an object", jsonKind(bytes.TrimSpace(data)))
-	}
-	m := make(map[string]json.RawMessage, 8)
-	names := make([]string, 0, 8)
-	if i = skipSpace(data, i+1); at(i) == '}' {
-		return m, names, nil
-	}
-	for {
-		if at(i) != '"' {
-			return nil, nil, fmt.Errorf("not valid JSON")
-		}
-		end := stringEnd(data, i)
-		name, err := unquoteName(data[i:end])
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading member name: %w", err)
-		}
-		if i = skipSpace(data, end); at(i) != ':' {
-			return nil, nil, fmt.Errorf("not valid JSON")
-		}
-		i = skipSpace(data, i+1)
-		if i >= len(data) {
-			return nil, nil, fmt.Errorf("not valid JSON")
-		}
-		vend := valueEnd(data, i)
-		if _, dup := m[name]; dup {
-			return nil, nil, fmt.Errorf("member %q appears twice", truncate(name, 40))
-		}
-		m[name] = json.RawMessage(data[i:vend])
-		names = append(names, name)
-		switch i = skipSpace(data, vend); at(i) {
-		case '}':
-			return m, names, nil
-		case ',':
-			i = skipSpace(data, i+1)
-		default:
-			return nil, nil, fmt.Errorf("not valid JSON")
-		}
-	}
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string that opens at data[i].
-func stringEnd(data []byte, i int) int {
-	for j := i + 1; j < len(data); j++ {
-		switch data[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(data)
-}
-
-// valueEnd returns the index just past the valid JSON value at data[i].
-func valueEnd(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		return stringEnd(data, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(data); j++ {
-			switch data[j] {
-			case '"':
-				j = stringEnd(data, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(data)
-	}
-	j := i
-	for j < len(data) && !strings.ContainsRune(",}] \t\r\n", rune(data[j])) {
-		j++
-	}
-	return j
-}
-
-// unquoteName turns a quoted member name into its text; most names have no
-// escapes and need no decoding.
-func unquoteName(quoted []byte) (string, error) {
-	if len(quoted) < 2 {
-		return "", fmt.Errorf("not valid JSON")
-	}
-	if bytes.IndexByte(quoted, '\\') < 0 {
-		return string(quoted[1 : len(quoted)-1]), nil
-	}
-	var s string
-	err := json.Unmarshal(quoted, &s)
-	return s, err
-}
-
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
-
-// jsonKind names the JSON type of raw for messages.
-func jsonKind(raw []byte) string {
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }
 
 // truncate shortens untrusted text quoted in reasons.
@@ -935,67 +867,6 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
-}
-
-// unmarshalString decodes a JSON string value. Most claim strings have no
-// escapes and are taken as they stand; anything else goes to encoding/json,
-// which also gives the error for a value that is not a string.
-func unmarshalString(raw []byte, dst *string) error {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		plain := true
-		for _, c := range raw[1 : n-1] {
-			if c == '\\' || c == '"' || c < ' ' {
-				plain = false
-				break
-			}
-		}
-		if plain && utf8.Valid(raw) {
-			*dst = string(raw[1 : n-1])
-			return nil
-		}
-	}
-	return json.Unmarshal(raw, dst)
-}
-
-// splitArray splits a JSON array that is part of an already validated
-// document into its items, as json.Unmarshal into []json.RawMessage would;
-// anything it does not expect goes to encoding/json, which judges it.
-func splitArray(raw []byte, dst *[]json.RawMessage) error {
-	at := func(i int) byte {
-		if i < len(raw) {
-			return raw[i]
-		}
-		return 0
-	}
-	i := skipSpace(raw, 0)
-	if at(i) != '[' {
-		return json.Unmarshal(raw, dst)
-	}
-	items := make([]json.RawMessage, 0, 4)
-	if i = skipSpace(raw, i+1); at(i) == ']' {
-		if skipSpace(raw, i+1) != len(raw) {
-			return json.Unmarshal(raw, dst)
-		}
-		*dst = items
-		return nil
-	}
-	for i < len(raw) {
-		end := valueEnd(raw, i)
-		items = append(items, json.RawMessage(raw[i:end]))
-		switch i = skipSpace(raw, end); at(i) {
-		case ']':
-			if skipSpace(raw, i+1) != len(raw) {
-				return json.Unmarshal(raw, dst)
-			}
-			*dst = items
-			return nil
-		case ',':
-			i = skipSpace(raw, i+1)
-		default:
-			return json.Unmarshal(raw, dst)
-		}
-	}
-	return json.Unmarshal(raw, dst)
 }
 
 // LegacyAudience is the aud value of earlier GP Connect versions, still

@@ -1,0 +1,530 @@
+package gpconnect
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The JSON reading of the JWT rules. The token arrives on every request and
+// was once its most expensive part, so it is read without encoding/json:
+// scanValue judges a document in one pass, as json.Valid would, and the
+// other functions walk text already judged, slicing names and strings out
+// of it and decoding only those with escapes. The differential fuzz targets
+// hold each function to encoding/json.
+
+// maxJSONDepth is how deep encoding/json lets arrays and objects nest:
+// json.Valid refuses a document nested deeper, so scanValue does too.
+const maxJSONDepth = 10000
+
+// member is one member of a JSON object: its name, decoded, and where its
+// value lies in the text read, without the space around it.
+type member struct {
+	name       string
+	start, end int
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && isJSONSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// validJSON reports whether s is one JSON value with only space around it,
+// as json.Valid does for text that is valid UTF-8 (callers check UTF-8
+// once for the whole text: json.Valid itself lets invalid UTF-8 through in
+// strings).
+func validJSON(s string) bool {
+	i := skipSpace(s, 0)
+	end := scanValue(s, i, 0)
+	return end >= 0 && skipSpace(s, end) == len(s)
+}
+
+// scanValue returns the index just past the JSON value that starts at s[i],
+// or -1 when no valid value starts there; depth is how many arrays and
+// objects are already open around it, for encoding/json's nesting limit.
+// It keeps its own stack rather than recursing, so hostile nesting costs a
+// byte per level, not a call frame.
+func scanValue(s string, i, depth int) int {
+	var small [64]byte
+	open := small[:0] // '{' or '[' for each array or object open within the value
+	for {
+		// A value starts at s[i].
+		if i >= len(s) {
+			return -1
+		}
+		switch c := s[i]; c {
+		case '{', '[':
+			if depth+len(open) >= maxJSONDepth {
+				return -1
+			}
+			open = append(open, c)
+			if i = skipSpace(s, i+1); i < len(s) && s[i] == c+2 { // '}' and ']' follow '{' and '[' by two
+				open = open[:len(open)-1]
+				i++
+				break
+			}
+			if c == '{' {
+				if i = scanName(s, i); i < 0 {
+					return -1
+				}
+			}
+			continue
+		case '"':
+			if i = scanString(s, i); i < 0 {
+				return -1
+			}
+		case 't':
+			if !strings.HasPrefix(s[i:], "true") {
+				return -1
+			}
+			i += 4
+		case 'f':
+			if !strings.HasPrefix(s[i:], "false") {
+				return -1
+			}
+			i += 5
+		case 'n':
+			if !strings.HasPrefix(s[i:], "null") {
+				return -1
+			}
+			i += 4
+		default:
+			if i = scanNumber(s, i); i < 0 {
+				return -1
+			}
+		}
+		// A value ended at s[i]: close what it ends, then expect the next.
+		for {
+			if len(open) == 0 {
+				return i
+			}
+			if i = skipSpace(s, i); i >= len(s) {
+				return -1
+			}
+			top := open[len(open)-1]
+			if s[i] == ',' {
+				i = skipSpace(s, i+1)
+				if top == '{' {
+					if i = scanName(s, i); i < 0 {
+						return -1
+					}
+				}
+				break
+			}
+			if s[i] != top+2 {
+				return -1
+			}
+			open = open[:len(open)-1]
+			i++
+		}
+	}
+}
+
+// scanName reads a member name and its colon at s[i], returning where the
+// value starts (space skipped), or -1.
+func scanName(s string, i int) int {
+	if i >= len(s) || s[i] != '"' {
+		return -1
+	}
+	if i = scanString(s, i); i < 0 {
+		return -1
+	}
+	if i = skipSpace(s, i); i >= len(s) || s[i] != ':' {
+		return -1
+	}
+	return skipSpace(s, i+1)
+}
+
+// scanString returns the index just past the valid JSON string that opens
+// at s[i], or -1.
+func scanString(s string, i int) int {
+	for j := i + 1; j < len(s); {
+		switch c := s[j]; {
+		case c == '"':
+			return j + 1
+		case c == '\\':
+			if j+1 >= len(s) {
+				return -1
+			}
+			switch s[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if _, ok := hex4(s, j+2); !ok {
+					return -1
+				}
+				j += 6
+			default:
+				return -1
+			}
+		case c < ' ':
+			return -1
+		default:
+			j++
+		}
+	}
+	return -1
+}
+
+// scanNumber returns the index just past the valid JSON number at s[i], or
+// -1.
+func scanNumber(s string, i int) int {
+	digits := func(j int) int {
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	j := i
+	if j < len(s) && s[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(s) && s[j] == '0':
+		j++
+	case j < len(s) && s[j] >= '1' && s[j] <= '9':
+		j = digits(j + 1)
+	default:
+		return -1
+	}
+	if j < len(s) && s[j] == '.' {
+		k := digits(j + 1)
+		if k == j+1 {
+			return -1
+		}
+		j = k
+	}
+	if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
+		j++
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		k := digits(j)
+		if k == j {
+			return -1
+		}
+		j = k
+	}
+	return j
+}
+
+// hex4 decodes the four hex digits at s[i:i+4].
+func hex4(s string, i int) (rune, bool) {
+	if i < 0 || i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[i : i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// stringEnd returns the index just past the string that opens at s[i] in
+// text already judged valid; on other text it stops at the end, never
+// past it. Most strings have no escapes, so it looks for the closing quote
+// with strings.IndexByte and steps over escapes only where there are some.
+func stringEnd(s string, i int) int {
+	j := i + 1
+	for j < len(s) {
+		q := strings.IndexByte(s[j:], '"')
+		if q < 0 {
+			return len(s)
+		}
+		b := strings.IndexByte(s[j:j+q], '\\')
+		if b < 0 {
+			return j + q + 1
+		}
+		j += b + 2
+	}
+	return len(s)
+}
+
+// valueEnd returns the index just past the value at s[i] in text already
+// judged valid; on other text it gives some index up to len(s), never a
+// panic.
+func valueEnd(s string, i int) int {
+	if i >= len(s) {
+		return len(s)
+	}
+	switch s[i] {
+	case '"':
+		return stringEnd(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				j = stringEnd(s, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(s)
+	}
+	j := i
+	for j < len(s) {
+		switch s[j] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return j
+		}
+		j++
+	}
+	return j
+}
+
+// readObject reads the JSON object s into its members, appended to ms in
+// document order. With check it first judges s as the token's envelope
+// must be: valid UTF-8, one valid JSON value and nothing after it, an
+// object; without, s must already be known valid (a value sliced from a
+// judged document) and only the errors such text can have are given. A
+// name appearing twice is refused either way, the first such name in
+// document order named, and only once the whole text has been judged.
+func readObject(s string, check bool, ms []member) ([]member, error) {
+	if check && !utf8.ValidString(s) {
+		return nil, errors.New("not valid UTF-8")
+	}
+	notJSON := func() ([]member, error) { return nil, errors.New("not valid JSON") }
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		if check && !validJSON(s) {
+			return notJSON()
+		}
+		return nil, fmt.Errorf("a JSON %s, not an object", jsonKind(strings.TrimSpace(s)))
+	}
+	if i = skipSpace(s, i+1); i < len(s) && s[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(s) || s[i] != '"' {
+				return notJSON()
+			}
+			var nameEnd int
+			if check {
+				nameEnd = scanString(s, i)
+			} else {
+				nameEnd = stringEnd(s, i)
+			}
+			if nameEnd < 0 {
+				return notJSON()
+			}
+			name, ok := unquote(s[i:nameEnd])
+			if !ok {
+				return notJSON()
+			}
+			if i = skipSpace(s, nameEnd); i >= len(s) || s[i] != ':' {
+				return notJSON()
+			}
+			if i = skipSpace(s, i+1); i >= len(s) {
+				return notJSON()
+			}
+			var end int
+			if check {
+				end = scanValue(s, i, 1)
+			} else {
+				end = valueEnd(s, i)
+			}
+			if end < 0 {
+				return notJSON()
+			}
+			ms = append(ms, member{name: name, start: i, end: end})
+			if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
+				i = skipSpace(s, i+1)
+				continue
+			}
+			if i < len(s) && s[i] == '}' {
+				i++
+				break
+			}
+			return notJSON()
+		}
+	}
+	if check && skipSpace(s, i) != len(s) {
+		return notJSON()
+	}
+	if name, dup := firstDuplicate(ms); dup {
+		return nil, fmt.Errorf("member %q appears twice", truncate(name, 40))
+	}
+	return ms, nil
+}
+
+// firstDuplicate returns the first name in ms that an earlier member
+// already has. Objects in a token have a handful of members, compared
+// pairwise; a map takes over for a long one, so hostile input stays linear.
+func firstDuplicate(ms []member) (string, bool) {
+	if len(ms) > 32 {
+		seen := make(map[string]struct{}, len(ms))
+		for _, m := range ms {
+			if _, dup := seen[m.name]; dup {
+				return m.name, true
+			}
+			seen[m.name] = struct{}{}
+		}
+		return "", false
+	}
+	for j := 1; j < len(ms); j++ {
+		for _, m := range ms[:j] {
+			if m.name == ms[j].name {
+				return ms[j].name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// lookup returns the value of the member called name, as text of s.
+func lookup(s string, ms []member, name string) (string, bool) {
+	for _, m := range ms {
+		if m.name == name {
+			return s[m.start:m.end], true
+		}
+	}
+	return "", false
+}
+
+// arrayItems walks the items of a JSON array already judged valid, which
+// s holds from its '['.
+type arrayItems struct {
+	s string
+	i int
+}
+
+func newArrayItems(s string) arrayItems {
+	i := skipSpace(s, 1)
+	if i >= len(s) || s[i] == ']' {
+		i = len(s)
+	}
+	return arrayItems{s: s, i: i}
+}
+
+// next returns the next item, without the space around it.
+func (a *arrayItems) next() (string, bool) {
+	if a.i >= len(a.s) {
+		return "", false
+	}
+	end := valueEnd(a.s, a.i)
+	item := a.s[a.i:end]
+	if j := skipSpace(a.s, end); j < len(a.s) && a.s[j] == ',' {
+		a.i = skipSpace(a.s, j+1)
+	} else {
+		a.i = len(a.s)
+	}
+	return item, true
+}
+
+// stringValue decodes v, a JSON value already judged valid, when it is a
+// string.
+func stringValue(v string) (string, bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return "", false
+	}
+	return unquote(v)
+}
+
+// unquote decodes a JSON string literal as encoding/json does for valid
+// UTF-8 text. A string without escapes is returned as a slice of q, with
+// no copy; false means q is not a well-formed literal.
+func unquote(q string) (string, bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return "", false
+	}
+	body := q[1 : len(q)-1]
+	k := strings.IndexByte(body, '\\')
+	if k < 0 {
+		return body, true
+	}
+	b := make([]byte, 0, len(body))
+	b = append(b, body[:k]...)
+	for i := k; i < len(body); {
+		c := body[i]
+		if c != '\\' {
+			b = append(b, c)
+			i++
+			continue
+		}
+		if i+1 >= len(body) {
+			return "", false
+		}
+		switch e := body[i+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := hex4(body, i+2)
+			if !ok {
+				return "", false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				// As encoding/json: a valid pair is one rune, anything
+				// else one replacement character for the first half.
+				r2, ok := rune(-1), false
+				if i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
+					r2, ok = hex4(body, i+2)
+				}
+				if dec := utf16.DecodeRune(r, r2); ok && dec != unicode.ReplacementChar {
+					r = dec
+					i += 6
+				} else {
+					r = unicode.ReplacementChar
+				}
+			}
+			b = utf8.AppendRune(b, r)
+			continue
+		default:
+			return "", false
+		}
+		i += 2
+	}
+	return string(b), true
+}
+
+// jsonKind names the JSON type of raw for messages.
+func jsonKind[T ~string | ~[]byte](raw T) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
