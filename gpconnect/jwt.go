@@ -679,12 +679,11 @@ func identifiers(claim, s string, ms []member, a *tokenSlices) ([]Identifier, *C
 	var buf [8]member
 	items := newArrayItems(raw)
 	for i := 0; ; i++ {
-		it, more := items.next()
+		im, more, err := items.nextObject(buf[:0])
 		if !more {
 			return lendIdentifiers(a, out), nil
 		}
 		path := func() string { return itemPath(claim, "identifier", i) }
-		im, err := readObject(it, false, buf[:0])
 		if err != nil {
 			return lendIdentifiers(a, out), invalidResource(claim, "%s must be an Identifier object: %v", path(), err)
 		}
@@ -692,10 +691,10 @@ func identifiers(claim, s string, ms []member, a *tokenSlices) ([]Identifier, *C
 			return lendIdentifiers(a, out), invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path(), truncate(n, 40))
 		}
 		var id Identifier
-		if cerr := elementString(claim, path, it, im, "system", &id.System); cerr != nil {
+		if cerr := elementString(claim, path, raw, im, "system", &id.System); cerr != nil {
 			return lendIdentifiers(a, out), cerr
 		}
-		if cerr := elementString(claim, path, it, im, "value", &id.Value); cerr != nil {
+		if cerr := elementString(claim, path, raw, im, "value", &id.Value); cerr != nil {
 			return lendIdentifiers(a, out), cerr
 		}
 		out = append(out, id)
@@ -715,12 +714,11 @@ func humanNames(claim, s string, ms []member, a *tokenSlices) ([]HumanName, *Cla
 	var buf [8]member
 	items := newArrayItems(raw)
 	for i := 0; ; i++ {
-		it, more := items.next()
+		nm, more, err := items.nextObject(buf[:0])
 		if !more {
 			return lendNames(a, out), nil
 		}
 		path := func() string { return itemPath(claim, "name", i) }
-		nm, err := readObject(it, false, buf[:0])
 		if err != nil {
 			return lendNames(a, out), invalidResource(claim, "%s must be a HumanName object: %v", path(), err)
 		}
@@ -728,7 +726,7 @@ func humanNames(claim, s string, ms []member, a *tokenSlices) ([]HumanName, *Cla
 			return lendNames(a, out), invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path(), truncate(n, 40))
 		}
 		var hn HumanName
-		if family, ok := lookup(it, nm, "family"); ok {
+		if family, ok := lookup(raw, nm, "family"); ok {
 			v, isString := stringValue(family)
 			if !isString {
 				return lendNames(a, out), invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path(), jsonKind(family))
@@ -736,7 +734,7 @@ func humanNames(claim, s string, ms []member, a *tokenSlices) ([]HumanName, *Cla
 			hn.Family = v
 		}
 		for _, list := range [2]string{"given", "prefix"} {
-			r, ok := lookup(it, nm, list)
+			r, ok := lookup(raw, nm, list)
 			if !ok {
 				continue
 			}

@@ -3,6 +3,7 @@ package gpconnect
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"unicode"
 	"unicode/utf16"
@@ -143,9 +144,20 @@ func scanName(s string, i int) int {
 }
 
 // scanString returns the index just past the valid JSON string that opens
-// at s[i], or -1.
+// at s[i], or -1. It passes over plain text eight bytes at a time.
 func scanString(s string, i int) int {
 	for j := i + 1; j < len(s); {
+		for j+8 <= len(s) {
+			x := load64(s, j)
+			if m := hasByte(x, '"') | hasByte(x, '\\') | hasLess(x, ' '); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		if j >= len(s) {
+			break
+		}
 		switch c := s[j]; {
 		case c == '"':
 			return j + 1
@@ -239,23 +251,54 @@ func hex4(s string, i int) (rune, bool) {
 
 // stringEnd returns the index just past the string that opens at s[i] in
 // text already judged valid; on other text it stops at the end, never
-// past it. Most strings have no escapes, so it looks for the closing quote
-// with strings.IndexByte and steps over escapes only where there are some.
+// past it. It passes over plain text eight bytes at a time.
 func stringEnd(s string, i int) int {
-	j := i + 1
-	for j < len(s) {
-		q := strings.IndexByte(s[j:], '"')
-		if q < 0 {
-			return len(s)
+	for j := i + 1; j < len(s); j++ {
+		for j+8 <= len(s) {
+			x := load64(s, j)
+			if m := hasByte(x, '"') | hasByte(x, '\\'); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
 		}
-		b := strings.IndexByte(s[j:j+q], '\\')
-		if b < 0 {
-			return j + q + 1
+		if j >= len(s) {
+			break
 		}
-		j += b + 2
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
 	}
 	return len(s)
 }
+
+// The word-at-a-time tests of stringEnd and scanString. Each sets the top
+// bit of the bytes of x it finds; bytes above the first found may be set
+// wrongly by a borrow, so only the lowest set bit is to be trusted.
+const (
+	ones = 0x0101010101010101
+	tops = 0x8080808080808080
+)
+
+// load64 reads s[i:i+8] as a little-endian word; the compiler makes this
+// one load.
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// hasByte marks the bytes of x equal to c.
+func hasByte(x uint64, c byte) uint64 {
+	x ^= ones * uint64(c)
+	return (x - ones) &^ x & tops
+}
+
+// hasLess marks the bytes of x below c, for c at most 0x80.
+func hasLess(x uint64, c byte) uint64 { return (x - ones*uint64(c)) &^ x & tops }
 
 // valueEnd returns the index just past the value at s[i] in text already
 // judged valid; on other text it gives some index up to len(s), never a
@@ -305,68 +348,81 @@ func readObject(s string, check bool, ms []member) ([]member, error) {
 	if check && !utf8.ValidString(s) {
 		return nil, errors.New("not valid UTF-8")
 	}
-	notJSON := func() ([]member, error) { return nil, errors.New("not valid JSON") }
 	i := skipSpace(s, 0)
 	if i >= len(s) || s[i] != '{' {
 		if check && !validJSON(s) {
-			return notJSON()
+			return nil, errors.New("not valid JSON")
 		}
 		return nil, fmt.Errorf("a JSON %s, not an object", jsonKind(strings.TrimSpace(s)))
 	}
-	if i = skipSpace(s, i+1); i < len(s) && s[i] == '}' {
-		i++
-	} else {
-		for {
-			if i >= len(s) || s[i] != '"' {
-				return notJSON()
-			}
-			var nameEnd int
-			if check {
-				nameEnd = scanString(s, i)
-			} else {
-				nameEnd = stringEnd(s, i)
-			}
-			if nameEnd < 0 {
-				return notJSON()
-			}
-			name, ok := unquote(s[i:nameEnd])
-			if !ok {
-				return notJSON()
-			}
-			if i = skipSpace(s, nameEnd); i >= len(s) || s[i] != ':' {
-				return notJSON()
-			}
-			if i = skipSpace(s, i+1); i >= len(s) {
-				return notJSON()
-			}
-			var end int
-			if check {
-				end = scanValue(s, i, 1)
-			} else {
-				end = valueEnd(s, i)
-			}
-			if end < 0 {
-				return notJSON()
-			}
-			ms = append(ms, member{name: name, start: i, end: end})
-			if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
-				i = skipSpace(s, i+1)
-				continue
-			}
-			if i < len(s) && s[i] == '}' {
-				i++
-				break
-			}
-			return notJSON()
-		}
+	ms, end := readMembers(s, i, check, ms)
+	if end < 0 || (check && skipSpace(s, end) != len(s)) {
+		return nil, errors.New("not valid JSON")
 	}
-	if check && skipSpace(s, i) != len(s) {
-		return notJSON()
-	}
-	if name, dup := firstDuplicate(ms); dup {
-		return nil, fmt.Errorf("member %q appears twice", truncate(name, 40))
+	if err := duplicateError(ms); err != nil {
+		return nil, err
 	}
 	return ms, nil
+}
+
+// readMembers reads the members of the object that opens at s[i],
+// appending them to ms, and returns the index just past it, or -1 when it
+// is not valid JSON. With check it judges the object; without, the object
+// must be known valid. It leaves duplicate names to its caller.
+func readMembers(s string, i int, check bool, ms []member) ([]member, int) {
+	if i = skipSpace(s, i+1); i < len(s) && s[i] == '}' {
+		return ms, i + 1
+	}
+	for {
+		if i >= len(s) || s[i] != '"' {
+			return ms, -1
+		}
+		var nameEnd int
+		if check {
+			nameEnd = scanString(s, i)
+		} else {
+			nameEnd = stringEnd(s, i)
+		}
+		if nameEnd < 0 {
+			return ms, -1
+		}
+		name, ok := unquote(s[i:nameEnd])
+		if !ok {
+			return ms, -1
+		}
+		if i = skipSpace(s, nameEnd); i >= len(s) || s[i] != ':' {
+			return ms, -1
+		}
+		if i = skipSpace(s, i+1); i >= len(s) {
+			return ms, -1
+		}
+		var end int
+		if check {
+			end = scanValue(s, i, 1)
+		} else {
+			end = valueEnd(s, i)
+		}
+		if end < 0 {
+			return ms, -1
+		}
+		ms = append(ms, member{name: name, start: i, end: end})
+		if i = skipSpace(s, end); i < len(s) && s[i] == ',' {
+			i = skipSpace(s, i+1)
+			continue
+		}
+		if i < len(s) && s[i] == '}' {
+			return ms, i + 1
+		}
+		return ms, -1
+	}
+}
+
+// duplicateError refuses an object whose members ms repeat a name.
+func duplicateError(ms []member) error {
+	if name, dup := firstDuplicate(ms); dup {
+		return fmt.Errorf("member %q appears twice", truncate(name, 40))
+	}
+	return nil
 }
 
 // firstDuplicate returns the first name in ms that an earlier member
@@ -423,14 +479,41 @@ func (a *arrayItems) next() (string, bool) {
 	if a.i >= len(a.s) {
 		return "", false
 	}
-	end := valueEnd(a.s, a.i)
-	item := a.s[a.i:end]
+	start, end := a.i, valueEnd(a.s, a.i)
+	a.skip(end)
+	return a.s[start:end], true
+}
+
+// skip moves past the item that ends at a.s[end].
+func (a *arrayItems) skip(end int) {
 	if j := skipSpace(a.s, end); j < len(a.s) && a.s[j] == ',' {
 		a.i = skipSpace(a.s, j+1)
 	} else {
 		a.i = len(a.s)
 	}
-	return item, true
+}
+
+// nextObject is next for an item that must be an object: it reads the
+// item's members, appended to ms with positions in a.s, in the same walk
+// that finds the item's end, and refuses the item as readObject would.
+func (a *arrayItems) nextObject(ms []member) ([]member, bool, error) {
+	if a.i >= len(a.s) {
+		return nil, false, nil
+	}
+	if a.s[a.i] != '{' {
+		it, _ := a.next()
+		_, err := readObject(it, false, ms)
+		return nil, true, err
+	}
+	ms, end := readMembers(a.s, a.i, false, ms)
+	if end < 0 {
+		return nil, true, errors.New("not valid JSON")
+	}
+	a.skip(end)
+	if err := duplicateError(ms); err != nil {
+		return nil, true, err
+	}
+	return ms, true, nil
 }
 
 // stringValue decodes v, a JSON value already judged valid, when it is a
