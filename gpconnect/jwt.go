@@ -313,70 +313,129 @@ func checkJOSEHeader(s string) *ClaimError {
 	return nil
 }
 
+// The claims decodeClaims looks for, as indexes of its table of members.
+const (
+	slotIssuer = iota
+	slotSubject
+	slotAudience
+	slotIssuedAt
+	slotExpiresAt
+	slotReasonForRequest
+	slotRequestedScope
+	slotRequestingDevice
+	slotRequestingOrganization
+	slotRequestingPractitioner
+	slotRequestedRecord
+	claimSlots
+)
+
+// claimSlot returns the slot of a claim name, or -1 for a member the rules
+// do not read.
+func claimSlot(name string) int {
+	switch name {
+	case ClaimIssuer:
+		return slotIssuer
+	case ClaimSubject:
+		return slotSubject
+	case ClaimAudience:
+		return slotAudience
+	case ClaimIssuedAt:
+		return slotIssuedAt
+	case ClaimExpiresAt:
+		return slotExpiresAt
+	case ClaimReasonForRequest:
+		return slotReasonForRequest
+	case ClaimRequestedScope:
+		return slotRequestedScope
+	case ClaimRequestingDevice:
+		return slotRequestingDevice
+	case ClaimRequestingOrganization:
+		return slotRequestingOrganization
+	case ClaimRequestingPractitioner:
+		return slotRequestingPractitioner
+	case ClaimRequestedRecord:
+		return slotRequestedRecord
+	}
+	return -1
+}
+
 // decodeClaims fills c from the payload's members (ms, read from text,
 // whose bytes are data) and returns the first problem, in claim order. It
 // carries on past problems so c holds all that could be read.
 func decodeClaims(text string, data []byte, ms []member, c *Claims, d *decodedResources, a *tokenSlices) *ClaimError {
+	// One pass over the members finds every claim; readObject refused a
+	// name given twice, so each slot is filled at most once.
+	var at [claimSlots]int // 1 + the member's index; 0 when absent
+	for i, m := range ms {
+		if slot := claimSlot(m.name); slot >= 0 {
+			at[slot] = i + 1
+		}
+	}
+	claim := func(slot int) claimText {
+		if at[slot] == 0 {
+			return claimText{}
+		}
+		m := ms[at[slot]-1]
+		return claimText{raw: text[m.start:m.end], sent: true}
+	}
+	raw := func(slot int) json.RawMessage {
+		m := ms[at[slot]-1]
+		return data[m.start:m.end]
+	}
 	var first *ClaimError
 	keep := func(e *ClaimError) {
 		if first == nil && e != nil {
 			first = e
 		}
 	}
-	claim := func(name string) (string, bool) { return lookup(text, ms, name) }
-	keep(stringClaim(claim, ClaimIssuer, &c.Issuer, "the consumer system's URL"))
-	keep(stringClaim(claim, ClaimSubject, &c.Subject, "the user's ID, equal to requesting_practitioner.id"))
-	keep(stringClaim(claim, ClaimAudience, &c.Audience, "the provider's service root URL"))
-	keep(intClaim(claim, ClaimIssuedAt, &c.IssuedAt))
-	keep(intClaim(claim, ClaimExpiresAt, &c.ExpiresAt))
-	keep(stringClaim(claim, ClaimReasonForRequest, &c.ReasonForRequest, `"directcare"`))
-	keep(stringClaim(claim, ClaimRequestedScope, &c.RequestedScope, "the interaction's scope, e.g. "+ScopePatientRead))
+	keep(stringClaim(ClaimIssuer, claim(slotIssuer), &c.Issuer, "the consumer system's URL"))
+	keep(stringClaim(ClaimSubject, claim(slotSubject), &c.Subject, "the user's ID, equal to requesting_practitioner.id"))
+	keep(stringClaim(ClaimAudience, claim(slotAudience), &c.Audience, "the provider's service root URL"))
+	keep(intClaim(ClaimIssuedAt, claim(slotIssuedAt), &c.IssuedAt))
+	keep(intClaim(ClaimExpiresAt, claim(slotExpiresAt), &c.ExpiresAt))
+	keep(stringClaim(ClaimReasonForRequest, claim(slotReasonForRequest), &c.ReasonForRequest, `"directcare"`))
+	keep(stringClaim(ClaimRequestedScope, claim(slotRequestedScope), &c.RequestedScope, "the interaction's scope, e.g. "+ScopePatientRead))
 	// The resource claims are decoded from the text when they are objects;
 	// "" stands for a claim that is not, as a nil RawMessage does.
-	var res [3]string
-	for i, r := range [3]struct{ name, resourceType string }{
-		{ClaimRequestingDevice, "Device"}, {ClaimRequestingOrganization, "Organization"}, {ClaimRequestingPractitioner, "Practitioner"},
-	} {
-		cerr := objectClaim(claim, r.name, r.resourceType)
-		if cerr == nil {
-			m := ms[memberIndex(ms, r.name)]
-			res[i] = text[m.start:m.end]
-			raw := data[m.start:m.end]
-			switch i {
-			case 0:
-				c.RequestingDeviceJSON = raw
-			case 1:
-				c.RequestingOrganizationJSON = raw
-			default:
-				c.RequestingPractitionerJSON = raw
-			}
-		}
+	var devText, orgText, prText string
+	if cerr := objectClaim(ClaimRequestingDevice, claim(slotRequestingDevice), "Device"); cerr == nil {
+		devText = claim(slotRequestingDevice).raw
+		c.RequestingDeviceJSON = raw(slotRequestingDevice)
+	} else {
 		keep(cerr)
 	}
-	if i := memberIndex(ms, ClaimRequestedRecord); i >= 0 {
-		c.RequestedRecordJSON = data[ms[i].start:ms[i].end]
+	if cerr := objectClaim(ClaimRequestingOrganization, claim(slotRequestingOrganization), "Organization"); cerr == nil {
+		orgText = claim(slotRequestingOrganization).raw
+		c.RequestingOrganizationJSON = raw(slotRequestingOrganization)
+	} else {
+		keep(cerr)
 	}
-	d.dev, d.devErr = decodeDeviceText(res[0], false, a)
-	d.org, d.orgErr = decodeOrganizationText(res[1], false, a)
-	d.pr, d.prErr = decodePractitionerText(res[2], false, a)
+	if cerr := objectClaim(ClaimRequestingPractitioner, claim(slotRequestingPractitioner), "Practitioner"); cerr == nil {
+		prText = claim(slotRequestingPractitioner).raw
+		c.RequestingPractitionerJSON = raw(slotRequestingPractitioner)
+	} else {
+		keep(cerr)
+	}
+	if at[slotRequestedRecord] != 0 {
+		c.RequestedRecordJSON = raw(slotRequestedRecord)
+	}
+	d.dev, d.devErr = decodeDeviceText(devText, false, a)
+	d.org, d.orgErr = decodeOrganizationText(orgText, false, a)
+	d.pr, d.prErr = decodePractitionerText(prText, false, a)
 	d.devRaw, d.orgRaw, d.prRaw = c.RequestingDeviceJSON, c.RequestingOrganizationJSON, c.RequestingPractitionerJSON
 	c.RequestingDevice, c.RequestingOrganization, c.RequestingPractitioner = d.dev, d.org, d.pr
 	return first
 }
 
-// memberIndex returns the index of the member called name, or -1.
-func memberIndex(ms []member, name string) int {
-	for i, m := range ms {
-		if m.name == name {
-			return i
-		}
-	}
-	return -1
+// claimText is a claim's JSON text as sent, and whether it was sent.
+type claimText struct {
+	raw  string
+	sent bool
 }
 
-func stringClaim(claim func(string) (string, bool), name string, dst *string, want string) *ClaimError {
-	raw, ok := claim(name)
-	if !ok {
+func stringClaim(name string, v claimText, dst *string, want string) *ClaimError {
+	raw := v.raw
+	if !v.sent {
 		return badRequest(name, "the %s claim is missing: it must hold %s", name, want)
 	}
 	if raw == "null" {
@@ -385,16 +444,16 @@ func stringClaim(claim func(string) (string, bool), name string, dst *string, wa
 	if raw[0] != '"' {
 		return badRequest(name, "the %s claim must be a JSON string (%s), got %s", name, want, jsonKind(raw))
 	}
-	v, _ := unquote(raw) // the payload was judged valid
-	if *dst = v; v == "" {
+	str, _ := unquote(raw) // the payload was judged valid
+	if *dst = str; str == "" {
 		return badRequest(name, "the %s claim is empty: it must hold %s", name, want)
 	}
 	return nil
 }
 
-func intClaim(claim func(string) (string, bool), name string, dst *int64) *ClaimError {
-	raw, ok := claim(name)
-	if !ok {
+func intClaim(name string, v claimText, dst *int64) *ClaimError {
+	raw := v.raw
+	if !v.sent {
 		return badRequest(name, "the %s claim is missing: it must hold integer seconds since 1970 (exp = iat + 300)", name)
 	}
 	if raw == "null" {
@@ -406,17 +465,17 @@ func intClaim(claim func(string) (string, bool), name string, dst *int64) *Claim
 	if strings.ContainsAny(raw, ".eE") {
 		return badRequest(name, "the %s claim must be whole seconds with no fraction or exponent, got %s", name, truncate(raw, 40))
 	}
-	v, err := strconv.ParseInt(raw, 10, 64)
+	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		return badRequest(name, "the %s claim is not a usable integer: %v", name, err)
 	}
-	*dst = v
+	*dst = n
 	return nil
 }
 
-func objectClaim(claim func(string) (string, bool), name string, resourceType string) *ClaimError {
-	raw, ok := claim(name)
-	if !ok {
+func objectClaim(name string, v claimText, resourceType string) *ClaimError {
+	raw := v.raw
+	if !v.sent {
 		return badRequest(name, "the %s claim is missing: it must hold a FHIR STU3 %s resource", name, resourceType)
 	}
 	if raw == "null" {
@@ -597,23 +656,66 @@ func checkPractitioner(pr Practitioner, cerr *ClaimError) (Practitioner, *ClaimE
 
 func isODSSystem(s string) bool { return s == SystemODSCode || s == SystemODSCodeLegacy }
 
-// The elements FHIR STU3 defines on every DomainResource and on the three
-// resource types a token carries.
-var (
-	domainResourceElements = []string{"resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension", "modifierExtension"}
-	deviceElements         = []string{"identifier", "udi", "status", "type", "lotNumber", "manufacturer", "manufactureDate", "expirationDate", "model", "version", "patient", "owner", "contact", "location", "url", "note", "safety"}
-	organizationElements   = []string{"identifier", "active", "type", "name", "alias", "telecom", "address", "partOf", "contact", "endpoint"}
-	practitionerElements   = []string{"identifier", "active", "name", "telecom", "address", "gender", "birthDate", "photo", "qualification", "communication"}
-	identifierElements     = []string{"id", "extension", "use", "type", "system", "value", "period", "assigner"}
-	humanNameElements      = []string{"id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period"}
-)
+// The elements FHIR STU3 defines on every DomainResource, on the three
+// resource types a token carries, and on the two data types the rules read.
+// They are switches, not lists, because every member of every resource
+// claim is looked up in them.
+
+func domainResourceElement(n string) bool {
+	switch n {
+	case "resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension", "modifierExtension":
+		return true
+	}
+	return false
+}
+
+func deviceElement(n string) bool {
+	switch n {
+	case "identifier", "udi", "status", "type", "lotNumber", "manufacturer", "manufactureDate", "expirationDate", "model",
+		"version", "patient", "owner", "contact", "location", "url", "note", "safety":
+		return true
+	}
+	return false
+}
+
+func organizationElement(n string) bool {
+	switch n {
+	case "identifier", "active", "type", "name", "alias", "telecom", "address", "partOf", "contact", "endpoint":
+		return true
+	}
+	return false
+}
+
+func practitionerElement(n string) bool {
+	switch n {
+	case "identifier", "active", "name", "telecom", "address", "gender", "birthDate", "photo", "qualification", "communication":
+		return true
+	}
+	return false
+}
+
+func identifierElement(n string) bool {
+	switch n {
+	case "id", "extension", "use", "type", "system", "value", "period", "assigner":
+		return true
+	}
+	return false
+}
+
+func humanNameElement(n string) bool {
+	switch n {
+	case "id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period":
+		return true
+	}
+	return false
+}
 
 // resource checks that s is a FHIR STU3 resource of type want defining only
 // known elements, none null, and returns its members and its resourceType
 // when that is a string. Failures are 422. With check, s is judged as JSON
 // first (a claim edited by hand); without, it is a slice of the payload,
 // judged already.
-func resource(claim, s string, check bool, want string, elements []string, ms []member) (string, []member, *ClaimError) {
+func resource(claim, s string, check bool, want string, element func(string) bool, ms []member) (string, []member, *ClaimError) {
 	if len(s) == 0 {
 		return "", nil, badRequest(claim, "the %s claim is missing: it must hold a FHIR STU3 %s resource", claim, want)
 	}
@@ -632,7 +734,7 @@ func resource(claim, s string, check bool, want string, elements []string, ms []
 	}
 	for _, m := range ms {
 		base := strings.TrimPrefix(m.name, "_")
-		if (!slices.Contains(domainResourceElements, base) && !slices.Contains(elements, base)) || m.name == "_resourceType" {
+		if (!domainResourceElement(base) && !element(base)) || m.name == "_resourceType" {
 			return got, ms, invalidResource(claim, "%s has %q, which FHIR STU3 %s does not define; remove it", claim, truncate(m.name, 40), want)
 		}
 		if s[m.start:m.end] == "null" {
@@ -687,7 +789,7 @@ func identifiers(claim, s string, ms []member, a *tokenSlices) ([]Identifier, *C
 		if err != nil {
 			return lendIdentifiers(a, out), invalidResource(claim, "%s must be an Identifier object: %v", path(), err)
 		}
-		if n, bad := unknownMember(im, identifierElements); bad {
+		if n, bad := unknownMember(im, identifierElement); bad {
 			return lendIdentifiers(a, out), invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path(), truncate(n, 40))
 		}
 		var id Identifier
@@ -722,7 +824,7 @@ func humanNames(claim, s string, ms []member, a *tokenSlices) ([]HumanName, *Cla
 		if err != nil {
 			return lendNames(a, out), invalidResource(claim, "%s must be a HumanName object: %v", path(), err)
 		}
-		if n, bad := unknownMember(nm, humanNameElements); bad {
+		if n, bad := unknownMember(nm, humanNameElement); bad {
 			return lendNames(a, out), invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path(), truncate(n, 40))
 		}
 		var hn HumanName
@@ -833,9 +935,9 @@ func lendNames(a *tokenSlices, v []HumanName) []HumanName {
 
 // unknownMember returns the first member of ms, in document order, whose
 // name (less a leading "_", FHIR's primitive extensions) is not known.
-func unknownMember(ms []member, known []string) (string, bool) {
+func unknownMember(ms []member, known func(string) bool) (string, bool) {
 	for _, m := range ms {
-		if !slices.Contains(known, strings.TrimPrefix(m.name, "_")) {
+		if !known(strings.TrimPrefix(m.name, "_")) {
 			return m.name, true
 		}
 	}
@@ -861,7 +963,7 @@ func decodeDeviceText(s string, check bool, a *tokenSlices) (Device, *ClaimError
 	const n = ClaimRequestingDevice
 	var d Device
 	var buf [16]member
-	rt, m, cerr := resource(n, s, check, "Device", deviceElements, buf[:0])
+	rt, m, cerr := resource(n, s, check, "Device", deviceElement, buf[:0])
 	if d.ResourceType = rt; cerr != nil {
 		return d, cerr
 	}
@@ -883,7 +985,7 @@ func decodeOrganizationText(s string, check bool, a *tokenSlices) (Organization,
 	const n = ClaimRequestingOrganization
 	var o Organization
 	var buf [16]member
-	rt, m, cerr := resource(n, s, check, "Organization", organizationElements, buf[:0])
+	rt, m, cerr := resource(n, s, check, "Organization", organizationElement, buf[:0])
 	if o.ResourceType = rt; cerr != nil {
 		return o, cerr
 	}
@@ -905,7 +1007,7 @@ func decodePractitionerText(s string, check bool, a *tokenSlices) (Practitioner,
 	const n = ClaimRequestingPractitioner
 	var p Practitioner
 	var buf [16]member
-	rt, m, cerr := resource(n, s, check, "Practitioner", practitionerElements, buf[:0])
+	rt, m, cerr := resource(n, s, check, "Practitioner", practitionerElement, buf[:0])
 	if p.ResourceType = rt; cerr != nil {
 		return p, cerr
 	}

@@ -533,7 +533,7 @@ func unquote(q string) (string, bool) {
 		return "", false
 	}
 	body := q[1 : len(q)-1]
-	k := strings.IndexByte(body, '\\')
+	k := indexBackslash(body)
 	if k < 0 {
 		return body, true
 	}
@@ -590,6 +590,23 @@ func unquote(q string) (string, bool) {
 		i += 2
 	}
 	return string(b), true
+}
+
+// indexBackslash is strings.IndexByte(s, '\\') for the short strings of a
+// token, where the call costs more than looking eight bytes at a time.
+func indexBackslash(s string) int {
+	j := 0
+	for ; j+8 <= len(s); j += 8 {
+		if m := hasByte(load64(s, j), '\\'); m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; j < len(s); j++ {
+		if s[j] == '\\' {
+			return j
+		}
+	}
+	return -1
 }
 
 // jsonKind names the JSON type of raw for messages.

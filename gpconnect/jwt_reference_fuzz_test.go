@@ -255,3 +255,38 @@ func TestSeedsAgree(t *testing.T) {
 		sameOutcome(t, "Bearer "+joseHeader+"."+enc(p)+".")
 	}
 }
+
+// FuzzIndexBackslash holds the word-at-a-time search to strings.IndexByte.
+func FuzzIndexBackslash(f *testing.F) {
+	for _, s := range []string{``, `\`, `abcdefgh\`, `abcdefg\h`, `abcdefghijklmnop`, "\x5c\xdc\x5c", "\xff\xff\xff\xff\xff\xff\xff\xff\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := indexBackslash(s), strings.IndexByte(s, '\\'); got != want {
+			t.Fatalf("%q: %d, strings.IndexByte %d", s, got, want)
+		}
+	})
+}
+
+// TestElementSwitches: the element switches know exactly the names of the
+// predecessor's lists, which the fuzz targets are unlikely to spell out.
+func TestElementSwitches(t *testing.T) {
+	lists := map[string][]string{"domain": refDomainResourceElements, "device": refDeviceElements,
+		"organization": refOrganizationElements, "practitioner": refPractitionerElements,
+		"identifier": refIdentifierElements, "humanName": refHumanNameElements}
+	switches := map[string]func(string) bool{"domain": domainResourceElement, "device": deviceElement,
+		"organization": organizationElement, "practitioner": practitionerElement,
+		"identifier": identifierElement, "humanName": humanNameElement}
+	var names []string
+	for _, l := range lists {
+		names = append(names, l...)
+	}
+	names = append(names, "", "_id", "Id", "ids", "resourcetype", "practitionerRole", "label")
+	for kind, known := range switches {
+		for _, n := range names {
+			if got, want := known(n), slices.Contains(lists[kind], n); got != want {
+				t.Errorf("%s element %q: %v, list says %v", kind, n, got, want)
+			}
+		}
+	}
+}
