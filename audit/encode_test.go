@@ -315,6 +315,7 @@ func TestEncodeTransactionAsBefore(t *testing.T) {
 		if *tr != orig {
 			t.Fatalf("encodeTransaction changed the caller's transaction")
 		}
+		p.release()
 	}
 	tr := sampleTransaction(1)
 	tr.TotalSeconds = math.NaN()

@@ -122,7 +122,9 @@ func Open(dir string, opt Options) (*Store, error) {
 		notice := fmt.Sprintf(`{"time":%q,"notice":"audit.sync is none: records are written without fsync and may be lost in a crash; for benchmarks only"}`,
 			time.Now().UTC().Format(time.RFC3339Nano))
 		for _, c := range []*chain{s.audit, s.tx} {
-			if _, err := s.submit(context.Background(), c, &pending{body: []byte(notice)}); err != nil {
+			p := newPending()
+			p.body = append(p.body, notice...)
+			if _, err := s.submit(context.Background(), c, p); err != nil {
 				_ = s.Close()
 				return nil, err
 			}
@@ -140,11 +142,14 @@ func (s *Store) Append(ctx context.Context, r *Record) (uint64, error) {
 	if r == nil {
 		return 0, errors.New("audit: append: nil record")
 	}
-	body, err := encodeRecord(nil, r)
+	p := newPending()
+	body, err := encodeRecord(p.body, r)
+	p.body = body
 	if err != nil {
+		p.release()
 		return 0, err
 	}
-	return s.submit(ctx, s.audit, &pending{body: body})
+	return s.submit(ctx, s.audit, p)
 }
 
 // encodeRecord appends the body of r's line to dst: r with the time set
@@ -179,28 +184,34 @@ func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, 
 }
 
 // encodeTransaction turns t into a pending record: a copy with the time
-// set and in UTC, encoded once as json.Marshal encodes it. Only a
-// transaction appendTransaction cannot encode goes through json.Marshal,
-// which then gives the bytes or the error it always gave.
+// set and in UTC, kept in the pending itself for the in-memory ring, and
+// encoded once as json.Marshal encodes it. Only a transaction
+// appendTransaction cannot encode goes through json.Marshal, which then
+// gives the bytes or the error it always gave.
 func encodeTransaction(t *Transaction) (*pending, error) {
 	if t == nil {
 		return nil, errors.New("audit: transaction: nil transaction")
 	}
-	tr := *t
+	p := newPending()
+	p.txv = *t
+	tr := &p.txv
 	tr.Seq = 0
 	if tr.Time.IsZero() {
 		tr.Time = time.Now()
 	}
 	tr.Time = tr.Time.UTC()
-	body, ok := appendTransaction(nil, &tr)
+	p.tx = tr
+	body, ok := appendTransaction(p.body, tr)
 	if !ok {
-		var err error
-		body, err = json.Marshal(&tr)
+		b, err := json.Marshal(tr)
 		if err != nil {
+			p.release()
 			return nil, fmt.Errorf("audit: encode transaction of trace %q: %w", t.TraceID, err)
 		}
+		body = append(body, b...)
 	}
-	return &pending{body: body, tx: &tr}, nil
+	p.body = body
+	return p, nil
 }
 
 // transactionSyncEvery bounds how long a written transaction record may
@@ -221,41 +232,51 @@ func (s *Store) QueueTransaction(t *Transaction) error {
 	if err != nil {
 		return err
 	}
-	p.done = make(chan error, 1)
+	p.queued = true
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
+		p.release()
 		return ErrClosed
 	}
 	if err := s.tx.failed(); err != nil {
+		p.release()
 		return err
 	}
 	s.tx.reqs <- p
 	return nil
 }
 
+// submit hands p to c's writer and waits for its answer. It owns p from
+// the call on and releases it on every path, because once p is answered
+// nobody else refers to it.
 func (s *Store) submit(ctx context.Context, c *chain, p *pending) (uint64, error) {
-	p.done = make(chan error, 1)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
+		p.release()
 		return 0, ErrClosed
 	}
 	if err := c.failed(); err != nil {
 		s.mu.RUnlock()
+		p.release()
 		return 0, err
 	}
 	select {
 	case c.reqs <- p:
 	case <-ctx.Done():
 		s.mu.RUnlock()
+		p.release()
 		return 0, fmt.Errorf("audit: %s record not written: %w", c.name, ctx.Err())
 	}
 	s.mu.RUnlock()
-	if err := <-p.done; err != nil {
+	err := <-p.done
+	seq := p.seq
+	p.release()
+	if err != nil {
 		return 0, err
 	}
-	return p.seq, nil
+	return seq, nil
 }
 
 // Writable reports why records cannot be written, or nil when they can; it
@@ -292,12 +313,40 @@ func (s *Store) Close() error {
 // Dir is the directory the store writes.
 func (s *Store) Dir() string { return s.dir }
 
-// pending is one record on its way to disk.
+// pending is one record on its way to disk. Pendings are recycled through
+// pendingPool, with their body buffer and done channel, because allocating
+// the three per request was a good part of the audit path's garbage.
 type pending struct {
 	body []byte       // a JSON object without seq, prev and hash
-	tx   *Transaction // kept in memory once written; nil for audit records
+	tx   *Transaction // kept in memory once written (points at txv); nil for audit records
+	txv  Transaction  // the storage of tx, so a transaction needs no allocation of its own
 	seq  uint64       // set by the writer before done
-	done chan error
+	// queued marks a record nobody waits for (QueueTransaction): the
+	// writer releases it instead of answering on done.
+	queued bool
+	done   chan error // buffered, and empty whenever the pending is in the pool
+}
+
+// pendingPool holds released pendings for reuse.
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
+
+// maxPooledBody bounds the body buffer a released pending keeps, so one
+// huge record does not pin its memory in the pool.
+const maxPooledBody = 64 << 10
+
+// newPending returns an empty pending from the pool.
+func newPending() *pending { return pendingPool.Get().(*pending) }
+
+// release returns p to the pool. Its owner calls it once p is answered (or
+// was never handed to the writer); nobody may touch p afterwards. The
+// transaction copy is cleared so the pool keeps no caller strings alive.
+func (p *pending) release() {
+	if cap(p.body) > maxPooledBody {
+		p.body = nil
+	}
+	p.body = p.body[:0]
+	p.tx, p.txv, p.seq, p.queued = nil, Transaction{}, 0, false
+	pendingPool.Put(p)
 }
 
 // chain is one hash chain and its writer goroutine. Fields below "writer
@@ -553,8 +602,8 @@ func (c *chain) run() {
 			}
 		}
 		if c.mode == SyncAlways {
-			for _, p := range batch {
-				c.commit([]*pending{p})
+			for i := range batch {
+				c.commit(batch[i : i+1])
 			}
 		} else {
 			c.commit(batch)
@@ -596,7 +645,8 @@ func (c *chain) syncFile(f *os.File, n int) error {
 	return nil
 }
 
-// commit writes ps as one unit and answers each caller.
+// commit writes ps as one unit and answers each caller; a queued record,
+// which has no caller waiting, is released instead.
 func (c *chain) commit(ps []*pending) {
 	err := c.failed()
 	if err == nil {
@@ -619,7 +669,11 @@ func (c *chain) commit(ps []*pending) {
 		}
 	}
 	for _, p := range ps {
-		p.done <- err
+		if p.queued {
+			p.release()
+		} else {
+			p.done <- err
+		}
 	}
 }
 
