@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/hex"
 	"math"
 	"strconv"
 	"time"
@@ -116,6 +117,27 @@ func appendTransaction(dst []byte, t *Transaction) ([]byte, bool) {
 	dst = appendString(dst, t.Interaction)
 	dst = append(dst, '}')
 	return dst, true
+}
+
+// appendHead appends the content of a head file naming record seq with hash
+// in file, byte for byte what head.encode renders (json.Marshal of the
+// head, padded with spaces to headSize and ending in a newline). The writer
+// updates the head after every batch, so it builds it in place instead.
+func appendHead(dst []byte, file string, seq uint64, hash *[32]byte) []byte {
+	start := len(dst)
+	dst = append(dst, `{"file":`...)
+	dst = appendString(dst, file)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"hash":"`...)
+	dst = hex.AppendEncode(dst, hash[:])
+	dst = append(dst, `"}`...)
+	for len(dst)-start < headSize {
+		dst = append(dst, ' ')
+	}
+	dst = dst[:start+headSize]
+	dst[len(dst)-1] = '\n'
+	return dst
 }
 
 // appendTime appends t quoted as time.Time's MarshalJSON writes it;

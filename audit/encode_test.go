@@ -342,3 +342,24 @@ func FuzzEncode(f *testing.F) {
 		checkTransaction(t, transactionFrom(tm, ss, 1, 0, status, -n, n, total, up, !flag))
 	})
 }
+
+// TestAppendHeadMatchesEncode holds the writer's head encoder to
+// head.encode, which readHead and Verify were written against.
+func TestAppendHeadMatchesEncode(t *testing.T) {
+	files := []string{"audit-000001.jsonl", "transactions-123456.jsonl", "audit-1234567.jsonl", "", "a<b>&\"\u2028\xff", strings.Repeat("x", 300)}
+	seqs := []uint64{0, 1, 99, 1 << 40, math.MaxUint64}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, f := range files {
+		for _, seq := range seqs {
+			var h [32]byte
+			for i := range h {
+				h[i] = byte(rng.Uint32())
+			}
+			want := head{File: f, Seq: seq, Hash: hexString(h)}.encode()
+			got := appendHead([]byte("x"), f, seq, &h)
+			if string(got) != "x"+string(want) {
+				t.Fatalf("appendHead(%q, %d) = %q, want %q", f, seq, got[1:], want)
+			}
+		}
+	}
+}

@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -374,6 +373,8 @@ type chain struct {
 	f        *os.File
 	headF    *os.File
 	index    int
+	file     string // chainFileName(name, index)
+	headBuf  []byte // the head file's content, reused
 	size     int64
 	seq      uint64
 	prev     [32]byte
@@ -398,7 +399,15 @@ func (c *chain) fail(err error) {
 	}
 }
 
-func (c *chain) fileName() string { return chainFileName(c.name, c.index) }
+// fileName is the base name of the chain's current file.
+func (c *chain) fileName() string { return c.file }
+
+// setIndex makes file number index the current one. The name is kept
+// because the writer needs it for every head update, and formatting it each
+// time was a good part of the writer's garbage.
+func (c *chain) setIndex(index int) {
+	c.index, c.file = index, chainFileName(c.name, index)
+}
 
 // openChain finds where the chain ends, repairs a torn tail and opens the
 // newest file for appending.
@@ -422,9 +431,10 @@ func openChain(dir, name, mode string, maxBytes int64, obs Observer) (*chain, er
 	}
 	var headHash *[32]byte // hash of record h.Seq when found in the scanned file
 	if len(files) == 0 {
-		c.index = 1
+		c.setIndex(1)
 	} else {
-		_, c.index, _ = parseChainFileName(filepath.Base(files[len(files)-1]))
+		_, index, _ := parseChainFileName(filepath.Base(files[len(files)-1]))
+		c.setIndex(index)
 		if err := cutTornTail(files[len(files)-1]); err != nil {
 			return nil, err
 		}
@@ -738,7 +748,7 @@ func (c *chain) rotate() error {
 	if err := c.f.Close(); err != nil {
 		return fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err)
 	}
-	c.index++
+	c.setIndex(c.index + 1)
 	path := filepath.Join(c.dir, c.fileName())
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -758,14 +768,13 @@ func (c *chain) writeHead(sync bool) error {
 	if c.mode == SyncNone {
 		return nil
 	}
-	h := head{File: c.fileName(), Seq: c.seq, Hash: hex.EncodeToString(c.prev[:])}
-	hp := headPath(c.dir, c.name)
-	if _, err := c.headF.WriteAt(h.encode(), 0); err != nil {
-		return fmt.Errorf("audit: write head %s: %w", hp, err)
+	c.headBuf = appendHead(c.headBuf[:0], c.fileName(), c.seq, &c.prev)
+	if _, err := c.headF.WriteAt(c.headBuf, 0); err != nil {
+		return fmt.Errorf("audit: write head %s: %w", headPath(c.dir, c.name), err)
 	}
 	if sync {
 		if err := c.headF.Sync(); err != nil {
-			return fmt.Errorf("audit: fsync head %s: %w", hp, err)
+			return fmt.Errorf("audit: fsync head %s: %w", headPath(c.dir, c.name), err)
 		}
 	}
 	return nil
