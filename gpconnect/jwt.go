@@ -233,9 +233,9 @@ func ParseAuthorization(header string) (*Token, *ClaimError) {
 	}
 	head, rest, _ := strings.Cut(raw, ".")
 	body, sig, _ := strings.Cut(rest, ".")
-	// Nearly every token carries the one header allowed, encoded as
-	// joseHeader is; only another needs decoding and judging.
-	if head != joseHeader {
+	// Nearly every token carries the one header allowed, encoded the one
+	// usual way; only another needs decoding and judging.
+	if head != plainJOSEHeader {
 		headerJSON, cerr := decodePart("header", head)
 		if cerr != nil {
 			return nil, cerr
@@ -270,6 +270,11 @@ func ParseAuthorization(header string) (*Token, *ClaimError) {
 	a.t.Raw, a.t.decoded = raw, &a.d
 	return &a.t, decodeClaims(text, payload, ms, &a.t.Claims, &a.d, &a.s)
 }
+
+// plainJOSEHeader is {"alg":"none","typ":"JWT"} in base64url, the header
+// that decodePart and checkJOSEHeader would accept; ParseAuthorization
+// takes it as it stands (TestPlainJOSEHeader checks that they agree).
+const plainJOSEHeader = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"
 
 // decodePart base64url-decodes one JWT part, naming the defect precisely.
 // The part holds no space or line break (ParseAuthorization refused
@@ -433,6 +438,9 @@ type claimText struct {
 	sent bool
 }
 
+// stringClaim, intClaim and objectClaim require a claim to be sent, not
+// null, and of its JSON type; stringClaim and intClaim also store its
+// value. want says what the claim must hold, for the reason.
 func stringClaim(name string, v claimText, dst *string, want string) *ClaimError {
 	raw := v.raw
 	if !v.sent {
@@ -768,6 +776,10 @@ func elementString(claim string, where func() string, s string, ms []member, nam
 // itemPath words the path of an array item for an error.
 func itemPath(claim, array string, i int) string { return fmt.Sprintf("%s.%s[%d]", claim, array, i) }
 
+// identifiers decodes the identifier element of a resource (ms, read from
+// s): an array of Identifier objects defining only STU3's elements, with
+// string system and value. On an error it returns the items decoded
+// before it, as the decoder it replaced did, so a log-only audit sees them.
 func identifiers(claim, s string, ms []member, a *tokenSlices) ([]Identifier, *ClaimError) {
 	raw, ok := lookup(s, ms, "identifier")
 	if !ok {
@@ -803,6 +815,9 @@ func identifiers(claim, s string, ms []member, a *tokenSlices) ([]Identifier, *C
 	}
 }
 
+// humanNames decodes a practitioner's name element as identifiers decodes
+// identifier: family must be one string (STU3, not DSTU2's array), given
+// and prefix arrays of strings.
 func humanNames(claim, s string, ms []member, a *tokenSlices) ([]HumanName, *ClaimError) {
 	raw, ok := lookup(s, ms, "name")
 	if !ok {
@@ -959,6 +974,10 @@ func decodePractitioner(raw json.RawMessage) (Practitioner, *ClaimError) {
 	return decodePractitionerText(string(raw), true, nil)
 }
 
+// decodeDeviceText, decodeOrganizationText and decodePractitionerText
+// decode a resource claim's text s, judging its JSON when check is set,
+// and take the resource's slices from a when it is not nil. The resource
+// is returned with what was read even with an error.
 func decodeDeviceText(s string, check bool, a *tokenSlices) (Device, *ClaimError) {
 	const n = ClaimRequestingDevice
 	var d Device

@@ -28,8 +28,12 @@ type member struct {
 	start, end int
 }
 
+// isJSONSpace reports whether c is space to JSON, which is narrower than
+// Unicode's.
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
+// skipSpace returns the index of the first byte at or after s[i] that is
+// not JSON space.
 func skipSpace(s string, i int) int {
 	for i < len(s) && isJSONSpace(s[i]) {
 		i++
@@ -466,6 +470,7 @@ type arrayItems struct {
 	i int
 }
 
+// newArrayItems starts a walk over the array s, which opens with '['.
 func newArrayItems(s string) arrayItems {
 	i := skipSpace(s, 1)
 	if i >= len(s) || s[i] == ']' {

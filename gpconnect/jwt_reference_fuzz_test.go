@@ -290,3 +290,18 @@ func TestElementSwitches(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainJOSEHeader: the header ParseAuthorization takes without
+// decoding is one the full check accepts.
+func TestPlainJOSEHeader(t *testing.T) {
+	b, cerr := decodePart("header", plainJOSEHeader)
+	if cerr != nil || string(b) != `{"alg":"none","typ":"JWT"}` {
+		t.Fatalf("%q %v", b, cerr)
+	}
+	if cerr := checkJOSEHeader(string(b)); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if cerr := refCheckJOSEHeader(b); cerr != nil {
+		t.Fatal(cerr)
+	}
+}
