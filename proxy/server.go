@@ -102,8 +102,12 @@ func New(opt Options) (*Server, error) {
 	}
 	s.upstream = s.newUpstream(clientTLS)
 	s.engine = s.newEngine()
-	s.engine.NonproxyHandler = s.buildChain()
-	s.handler = http.HandlerFunc(s.front)
+	// Every request enters the check chain; only its last step hands a
+	// cleared request to the engine, which refuses any other. (The engine
+	// would itself pass a prefix-form request to its NonproxyHandler, the
+	// chain, but at the cost of a second pass through its handler.)
+	s.handler = s.buildChain()
+	s.engine.NonproxyHandler = s.handler
 	return s, nil
 }
 
@@ -113,19 +117,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // TLSConfig is the consumer-facing TLS configuration.
 func (s *Server) TLSConfig() *tls.Config { return s.serverTLS.Clone() }
-
-// front sends the SSP's prefix-form requests into the goproxy engine, whose
-// NonproxyHandler is the check chain; CONNECT and absolute-form requests (a
-// client treating the SSP as a forward proxy) go straight to the chain, whose
-// method and target steps refuse them. No request reaches forwarding without
-// passing every check; the engine also refuses any that tried.
-func (s *Server) front(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodConnect || r.URL.IsAbs() {
-		s.engine.NonproxyHandler.ServeHTTP(w, r)
-		return
-	}
-	s.engine.ServeHTTP(w, r)
-}
 
 // Serve answers consumers on ln over TLS until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
