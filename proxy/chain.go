@@ -89,7 +89,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		Time:            s.now(),
 		TraceID:         sc.hdr.TraceID,
 		Status:          status,
-		BytesIn:         cb.n.Load(),
+		BytesIn:         cb.n,
 		BytesOut:        cw.n,
 		UpstreamSeconds: sc.upstream.Seconds(),
 		TotalSeconds:    total.Seconds(),

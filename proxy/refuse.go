@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"sspemu/gpconnect"
 )
@@ -231,15 +230,16 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // complete reports whether the whole announced body went out.
 func (w *countingWriter) complete() bool { return w.length < 0 || w.n >= w.length }
 
-// countingBody counts what the consumer sent. The transport's write loop
-// may still be reading it on its own goroutine when the answer is done.
+// countingBody counts what the consumer sent. It is read only by the
+// request's own goroutine (the provider leg writes the body before it
+// reads the answer).
 type countingBody struct {
 	io.ReadCloser
-	n atomic.Int64
+	n int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
+	b.n += int64(n)
 	return n, err
 }
