@@ -70,17 +70,23 @@ func echoProvider(t *testing.T, opts ...func(*httptest.Server)) *provider {
 	}), opts...)
 }
 
-func TestUpstreamReusesProviderConnections(t *testing.T) {
-	conns := newConnLog()
-	p := echoProvider(t, conns.hook)
-	s := startSSP(t, testConfig(), registry(p.root))
+// readMetadataTimes reads p's metadata n times in a row through s, each on
+// a new consumer connection, and fails on any answer but 200.
+func readMetadataTimes(t *testing.T, s *ssp, p *provider, n int) {
+	t.Helper()
 	in := mustLookup(t, gpconnect.ReadMetadata)
-	for i := range 5 {
+	for i := range n {
 		resp := rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+p.root+"/metadata", validHeaders(in, p.root), "")
 		if body := readBody(t, resp); resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
 		}
 	}
+}
+
+func TestUpstreamReusesProviderConnections(t *testing.T) {
+	conns := newConnLog()
+	p := echoProvider(t, conns.hook)
+	readMetadataTimes(t, startSSP(t, testConfig(), registry(p.root)), p, 5)
 	if n := conns.count(); n != 1 {
 		t.Errorf("5 requests in a row opened %d provider connections, want 1 (kept alive)", n)
 	}
@@ -171,14 +177,7 @@ func TestUpstreamSkipsInterimAnswers(t *testing.T) {
 func TestUpstreamProviderWithoutKeepAlive(t *testing.T) {
 	conns := newConnLog()
 	p := echoProvider(t, conns.hook, func(s *httptest.Server) { s.Config.SetKeepAlivesEnabled(false) })
-	s := startSSP(t, testConfig(), registry(p.root))
-	in := mustLookup(t, gpconnect.ReadMetadata)
-	for i := range 3 {
-		resp := rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+p.root+"/metadata", validHeaders(in, p.root), "")
-		if body := readBody(t, resp); resp.StatusCode != http.StatusOK {
-			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
-		}
-	}
+	readMetadataTimes(t, startSSP(t, testConfig(), registry(p.root)), p, 3)
 	if n := conns.count(); n != 3 {
 		t.Errorf("provider saw %d connections, want 3", n)
 	}
