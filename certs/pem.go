@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -66,8 +67,18 @@ func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
 	if sawPEM {
 		return nil, errors.New("no CERTIFICATE PEM block found")
 	}
-	cert, err := x509.ParseCertificate(bytes.TrimSpace(data))
+	// DER: never trimmed as text, because its last byte is the signature's
+	// and may well be one TrimSpace would cut. Blank space around it (a
+	// stray newline) is dropped by reading the one DER element's length.
+	data = bytes.TrimLeft(data, " \t\r\n")
+	cert, err := x509.ParseCertificate(data)
 	if err != nil {
+		var v asn1.RawValue
+		if rest, aerr := asn1.Unmarshal(data, &v); aerr == nil && len(rest) > 0 && len(bytes.TrimSpace(rest)) == 0 {
+			if c, cerr := x509.ParseCertificate(v.FullBytes); cerr == nil {
+				return c, nil
+			}
+		}
 		return nil, fmt.Errorf("neither PEM nor a DER certificate: %w", err)
 	}
 	return cert, nil

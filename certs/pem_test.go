@@ -1,10 +1,17 @@
 package certs
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestLoaders(t *testing.T) {
@@ -140,5 +147,40 @@ func TestWriteFileAtomic(t *testing.T) {
 	wantErrContaining(t, err, filepath.Join(dir, "no-such-dir", "x.pem"))
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("failed write left %d entries", len(entries))
+	}
+}
+
+// A DER certificate ends with its signature, whose last byte is random: in
+// about one certificate in forty it is a byte bytes.TrimSpace would cut.
+func TestParseCertificatePEMDERWithSpaceLastByte(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "der.sspemu.localhost"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	for i := 0; ; i++ {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := der[len(der)-1]; !bytes.ContainsRune([]byte(" \t\n\v\f\r"), rune(last)) {
+			if i > 5000 {
+				t.Fatal("no certificate ending in a space byte after 5000 tries")
+			}
+			continue
+		}
+		got, err := ParseCertificatePEM(der)
+		if err != nil {
+			t.Fatalf("DER ending in %#x: %v", der[len(der)-1], err)
+		}
+		if !bytes.Equal(got.Raw, der) {
+			t.Error("parsed a different certificate")
+		}
+		withNewline, err := ParseCertificatePEM(append(der, '\n'))
+		if err != nil || !bytes.Equal(withNewline.Raw, der) {
+			t.Errorf("DER with a trailing newline: %v", err)
+		}
+		return
 	}
 }
