@@ -8,10 +8,10 @@ import (
 	"syscall"
 )
 
-// alive reports whether an idle provider connection is still open: nothing
-// may be waiting on it between answers, so a readable socket means the
-// provider has closed it (or sent a TLS close_notify). One non-blocking
-// peek; used before a request that could not be sent twice.
+// alive reports whether an idle provider connection is still open and
+// silent: nothing may be waiting on it between answers, so a readable
+// socket means the provider has closed it, sent a TLS close_notify, or
+// sent bytes nobody asked for. One non-blocking peek, before each reuse.
 func alive(conn *tls.Conn) bool {
 	sc, ok := conn.NetConn().(syscall.Conn)
 	if !ok {

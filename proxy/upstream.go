@@ -241,7 +241,8 @@ func (b *upBody) Close() error {
 func (b *upBody) release(complete bool) {
 	b.done = true
 	watched := b.stop() // false: the consumer's context fired and poisoned the deadline
-	if complete && b.keep && watched {
+	// Bytes already read past the answer's end were not asked for.
+	if complete && b.keep && watched && b.uc.br.Buffered() == 0 {
 		b.u.put(b.uc)
 		return
 	}
@@ -249,8 +250,10 @@ func (b *upBody) release(complete bool) {
 }
 
 // get returns an idle connection to addr or dials a new one. fresh skips
-// the pool (a retry). A pooled connection is checked for life first when
-// req could not be sent twice.
+// the pool (a retry). A pooled connection is checked first: nothing may
+// arrive on it between answers, so anything readable (a close, or bytes
+// the provider sent unasked) retires it, and no consumer can ever be given
+// an answer that was not to its own request.
 func (u *upstream) get(req *http.Request, addr string, deadline time.Time, fresh bool) (*upConn, error) {
 	if !fresh {
 		for {
@@ -258,7 +261,7 @@ func (u *upstream) get(req *http.Request, addr string, deadline time.Time, fresh
 			if uc == nil {
 				break
 			}
-			if replayable(req) || alive(uc.conn) {
+			if alive(uc.conn) {
 				uc.reused = true
 				return uc, nil
 			}

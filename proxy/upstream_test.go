@@ -239,3 +239,83 @@ func TestUpstreamConsumerHangsUp(t *testing.T) {
 		}
 	}
 }
+
+// rawProvider answers each request with "answer-N" and then, unasked, a
+// whole second HTTP answer: at once (in the same write) or when the test
+// says so (after the SSP has finished with the connection).
+func rawProvider(t *testing.T, later, wrote chan struct{}) (root string) {
+	t.Helper()
+	cert, pool := providerPKI(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+	var mu sync.Mutex
+	n := 0
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					mu.Lock()
+					n++
+					body := fmt.Sprintf("answer-%d", n)
+					mu.Unlock()
+					out := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+					if later == nil {
+						out += smuggled
+					}
+					if _, err := io.WriteString(c, out); err != nil {
+						return
+					}
+					if later != nil {
+						<-later
+						io.WriteString(c, smuggled)
+						wrote <- struct{}{}
+					}
+				}
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "https://localhost:" + port + "/A20047/STU3/1/gpconnect"
+}
+
+// Bytes a provider sends after its answer, asked for by nobody, must never
+// become the answer to the next consumer's request.
+func TestUpstreamNeverPassesUnaskedBytes(t *testing.T) {
+	for _, when := range []string{"with the answer", "after the answer"} {
+		t.Run(when, func(t *testing.T) {
+			var later, wrote chan struct{}
+			if when == "after the answer" {
+				later, wrote = make(chan struct{}), make(chan struct{})
+			}
+			root := rawProvider(t, later, wrote)
+			s := startSSP(t, testConfig(), registry(root))
+			in := mustLookup(t, gpconnect.ReadMetadata)
+			for i := 1; i <= 3; i++ {
+				resp := rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+root+"/metadata", validHeaders(in, root), "")
+				body := readBody(t, resp)
+				if want := fmt.Sprintf("answer-%d", i); resp.StatusCode != http.StatusOK || body != want {
+					t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, body, want)
+				}
+				if later != nil {
+					later <- struct{}{} // the provider now sends its unasked answer
+					<-wrote
+				}
+			}
+		})
+	}
+}
