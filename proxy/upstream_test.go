@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -245,14 +246,7 @@ func TestUpstreamConsumerHangsUp(t *testing.T) {
 // says so (after the SSP has finished with the connection).
 func rawProvider(t *testing.T, later, wrote chan struct{}) (root string) {
 	t.Helper()
-	cert, pool := providerPKI(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln, root := rawListener(t)
 	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
 	var mu sync.Mutex
 	n := 0
@@ -289,8 +283,78 @@ func rawProvider(t *testing.T, later, wrote chan struct{}) (root string) {
 			}()
 		}
 	}()
+	return root
+}
+
+// rawListener is a provider's TLS listener with no HTTP server on it, and
+// the service root it would be registered under.
+func rawListener(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	cert, pool := providerPKI(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return "https://localhost:" + port + "/A20047/STU3/1/gpconnect"
+	return ln, "https://localhost:" + port + "/A20047/STU3/1/gpconnect"
+}
+
+// A provider may close a kept-alive connection just as the SSP sends on
+// it, after the check before reuse. A read is then sent again on a new
+// connection; a booking is not, because the provider may have acted on it.
+func TestUpstreamResendsOnlyReads(t *testing.T) {
+	ln, root := rawListener(t)
+	var mu sync.Mutex
+	var got []string // method of every request the provider read
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					got = append(got, req.Method)
+					mu.Unlock()
+					if i == 1 {
+						return // the second request on a connection: closed, unanswered
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	s := startSSP(t, testConfig(), registry(root))
+	read := mustLookup(t, gpconnect.ReadMetadata)
+	for i := range 2 {
+		resp := rawExchange(t, s.addr, consumerTLS(t), "GET", "/"+root+"/metadata", validHeaders(read, root), "")
+		if body := readBody(t, resp); resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("GET %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	book := mustLookup(t, gpconnect.CreateAppointment)
+	h := validHeaders(book, root)
+	h.Set("Content-Type", gpconnect.MIMEJSON)
+	resp := rawExchange(t, s.addr, consumerTLS(t), "POST", "/"+root+"/Appointment", h, `{"resourceType":"Appointment"}`)
+	if body := readBody(t, resp); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("POST on a connection closed unanswered: %d %s, want 502", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"GET", "GET", "GET", "POST"}; !slices.Equal(got, want) {
+		t.Errorf("provider read %v, want %v (the second GET twice, the POST once)", got, want)
+	}
 }
 
 // Bytes a provider sends after its answer, asked for by nobody, must never
