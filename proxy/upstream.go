@@ -89,8 +89,9 @@ func (u *upstream) roundTrip(req *http.Request, t Target) (*http.Response, error
 		if !retry || attempt > 0 {
 			return nil, err
 		}
-		// A pooled connection the provider had closed while idle: the
-		// request never reached it, so it goes again on a fresh one.
+		// A pooled connection the provider closed as the request went
+		// out (after the check before reuse), with no answer begun: a read
+		// goes again on a fresh one.
 	}
 }
 
@@ -110,7 +111,7 @@ func (u *upstream) exchange(uc *upConn, req *http.Request, t Target, deadline ti
 		if ctx.Err() != nil {
 			return nil, false, fmt.Errorf("the consumer went away: %w", ctx.Err())
 		}
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			return nil, false, fmt.Errorf("%w: %v", errUpstreamTimeout, err)
 		}
 		return nil, beforeAnswer && uc.reused && replayable(req), err
