@@ -141,6 +141,16 @@ func (d *Demonstrator) patientAppointments(rq *request) (*reply, *outcome) {
 	return &reply{status: http.StatusOK, body: d.bundle(rq.now, res, kinds, ids)}, nil
 }
 
+// readAppointment is the request's body as an Appointment: book, amend and
+// cancel all start here.
+func readAppointment(rq *request) (appointmentBody, *outcome) {
+	b, o := readBody(rq)
+	if o != nil {
+		return appointmentBody{}, o
+	}
+	return decodeAppointment(b)
+}
+
 // decodeAppointment reads an Appointment request body strictly: bad JSON is
 // 400 BAD_REQUEST, an unknown member or a wrong resource type 422
 // INVALID_RESOURCE.
@@ -314,11 +324,7 @@ func preferMinimal(r *http.Request) bool {
 }
 
 func (d *Demonstrator) bookAppointment(rq *request) (*reply, *outcome) {
-	b, o := readBody(rq)
-	if o != nil {
-		return nil, o
-	}
-	a, o := decodeAppointment(b)
+	a, o := readAppointment(rq)
 	if o != nil {
 		return nil, o
 	}
@@ -467,11 +473,7 @@ func (d *Demonstrator) updateTarget(rq *request, a appointmentBody) (*appointmen
 }
 
 func (d *Demonstrator) amendAppointment(rq *request) (*reply, *outcome) {
-	b, o := readBody(rq)
-	if o != nil {
-		return nil, o
-	}
-	a, o := decodeAppointment(b)
+	a, o := readAppointment(rq)
 	if o != nil {
 		return nil, o
 	}
@@ -497,11 +499,7 @@ func (d *Demonstrator) amendAppointment(rq *request) (*reply, *outcome) {
 }
 
 func (d *Demonstrator) cancelAppointment(rq *request) (*reply, *outcome) {
-	b, o := readBody(rq)
-	if o != nil {
-		return nil, o
-	}
-	a, o := decodeAppointment(b)
+	a, o := readAppointment(rq)
 	if o != nil {
 		return nil, o
 	}
