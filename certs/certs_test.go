@@ -134,19 +134,7 @@ func TestInitLeaves(t *testing.T) {
 			if want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment; leaf.KeyUsage != want {
 				t.Errorf("key usage = %v, want %v", leaf.KeyUsage, want)
 			}
-			if leaf.Subject.CommonName != tc.cn {
-				t.Errorf("CN = %q, want %q", leaf.Subject.CommonName, tc.cn)
-			}
-			if !slices.Equal(leaf.DNSNames, tc.dns) {
-				t.Errorf("DNS SANs = %q, want %q", leaf.DNSNames, tc.dns)
-			}
-			var ips []string
-			for _, ip := range leaf.IPAddresses {
-				ips = append(ips, ip.String())
-			}
-			if !slices.Equal(ips, tc.ips) {
-				t.Errorf("IP SANs = %q, want %q", ips, tc.ips)
-			}
+			checkLeafNames(t, leaf, tc.cn, tc.dns, tc.ips)
 			if bits := leaf.PublicKey.(*rsa.PublicKey).N.BitLen(); bits != 2048 {
 				t.Errorf("key = %d bits, want 2048", bits)
 			}
@@ -348,4 +336,22 @@ func TestEnsure(t *testing.T) {
 			t.Errorf("Ensure wrote %d files next to a stray one", len(got)-1)
 		}
 	})
+}
+
+// checkLeafNames checks a leaf's CN and its DNS and IP SANs.
+func checkLeafNames(t *testing.T, leaf *x509.Certificate, cn string, dns, ips []string) {
+	t.Helper()
+	if leaf.Subject.CommonName != cn {
+		t.Errorf("CN = %q, want %q", leaf.Subject.CommonName, cn)
+	}
+	if !slices.Equal(leaf.DNSNames, dns) {
+		t.Errorf("DNS SANs = %q, want %q", leaf.DNSNames, dns)
+	}
+	var got []string
+	for _, ip := range leaf.IPAddresses {
+		got = append(got, ip.String())
+	}
+	if !slices.Equal(got, ips) {
+		t.Errorf("IP SANs = %q, want %q", got, ips)
+	}
 }

@@ -53,19 +53,7 @@ func TestIssue(t *testing.T) {
 				t.Fatal(err)
 			}
 			leaf := pair.Leaf
-			if leaf.Subject.CommonName != tc.cn {
-				t.Errorf("CN = %q, want %q", leaf.Subject.CommonName, tc.cn)
-			}
-			if !slices.Equal(leaf.DNSNames, tc.dns) {
-				t.Errorf("DNS SANs = %q, want %q", leaf.DNSNames, tc.dns)
-			}
-			var ips []string
-			for _, ip := range leaf.IPAddresses {
-				ips = append(ips, ip.String())
-			}
-			if !slices.Equal(ips, tc.ips) {
-				t.Errorf("IP SANs = %q, want %q", ips, tc.ips)
-			}
+			checkLeafNames(t, leaf, tc.cn, tc.dns, tc.ips)
 			if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{tc.eku}) {
 				t.Errorf("EKU = %v, want only %v", leaf.ExtKeyUsage, tc.eku)
 			}
