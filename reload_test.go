@@ -53,15 +53,23 @@ func startTestStack(t *testing.T, file string) (*stack, Config) {
 	return st, cfg
 }
 
-func TestRegistryHotReload(t *testing.T) {
+// startRegistryFileStack starts a stack whose registry lives in its own
+// file (registry_file), with the demonstrator off.
+func startRegistryFileStack(t *testing.T) (reg, file string, st *stack, cfg Config) {
+	t.Helper()
 	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry.yaml")
+	reg = filepath.Join(dir, "registry.yaml")
 	if err := os.WriteFile(reg, []byte(testRegistry+testAgreement), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	file := writeFile(t, "c.yaml", "state_dir: "+dir+"/state\nregistry_file: "+reg+
+	file = writeFile(t, "c.yaml", "state_dir: "+dir+"/state\nregistry_file: "+reg+
 		"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
-	st, cfg := startTestStack(t, file)
+	st, cfg = startTestStack(t, file)
+	return reg, file, st, cfg
+}
+
+func TestRegistryHotReload(t *testing.T) {
+	reg, file, st, cfg := startRegistryFileStack(t)
 	rl := &reloader{st: st, file: file, interval: 10 * time.Millisecond, result: st.reloadResult}
 	rl.prime(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -108,14 +116,7 @@ func writeAtomic(t *testing.T, path, content string) {
 // with the watcher polling in between: the half-written file must never be
 // loaded, and an empty registry is refused.
 func TestReloadWaitsForTheFileToSettle(t *testing.T) {
-	dir := t.TempDir()
-	reg := filepath.Join(dir, "registry.yaml")
-	if err := os.WriteFile(reg, []byte(testRegistry+testAgreement), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	file := writeFile(t, "c.yaml", "state_dir: "+dir+"/state\nregistry_file: "+reg+
-		"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
-	st, cfg := startTestStack(t, file)
+	reg, file, st, cfg := startRegistryFileStack(t)
 	first := st.registry.Load()
 	var results []string
 	var mu sync.Mutex
