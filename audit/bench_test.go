@@ -23,22 +23,10 @@ func BenchmarkAppend(b *testing.B) {
 				obs.fsyncs.Store(0)
 				obs.records.Store(0)
 				b.ResetTimer()
-				var wg sync.WaitGroup
-				for w := range writers {
-					n := b.N / writers
-					if w < b.N%writers {
-						n++
-					}
-					wg.Go(func() {
-						for range n {
-							if _, err := s.Append(context.Background(), rec); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
+				split(b, b.N, writers, func() error {
+					_, err := s.Append(context.Background(), rec)
+					return err
+				})
 				b.StopTimer()
 				if f := obs.fsyncs.Load(); f > 0 {
 					b.ReportMetric(float64(obs.records.Load())/float64(f), "records/fsync")
@@ -62,25 +50,31 @@ func BenchmarkQueueTransaction(b *testing.B) {
 			tx := benchTransaction()
 			b.ReportAllocs()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			for w := range writers {
-				n := b.N / writers
-				if w < b.N%writers {
-					n++
-				}
-				wg.Go(func() {
-					for range n {
-						if err := s.QueueTransaction(tx); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			split(b, b.N, writers, func() error { return s.QueueTransaction(tx) })
 			if err := s.Close(); err != nil {
 				b.Fatal(err)
 			}
 		})
 	}
+}
+
+// split runs op n times in all, spread over writers goroutines, and stops
+// a goroutine at its first error.
+func split(b *testing.B, n, writers int, op func() error) {
+	var wg sync.WaitGroup
+	for w := range writers {
+		k := n / writers
+		if w < n%writers {
+			k++
+		}
+		wg.Go(func() {
+			for range k {
+				if err := op(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
