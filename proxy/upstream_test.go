@@ -241,54 +241,39 @@ func TestUpstreamConsumerHangsUp(t *testing.T) {
 	}
 }
 
-// rawProvider answers each request with "answer-N" and then, unasked, a
-// whole second HTTP answer: at once (in the same write) or when the test
+// smugglingProvider answers each request with "answer-N" and then, unasked,
+// a whole second HTTP answer: at once (in the same write) or when the test
 // says so (after the SSP has finished with the connection).
-func rawProvider(t *testing.T, later, wrote chan struct{}) (root string) {
-	t.Helper()
-	ln, root := rawListener(t)
+func smugglingProvider(t *testing.T, later, wrote chan struct{}) (root string) {
 	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
 	var mu sync.Mutex
 	n := 0
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					mu.Lock()
-					n++
-					body := fmt.Sprintf("answer-%d", n)
-					mu.Unlock()
-					out := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-					if later == nil {
-						out += smuggled
-					}
-					if _, err := io.WriteString(c, out); err != nil {
-						return
-					}
-					if later != nil {
-						<-later
-						io.WriteString(c, smuggled)
-						wrote <- struct{}{}
-					}
-				}
-			}()
+	return rawProvider(t, func(c net.Conn, _ *http.Request, _ int) bool {
+		mu.Lock()
+		n++
+		body := fmt.Sprintf("answer-%d", n)
+		mu.Unlock()
+		out := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		if later == nil {
+			out += smuggled
 		}
-	}()
-	return root
+		if _, err := io.WriteString(c, out); err != nil {
+			return false
+		}
+		if later != nil {
+			<-later
+			io.WriteString(c, smuggled)
+			wrote <- struct{}{}
+		}
+		return true
+	})
 }
 
-// rawListener is a provider's TLS listener with no HTTP server on it, and
-// the service root it would be registered under.
-func rawListener(t *testing.T) (net.Listener, string) {
+// rawProvider is a provider with no HTTP server: a TLS listener whose
+// connections read requests one after another and hand each, with its
+// index on the connection, to answer, which writes whatever it likes and
+// returns false to close the connection. It returns the service root.
+func rawProvider(t *testing.T, answer func(c net.Conn, req *http.Request, i int) bool) string {
 	t.Helper()
 	cert, pool := providerPKI(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
@@ -298,17 +283,6 @@ func rawListener(t *testing.T) (net.Listener, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return ln, "https://localhost:" + port + "/A20047/STU3/1/gpconnect"
-}
-
-// A provider may close a kept-alive connection just as the SSP sends on
-// it, after the check before reuse. A read is then sent again on a new
-// connection; a booking is not, because the provider may have acted on it.
-func TestUpstreamResendsOnlyReads(t *testing.T) {
-	ln, root := rawListener(t)
-	var mu sync.Mutex
-	var got []string // method of every request the provider read
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -324,17 +298,33 @@ func TestUpstreamResendsOnlyReads(t *testing.T) {
 						return
 					}
 					io.Copy(io.Discard, req.Body)
-					mu.Lock()
-					got = append(got, req.Method)
-					mu.Unlock()
-					if i == 1 {
-						return // the second request on a connection: closed, unanswered
+					if !answer(c, req, i) {
+						return
 					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				}
 			}()
 		}
 	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return "https://localhost:" + port + "/A20047/STU3/1/gpconnect"
+}
+
+// A provider may close a kept-alive connection just as the SSP sends on
+// it, after the check before reuse. A read is then sent again on a new
+// connection; a booking is not, because the provider may have acted on it.
+func TestUpstreamResendsOnlyReads(t *testing.T) {
+	var mu sync.Mutex
+	var got []string // method of every request the provider read
+	root := rawProvider(t, func(c net.Conn, req *http.Request, i int) bool {
+		mu.Lock()
+		got = append(got, req.Method)
+		mu.Unlock()
+		if i == 1 {
+			return false // the second request on a connection: closed, unanswered
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
 	s := startSSP(t, testConfig(), registry(root))
 	read := mustLookup(t, gpconnect.ReadMetadata)
 	for i := range 2 {
@@ -366,7 +356,7 @@ func TestUpstreamNeverPassesUnaskedBytes(t *testing.T) {
 			if when == "after the answer" {
 				later, wrote = make(chan struct{}), make(chan struct{})
 			}
-			root := rawProvider(t, later, wrote)
+			root := smugglingProvider(t, later, wrote)
 			s := startSSP(t, testConfig(), registry(root))
 			in := mustLookup(t, gpconnect.ReadMetadata)
 			for i := 1; i <= 3; i++ {
