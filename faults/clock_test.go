@@ -141,6 +141,9 @@ func TestUKChangeovers(t *testing.T) {
 			t.Errorf("%s reads back as %s (%v)", c.want, back, err)
 		}
 	}
+	if u := UK(time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)); u.Location() != London() || u.Hour() != 9 {
+		t.Errorf("UK(08:00 UTC in July) = %s", u)
+	}
 	if got := FormatUKDate(time.Date(2026, 10, 24, 23, 30, 0, 0, time.UTC)); got != "2026-10-25" {
 		t.Errorf("UK date of 23:30 UTC in BST: %s", got)
 	}
