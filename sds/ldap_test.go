@@ -305,3 +305,33 @@ func TestLDAPS(t *testing.T) {
 		}
 	}
 }
+
+// TestLDAPShutdownWithIdleClient stops the server while a client holds an
+// idle connection: Shutdown returns (after its grace) and the listener is
+// closed; the idle connection is left to the client or the process.
+func TestLDAPShutdownWithIdleClient(t *testing.T) {
+	l, err := New(Options{Registry: newRegistry(t, testConfig()).load}).ServeLDAP("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ldap.DialURL("ldap://" + l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.UnauthenticatedBind(""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := l.Wait(); err != nil {
+		t.Errorf("Run after Shutdown: %v", err)
+	}
+	if c2, err := ldap.DialURL("ldap://" + l.Addr()); err == nil {
+		c2.Close()
+		t.Error("the listener still accepts after Shutdown")
+	}
+}
