@@ -69,7 +69,10 @@ const maxFilterDepth = 64
 func ParseFilter(s string) (Filter, error) {
 	p, err := ldap.CompileFilter(s)
 	if err != nil {
-		return Filter{}, fmt.Errorf("bad filter %q: %w", s, errors.Unwrap(err))
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // go-ldap's message without its client-side result code
+		}
+		return Filter{}, fmt.Errorf("bad filter %q: %w", s, err)
 	}
 	return fromPacket(p, 0)
 }

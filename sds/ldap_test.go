@@ -335,3 +335,17 @@ func TestLDAPShutdownWithIdleClient(t *testing.T) {
 		t.Error("the listener still accepts after Shutdown")
 	}
 }
+
+// TestLDAPFilterTooDeep sends a well-formed filter nested deeper than the
+// directory takes: protocolError, and the connection still serves.
+func TestLDAPFilterTooDeep(t *testing.T) {
+	l := serveLDAP(t, newRegistry(t, testConfig()), nil)
+	c := dial(t, "ldap://"+l.Addr())
+	deep := strings.Repeat("(!", 80) + "(objectClass=*)" + strings.Repeat(")", 80)
+	if _, err := search(c, BaseDN, ldap.ScopeWholeSubtree, deep); resultCode(err) != ldap.LDAPResultProtocolError {
+		t.Fatalf("80 levels: %v", err)
+	}
+	if res, err := search(c, BaseDN, ldap.ScopeBaseObject, "(objectClass=*)"); err != nil || len(res.Entries) != 1 {
+		t.Fatalf("after: %v %v", res, err)
+	}
+}
