@@ -124,10 +124,10 @@ func (s *Service) serveFHIR(w http.ResponseWriter, r *http.Request) {
 	var q Query
 	var f Filter
 	if resource == "/Device" {
-		q, err = ParseDeviceQuery(ps)
+		q, err = parseDeviceQuery(ps)
 		f = q.DeviceFilter()
 	} else {
-		q, err = ParseEndpointQuery(ps)
+		q, err = parseEndpointQuery(ps)
 		f = q.EndpointFilter()
 	}
 	if err != nil {

@@ -26,10 +26,10 @@ func FuzzQuery(f *testing.F) {
 			var q Query
 			var filter Filter
 			if device {
-				q, err = ParseDeviceQuery(ps)
+				q, err = parseDeviceQuery(ps)
 				filter = q.DeviceFilter()
 			} else {
-				q, err = ParseEndpointQuery(ps)
+				q, err = parseEndpointQuery(ps)
 				filter = q.EndpointFilter()
 			}
 			if err == nil {

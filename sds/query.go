@@ -144,10 +144,10 @@ func value(ps []param, name, system string) string {
 	return out
 }
 
-// ParseDeviceQuery reads GET /Device: organization and the interaction
+// parseDeviceQuery reads GET /Device: organization and the interaction
 // identifier required, a party key identifier and manufacturing-organization
 // optional.
-func ParseDeviceQuery(ps []param) (Query, error) {
+func parseDeviceQuery(ps []param) (Query, error) {
 	if err := checkParams(ps, paramOrganization, paramIdentifier, paramManufacturing); err != nil {
 		return Query{}, err
 	}
@@ -166,9 +166,9 @@ func ParseDeviceQuery(ps []param) (Query, error) {
 	return q, nil
 }
 
-// ParseEndpointQuery reads GET /Endpoint: organization with an interaction,
+// parseEndpointQuery reads GET /Endpoint: organization with an interaction,
 // a party key or both, or an interaction with a party key.
-func ParseEndpointQuery(ps []param) (Query, error) {
+func parseEndpointQuery(ps []param) (Query, error) {
 	if err := checkParams(ps, paramOrganization, paramIdentifier); err != nil {
 		return Query{}, err
 	}
