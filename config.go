@@ -30,6 +30,7 @@ type Config struct {
 	Audit        audit.Config        `mapstructure:"audit"`
 	Log          LogConfig           `mapstructure:"log"`
 	Demonstrator demonstrator.Config `mapstructure:"demonstrator"`
+	Spine        SpineConfig         `mapstructure:"spine"`
 	RegistryFile string              `mapstructure:"registry_file"`
 	Registry     agreements.Config   `mapstructure:"registry"`
 }
@@ -37,6 +38,43 @@ type Config struct {
 // AdminConfig is the admin: section.
 type AdminConfig struct {
 	Listen string `mapstructure:"listen"`
+}
+
+// SpineConfig is the spine: section: the SDS and PDS FHIR APIs on one
+// HTTPS listener and SDS over LDAP. It is read at start only; what the
+// services answer follows the registry in force.
+type SpineConfig struct {
+	Enabled bool   `mapstructure:"enabled"`
+	Listen  string `mapstructure:"listen"`
+	APIKey  string `mapstructure:"api_key"`
+	LDAP    struct {
+		Enabled     bool   `mapstructure:"enabled"`
+		Listen      string `mapstructure:"listen"`
+		LDAPSListen string `mapstructure:"ldaps_listen"`
+	} `mapstructure:"ldap"`
+}
+
+// validate names every bad spine: key; an empty LDAP address means that
+// form is not served.
+func (c SpineConfig) validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	var errs []error
+	if err := proxy.CheckListen(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("spine.listen: %w", err))
+	}
+	if c.LDAP.Enabled {
+		for _, l := range [][2]string{{"spine.ldap.listen", c.LDAP.Listen}, {"spine.ldap.ldaps_listen", c.LDAP.LDAPSListen}} {
+			if l[1] == "" {
+				continue
+			}
+			if err := proxy.CheckListen(l[1]); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", l[0], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // LogConfig is the log: section.
@@ -148,6 +186,7 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("demonstrator.listen: %w", err))
 		}
 	}
+	errs = append(errs, c.Spine.validate())
 	if t, err := c.Registry.Build(); err != nil {
 		errs = append(errs, prefixEach("registry: ", err))
 	} else if len(t.Systems()) == 0 {

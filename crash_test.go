@@ -200,6 +200,7 @@ func writeCrashConfig(t *testing.T, state string, demoPort int, sync string) str
 		"state_dir":    state,
 		"ssp":          map[string]any{"listen": "127.0.0.1:0"},
 		"admin":        map[string]any{"listen": "127.0.0.1:0"},
+		"spine":        map[string]any{"enabled": false},
 		"audit":        map[string]any{"sync": sync, "max_file_bytes": 64 << 10},
 		"demonstrator": map[string]any{"listen": "localhost:" + strconv.Itoa(demoPort)},
 		"registry":     reg,

@@ -52,6 +52,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCheckConfigCmd(stdout),
 		newAuditCmd(stdout),
 		newDemonstratorCmd(stdout, stderr),
+		newLookupCmd(stdout),
 	)
 	return root
 }

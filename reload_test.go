@@ -63,7 +63,7 @@ func startRegistryFileStack(t *testing.T) (reg, file string, st *stack, cfg Conf
 		t.Fatal(err)
 	}
 	file = writeFile(t, "c.yaml", "state_dir: "+dir+"/state\nregistry_file: "+reg+
-		"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
+		"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\nspine:\n  enabled: false\n")
 	st, cfg = startTestStack(t, file)
 	return reg, file, st, cfg
 }
@@ -162,7 +162,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestReadinessFollowsTheStack(t *testing.T) {
 	dir := t.TempDir()
-	file := writeFile(t, "c.yaml", "state_dir: "+dir+"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
+	file := writeFile(t, "c.yaml", "state_dir: "+dir+"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\nspine:\n  enabled: false\n")
 	st, _ := startTestStack(t, file)
 	url := "http://" + st.addrs["admin"] + "/readyz"
 	resp, err := http.Get(url)

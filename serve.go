@@ -24,7 +24,9 @@ import (
 	"sspemu/audit"
 	"sspemu/certs"
 	"sspemu/demonstrator"
+	"sspemu/pds"
 	"sspemu/proxy"
+	"sspemu/sds"
 )
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -73,6 +75,9 @@ type stack struct {
 	reloads   atomic.Int64 // failed reloads, for tests and logs
 	ready     atomic.Bool  // every listener serving, not shutting down
 	addrs     map[string]string
+	sds       *sds.Service // the Spine services, nil when spine.enabled is false
+	pds       *pds.Service
+	ldap      []*sds.LDAPServer
 }
 
 // readiness is /readyz beyond the audit log: every listener up.
@@ -177,7 +182,7 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	st := &stack{log: log, errc: make(chan error, 3), metrics: admin.NewMetrics(version())}
+	st := &stack{log: log, errc: make(chan error, 6), metrics: admin.NewMetrics(version())}
 	st.registry.Store(table)
 
 	opts := cfg.Audit.Options()
@@ -222,6 +227,13 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		}
 	}
 
+	if cfg.Spine.Enabled {
+		if err := st.startSpine(cfg); err != nil {
+			sspLn.Close()
+			return nil, err
+		}
+	}
+
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen: %w", err)
@@ -245,7 +257,10 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		"admin", "http://"+cfg.Admin.Listen,
 		"admin_addr", adminLn.Addr().String(),
 		"audit", cfg.AuditDir())
-	st.addrs = map[string]string{"ssp": sspLn.Addr().String(), "admin": adminLn.Addr().String()}
+	if st.addrs == nil {
+		st.addrs = map[string]string{}
+	}
+	st.addrs["ssp"], st.addrs["admin"] = sspLn.Addr().String(), adminLn.Addr().String()
 	ok = true
 	st.ready.Store(true)
 	return st, nil
@@ -325,6 +340,114 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	return nil
 }
 
+// startSpine serves the Spine services a consumer calls before the SSP: the
+// SDS and PDS FHIR APIs on one HTTPS listener (the SSP's server
+// certificate, no client certificate, as the public APIs), SDS over plain
+// LDAP and over LDAPS with TLS MA (exactly TLS 1.2, as the Spine). SDS
+// answers from the registry in force, so a reload reaches it at once. PDS
+// holds its test patients; the practices' patients reach it through
+// st.pds.SetSource once the practices expose them.
+func (st *stack) startSpine(cfg Config) error {
+	c := cfg.Spine
+	cert, err := certs.LoadKeyPair(cfg.SSP.TLS.Cert, cfg.SSP.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("spine: the server certificate (ssp.tls.cert/key): %w", err)
+	}
+	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log})
+	st.pds = pds.New(pds.Options{Practice: cfg.Demonstrator.ODS, Logger: st.log})
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("spine.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           spineHandler(st.sds.Handler(), st.pds.Handler()),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	st.servers = append(st.servers, srv)
+	st.run("spine", func() error { return srv.ServeTLS(ln, "", "") })
+	if st.addrs == nil {
+		st.addrs = map[string]string{}
+	}
+	st.addrs["spine"] = ln.Addr().String()
+	if c.LDAP.Enabled {
+		var ldapsTLS *tls.Config
+		if c.LDAP.LDAPSListen != "" {
+			if ldapsTLS, err = spineLDAPSTLS(cfg, cert); err != nil {
+				return err
+			}
+		}
+		for _, l := range []struct {
+			name, key, addr string
+			tls             *tls.Config
+		}{{"ldap", "spine.ldap.listen", c.LDAP.Listen, nil}, {"ldaps", "spine.ldap.ldaps_listen", c.LDAP.LDAPSListen, ldapsTLS}} {
+			if l.addr == "" {
+				continue
+			}
+			server, err := st.sds.ServeLDAP(l.addr, l.tls)
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.key, err)
+			}
+			st.ldap = append(st.ldap, server)
+			st.run("sds "+l.name, server.Wait)
+			st.addrs[l.name] = server.Addr()
+		}
+	}
+	st.log.Info("spine ready", "sds", "https://"+c.Listen+sds.BasePath, "pds", "https://"+c.Listen+pds.BasePath,
+		"spine_addr", st.addrs["spine"], "ldap_addr", st.addrs["ldap"], "ldaps_addr", st.addrs["ldaps"])
+	return nil
+}
+
+// spineLDAPSTLS is the LDAPS listener's TLS: exactly TLS 1.2 with the
+// Spine's suites, a client certificate from ssp.tls.client_ca required and
+// checked against ssp.tls.crl at every handshake.
+func spineLDAPSTLS(cfg Config, cert tls.Certificate) (*tls.Config, error) {
+	pool, err := certs.LoadCertPool(cfg.SSP.TLS.ClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("spine.ldap: ssp.tls.client_ca: %w", err)
+	}
+	ca, err := certs.LoadCertificate(cfg.SSP.TLS.ClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("spine.ldap: ssp.tls.client_ca: %w", err)
+	}
+	crl, err := certs.NewCRLChecker(cfg.SSP.TLS.CRL, ca)
+	if err != nil {
+		return nil, fmt.Errorf("spine.ldap: ssp.tls.crl: %w", err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12,
+		CipherSuites: proxy.SpineCipherSuites, Certificates: []tls.Certificate{cert},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no client certificate")
+			}
+			return crl.Check(cs.PeerCertificates[0])
+		},
+	}, nil
+}
+
+// spineHandler routes the Spine listener: SDS and PDS below their base
+// paths, a JSON 404 elsewhere.
+func spineHandler(sdsAPI, pdsAPI http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == sds.BasePath || strings.HasPrefix(p, sds.BasePath+"/"):
+			sdsAPI.ServeHTTP(w, r)
+		case p == pds.BasePath || strings.HasPrefix(p, pds.BasePath+"/"):
+			pdsAPI.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Content-Type", "application/fhir+json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found","diagnostics":%q}]}`+"\n",
+				"this listener serves "+sds.BasePath+"/Endpoint, "+sds.BasePath+"/Device and "+pds.BasePath+"/Patient")
+		}
+	})
+}
+
 func (st *stack) run(name string, serve func() error) {
 	go func() {
 		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -343,6 +466,9 @@ func (st *stack) shutdown(ctx context.Context) error {
 	}
 	for _, srv := range st.servers {
 		errs = append(errs, srv.Shutdown(ctx))
+	}
+	for _, l := range st.ldap {
+		errs = append(errs, l.Shutdown(ctx))
 	}
 	for _, store := range []*audit.Store{st.store, st.demoStore} {
 		if store != nil {

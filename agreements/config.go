@@ -35,6 +35,11 @@ type SystemConfig struct {
 	CPAID    string   `mapstructure:"cpa_id" yaml:"cpa_id"`
 	Sends    []string `mapstructure:"sends" yaml:"sends"`
 	Receives []string `mapstructure:"receives" yaml:"receives"`
+
+	// SupplierODS is the ODS code of the system's supplier (manufacturer):
+	// SDS's nhsMhsManufacturerOrg, which a consumer names in the
+	// manufacturing-organization search to find its own ASID.
+	SupplierODS string `mapstructure:"supplier_ods" yaml:"supplier_ods"`
 }
 
 // AgreementConfig is one data-sharing agreement as written in the
@@ -79,7 +84,7 @@ func LoadFile(path string) (Config, error) {
 func topKeys() []string { return []string{"systems", "agreements"} }
 
 func systemKeys() []string {
-	return []string{"asid", "name", "ods", "party_key", "fqdn", "endpoint", "cpa_id", "sends", "receives"}
+	return []string{"asid", "name", "ods", "party_key", "fqdn", "endpoint", "cpa_id", "sends", "receives", "supplier_ods"}
 }
 
 func agreementKeys() []string {

@@ -330,3 +330,10 @@ func writeFile(t *testing.T, text string) string {
 	}
 	return path
 }
+
+func TestLoadFileSupplierODS(t *testing.T) {
+	c, err := LoadFile(writeFile(t, "systems:\n  - asid: \"200000000359\"\n    supplier_ods: Y90001\n"))
+	if err != nil || c.Systems[0].SupplierODS != "Y90001" {
+		t.Fatalf("%+v %v", c, err)
+	}
+}

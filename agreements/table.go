@@ -13,28 +13,30 @@ import (
 
 // System is one registered system after Build: what SDS would hold for its
 // ASID. Sends and Receives are expanded to full interaction URNs in
-// catalogue order.
+// catalogue order. The JSON names are the configuration's keys, so the
+// admin API shows the registry in the words a user wrote it in.
 type System struct {
-	ASID     string
-	Name     string
-	ODS      string
-	PartyKey string
-	FQDN     string
-	Endpoint string
-	CPAID    string
-	Sends    []string
-	Receives []string
+	ASID        string   `json:"asid"`
+	Name        string   `json:"name"`
+	ODS         string   `json:"ods"`
+	PartyKey    string   `json:"party_key,omitempty"`
+	FQDN        string   `json:"fqdn,omitempty"`
+	Endpoint    string   `json:"endpoint,omitempty"`
+	CPAID       string   `json:"cpa_id,omitempty"`
+	SupplierODS string   `json:"supplier_ods,omitempty"`
+	Sends       []string `json:"sends,omitempty"`
+	Receives    []string `json:"receives,omitempty"`
 }
 
 // Agreement is one data-sharing agreement after Build, with its
 // interactions expanded to URNs. A zero NotBefore or NotAfter means the
 // agreement is open on that side.
 type Agreement struct {
-	From         string
-	To           string
-	Interactions []string
-	NotBefore    time.Time
-	NotAfter     time.Time
+	From         string    `json:"from"`
+	To           string    `json:"to"`
+	Interactions []string  `json:"interactions"`
+	NotBefore    time.Time `json:"not_before,omitzero"`
+	NotAfter     time.Time `json:"not_after,omitzero"`
 }
 
 // Table is the validated, indexed registry. It is immutable after Build, so
@@ -91,7 +93,7 @@ func (c Config) Build() (*Table, error) {
 		}
 		s := System{
 			ASID: sc.ASID, Name: sc.Name, ODS: sc.ODS, PartyKey: sc.PartyKey,
-			FQDN: sc.FQDN, Endpoint: sc.Endpoint, CPAID: sc.CPAID,
+			FQDN: sc.FQDN, Endpoint: sc.Endpoint, CPAID: sc.CPAID, SupplierODS: sc.SupplierODS,
 		}
 		clean := true
 		if !isASID(sc.ASID) {
@@ -102,6 +104,9 @@ func (c Config) Build() (*Table, error) {
 		}
 		if !isODS(sc.ODS) {
 			fail("ods %q must be an ODS code: letters and digits, e.g. A20047", sc.ODS)
+		}
+		if sc.SupplierODS != "" && !isODS(sc.SupplierODS) {
+			fail("supplier_ods %q must be an ODS code: letters and digits, e.g. Y90001", sc.SupplierODS)
 		}
 		var err error
 		if s.Sends, err = gpconnect.Expand(sc.Sends); err != nil {

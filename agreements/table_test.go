@@ -1,6 +1,7 @@
 package agreements
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +121,8 @@ func TestBuildOneMistake(t *testing.T) {
 			[]string{`system "200000000359": name is required`}},
 		{"bad ODS", func(c *Config) { c.Systems[0].ODS = "Y 12345" },
 			[]string{`system "200000000359": ods "Y 12345"`}},
+		{"bad supplier ODS", func(c *Config) { c.Systems[0].SupplierODS = "Y9-0001" },
+			[]string{`system "200000000359": supplier_ods "Y9-0001" must be an ODS code`}},
 		{"unknown interaction in sends", func(c *Config) { c.Systems[0].Sends = []string{"foundations", "documents"} },
 			[]string{`system "200000000359": sends: unknown interaction or group "documents"`}},
 		{"unknown interaction in receives", func(c *Config) {
@@ -291,4 +294,28 @@ func joined(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// TestJSONUsesConfigKeys checks that the admin API's registry reads in the
+// configuration's words.
+func TestJSONUsesConfigKeys(t *testing.T) {
+	c := defaultConfig()
+	c.Systems[0].SupplierODS = "Y90001"
+	c.Agreements[0].NotBefore = "2025-01-01"
+	table, err := c.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(map[string]any{"systems": table.Systems(), "agreements": table.Agreements()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range append(systemKeys(), agreementKeys()[:4]...) {
+		if !strings.Contains(string(raw), `"`+key+`":`) {
+			t.Errorf("no %q in %s", key, raw)
+		}
+	}
+	if strings.Contains(string(raw), `"not_after"`) || strings.Contains(string(raw), `"PartyKey"`) {
+		t.Errorf("an open not_after or a Go field name: %s", raw)
+	}
 }
