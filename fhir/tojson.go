@@ -575,4 +575,3 @@ func appendJSONEscape(b []byte, c byte) []byte {
 	const hex = "0123456789abcdef"
 	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 }
-
