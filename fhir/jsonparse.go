@@ -107,10 +107,15 @@ func (p *jsonParser) literal(lit string, v jvalue) (jvalue, error) {
 	return v, nil
 }
 
+// maxJSONDepth is twice maxDepth: an XML element level becomes at most two
+// JSON levels (an array and an object), so every JSON form of an XML
+// document the codec accepts is accepted too, and the other way round.
+const maxJSONDepth = 2 * maxDepth
+
 func (p *jsonParser) enter() error {
 	p.depth++
-	if p.depth > maxDepth {
-		return p.errorf("nested deeper than " + strconv.Itoa(maxDepth))
+	if p.depth > maxJSONDepth {
+		return p.errorf("nested deeper than " + strconv.Itoa(maxJSONDepth))
 	}
 	return nil
 }
