@@ -33,7 +33,7 @@ type primRun struct {
 
 func xmlToJSON(data []byte) ([]byte, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
-	w := &jsonWriter{src: data, buf: make([]byte, 0, len(data)*3/4+64)}
+	w := &jsonWriter{src: data, buf: make([]byte, 0, len(data)+64)}
 	w.d = xml.NewDecoder(bytes.NewReader(data))
 	// Prolog: an XML declaration (UTF-8 only: the decoder has no
 	// CharsetReader), comments, white space; a DOCTYPE is refused.
