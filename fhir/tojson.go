@@ -2,8 +2,6 @@ package fhir
 
 import (
 	"bytes"
-	"encoding/xml"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -13,13 +11,10 @@ import (
 // requires), which lets an array's items and a primitive's _name sibling be
 // written without building a tree.
 type jsonWriter struct {
-	d     *xml.Decoder
-	src   []byte
-	buf   []byte
-	path  []pathSeg
-	depth int
-	off   int64     // input offset of the token last read
-	runs  []primRun // per depth, reused
+	s    *scanner
+	buf  []byte
+	path []pathSeg
+	runs []primRun // per depth, reused
 }
 
 // primRun gathers the occurrences of one primitive element (a run of
@@ -33,95 +28,34 @@ type primRun struct {
 
 func xmlToJSON(data []byte) ([]byte, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
-	w := &jsonWriter{src: data, buf: make([]byte, 0, len(data)+64)}
-	w.d = xml.NewDecoder(bytes.NewReader(data))
-	// Prolog: an XML declaration (UTF-8 only: the decoder has no
-	// CharsetReader), comments, white space; a DOCTYPE is refused.
-	var root xml.StartElement
-	for {
-		tok, err := w.token()
-		if err == io.EOF {
-			return nil, &Error{Reason: "no root element", Syntax: true}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if t, ok := tok.(xml.StartElement); ok {
-			root = t
-			break
-		}
-		if err := w.between(tok); err != nil {
-			return nil, err
-		}
-	}
-	if root.Name.Space != fhirNS {
-		return nil, w.failName(root.Name.Local, "root element <"+root.Name.Local+"> is not in the FHIR namespace "+fhirNS)
-	}
-	id, ok := resourceType(root.Name.Local)
-	if !ok {
-		return nil, w.failName(root.Name.Local, "resource type "+strconv.Quote(root.Name.Local)+" is not supported")
-	}
-	w.path = append(w.path, pathSeg{root.Name.Local, -1})
-	if err := w.object(root, id, true); err != nil {
+	s := newScanner(string(data))
+	if err := s.checkChars(); err != nil {
 		return nil, err
 	}
-	for {
-		tok, err := w.token()
-		if err == io.EOF {
-			return w.buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := tok.(xml.StartElement); ok {
-			return nil, &Error{Reason: "content after the root element", Syntax: true}
-		}
-		if err := w.between(tok); err != nil {
-			return nil, err
-		}
+	if err := s.prolog(); err != nil {
+		return nil, err
 	}
-}
-
-// between accepts what may stand outside the root element.
-func (w *jsonWriter) between(tok xml.Token) error {
-	switch t := tok.(type) {
-	case xml.CharData:
-		if !isSpace(t) {
-			return &Error{Reason: "text outside the root element", Syntax: true}
-		}
-	case xml.Directive:
-		return &Error{Reason: "DOCTYPE and other declarations are not allowed", Syntax: true}
-	case xml.ProcInst:
-		if t.Target != "xml" {
-			return &Error{Reason: "processing instruction <?" + t.Target + "?> is not allowed", Syntax: true}
-		}
+	w := &jsonWriter{s: s, buf: make([]byte, 0, len(data)+64)}
+	if err := s.next(); err != nil {
+		return nil, err
 	}
-	return nil
-}
-
-// token reads the next token, bounding the depth and turning the decoder's
-// errors into codec errors.
-func (w *jsonWriter) token() (xml.Token, error) {
-	w.off = w.d.InputOffset()
-	tok, err := w.d.Token()
-	if err != nil {
-		if err == io.EOF {
-			return nil, err
-		}
-		return nil, &Error{Reason: "malformed XML: " + strings.TrimPrefix(err.Error(), "XML syntax error on "), Syntax: true}
+	// Outside the root the scanner passes over white space and comments, and
+	// refuses the rest: this is the root's start tag.
+	if s.space != fhirNS {
+		return nil, w.failName(s.local, "root element <"+s.qname+"> is not in the FHIR namespace "+fhirNS)
 	}
-	switch tok.(type) {
-	case xml.StartElement:
-		w.depth++
-		if w.depth > maxDepth {
-			return nil, &Error{Path: formatPath(w.path), Reason: "nested deeper than " + strconv.Itoa(maxDepth), Syntax: true}
-		}
-	case xml.EndElement:
-		w.depth--
-	case xml.Directive:
-		return nil, &Error{Reason: "DOCTYPE and other declarations are not allowed", Syntax: true}
+	id, ok := resourceType(s.local)
+	if !ok {
+		return nil, w.failName(s.local, "resource type "+strconv.Quote(s.local)+" is not supported")
 	}
-	return tok, nil
+	w.path = append(w.path, pathSeg{s.local, -1})
+	if err := w.object(id, true); err != nil {
+		return nil, err
+	}
+	if err := s.next(); err != nil {
+		return nil, err
+	}
+	return w.buf, nil // s.next refuses anything but tokEOF after the root
 }
 
 func (w *jsonWriter) fail(reason string) error {
@@ -135,12 +69,12 @@ func (w *jsonWriter) failName(name, reason string) error {
 	return err
 }
 
-// attrs checks the attributes of an element that has none of its own (a
+// noAttrs checks the attributes of an element that has none of its own (a
 // resource or a resource slot): namespace declarations only, and
 // xsi:schemaLocation on the root.
-func (w *jsonWriter) noAttrs(t xml.StartElement, root bool) error {
-	for _, a := range t.Attr {
-		if isNSDecl(a) || root && a.Name.Space == xsiNS && a.Name.Local == "schemaLocation" {
+func (w *jsonWriter) noAttrs(root bool) error {
+	for _, a := range w.s.attrs {
+		if a.nsDecl || root && a.space == xsiNS && a.local == "schemaLocation" {
 			continue
 		}
 		return w.fail("unknown attribute " + strconv.Quote(attrName(a)))
@@ -148,21 +82,32 @@ func (w *jsonWriter) noAttrs(t xml.StartElement, root bool) error {
 	return nil
 }
 
-func attrName(a xml.Attr) string {
-	if a.Name.Space == "" {
-		return a.Name.Local
+func attrName(a xattr) string {
+	if a.space == "" {
+		return a.local
 	}
-	return "{" + a.Name.Space + "}" + a.Name.Local
+	return "{" + a.space + "}" + a.local
+}
+
+// skippable passes over white space and comments inside an element whose
+// content is elements only; other text is refused.
+func (w *jsonWriter) skippable(in string) error {
+	if w.s.kind == tokText && strings.Trim(w.s.text, " \t\r\n") != "" {
+		return w.fail("text is not allowed in " + in)
+	}
+	return nil
 }
 
 // object writes a resource (isResource), datatype or backbone element whose
-// start tag was just read, as a JSON object.
-func (w *jsonWriter) object(start xml.StartElement, id typeID, isResource bool) error {
+// start tag is the current token, as a JSON object.
+func (w *jsonWriter) object(id typeID, isResource bool) error {
+	s := w.s
 	t := &stu3Types[id]
+	self := s.local
 	w.buf = append(w.buf, '{')
 	first := true
 	if isResource {
-		if err := w.noAttrs(start, len(w.path) == 1); err != nil {
+		if err := w.noAttrs(len(w.path) == 1); err != nil {
 			return err
 		}
 		w.buf = append(w.buf, `"resourceType":"`...)
@@ -170,40 +115,35 @@ func (w *jsonWriter) object(start xml.StartElement, id typeID, isResource bool) 
 		w.buf = append(w.buf, '"')
 		first = false
 	} else {
-		for i, a := range start.Attr {
-			if isNSDecl(a) {
+		for _, a := range s.attrs {
+			if a.nsDecl {
 				continue
 			}
 			def, ok := -1, false
-			if a.Name.Space == "" {
-				def, _, ok = lookup(t, a.Name.Local)
+			if a.space == "" {
+				def, _, ok = lookup(t, a.local)
 			}
 			if !ok || !t.elems[def].attr {
 				return w.fail("unknown attribute " + strconv.Quote(attrName(a)))
 			}
-			for _, b := range start.Attr[:i] {
-				if b.Name == a.Name {
-					return w.fail("attribute " + strconv.Quote(a.Name.Local) + " is repeated")
-				}
-			}
-			if a.Value == "" {
-				return w.fail("empty " + a.Name.Local + " attribute")
+			if a.value == "" {
+				return w.fail("empty " + a.local + " attribute")
 			}
 			if !first {
 				w.buf = append(w.buf, ',')
 			}
 			first = false
-			w.buf = appendJSONString(w.buf, a.Name.Local)
+			w.buf = appendJSONString(w.buf, a.local)
 			w.buf = append(w.buf, ':')
-			w.buf = appendJSONString(w.buf, a.Value)
+			w.buf = appendJSONString(w.buf, a.value)
 		}
 	}
 	cur := -1        // the element whose run is open
 	curName := ""    // its name (for a choice, the concrete one)
-	curPrim := false // a primitive run, in w.runs[depth]
+	curPrim := false // a primitive run, in w.runs[level]
 	curArray := false
 	count := 0
-	level := w.depth
+	level := s.depth()
 	for len(w.runs) <= level {
 		w.runs = append(w.runs, primRun{})
 	}
@@ -219,181 +159,178 @@ func (w *jsonWriter) object(start xml.StartElement, id typeID, isResource bool) 
 		cur = -1
 	}
 	for {
-		tok, err := w.token()
-		if err != nil {
-			if err == io.EOF {
-				return &Error{Reason: "malformed XML: unexpected end of input", Syntax: true}
-			}
+		if err := s.next(); err != nil {
 			return err
 		}
-		switch c := tok.(type) {
-		case xml.EndElement:
+		switch s.kind {
+		case tokEnd:
 			flush()
 			w.buf = append(w.buf, '}')
 			return nil
-		case xml.CharData:
-			if !isSpace(c) {
-				return w.fail("text is not allowed in " + start.Name.Local)
-			}
-			continue
-		case xml.Comment:
-			continue
-		case xml.ProcInst:
-			return w.fail("processing instruction <?" + c.Target + "?> is not allowed")
-		case xml.StartElement:
-			name := c.Name.Local
-			def, ty, ok := lookup(t, name)
-			if !ok || t.elems[def].attr {
-				return w.failName(name, "unknown element "+strconv.Quote(name))
-			}
-			e := &t.elems[def]
-			ct := &stu3Types[ty]
-			wantNS := fhirNS
-			if ct.kind == kindXHTML {
-				wantNS = xhtmlNS
-			}
-			if c.Name.Space != wantNS {
-				return w.failName(name, "element "+strconv.Quote(name)+" is not in the namespace "+wantNS)
-			}
-			switch {
-			case def == cur && (!e.array || name != curName):
-				return w.failName(name, "element "+strconv.Quote(name)+" is repeated")
-			case def < cur:
-				return w.failName(name, "element "+strconv.Quote(name)+" is out of order (STU3 puts it before "+strconv.Quote(curName)+")")
-			case def != cur:
-				flush()
-				cur, curName, curArray, count = def, name, e.array, 0
-				curPrim = ct.kind == kindPrimitive
-				if curPrim {
-					r := &w.runs[level]
-					r.vals, r.exts, r.hasVal, r.hasExt, r.n = r.vals[:0], r.exts[:0], false, false, 0
-				} else {
-					if !first {
-						w.buf = append(w.buf, ',')
-					}
-					first = false
-					w.buf = appendJSONString(w.buf, name)
-					w.buf = append(w.buf, ':')
-					if curArray {
-						w.buf = append(w.buf, '[')
-					}
-				}
-			}
-			idx := -1
-			if e.array {
-				idx = count
-			}
-			count++
-			w.path = append(w.path, pathSeg{name, idx})
-			if curPrim {
-				err = w.primitive(c, ty, level)
-			} else {
-				if curArray && idx > 0 {
-					w.buf = append(w.buf, ',')
-				}
-				err = w.child(c, ty)
-			}
-			if err != nil {
+		case tokText, tokComment:
+			if err := w.skippable(self); err != nil {
 				return err
 			}
-			w.path = w.path[:len(w.path)-1]
+			continue
 		}
+		name := s.local
+		def, ty, ok := lookup(t, name)
+		if !ok || t.elems[def].attr {
+			return w.failName(name, "unknown element "+strconv.Quote(name))
+		}
+		e := &t.elems[def]
+		ct := &stu3Types[ty]
+		wantNS := fhirNS
+		if ct.kind == kindXHTML {
+			wantNS = xhtmlNS
+		}
+		if s.space != wantNS {
+			return w.failName(name, "element "+strconv.Quote(name)+" is not in the namespace "+wantNS)
+		}
+		switch {
+		case def == cur && (!e.array || name != curName):
+			return w.failName(name, "element "+strconv.Quote(name)+" is repeated")
+		case def < cur:
+			return w.failName(name, "element "+strconv.Quote(name)+" is out of order (STU3 puts it before "+strconv.Quote(curName)+")")
+		case def != cur:
+			flush()
+			cur, curName, curArray, count = def, name, e.array, 0
+			curPrim = ct.kind == kindPrimitive
+			if curPrim {
+				r := &w.runs[level]
+				r.vals, r.exts, r.hasVal, r.hasExt, r.n = r.vals[:0], r.exts[:0], false, false, 0
+			} else {
+				if !first {
+					w.buf = append(w.buf, ',')
+				}
+				first = false
+				w.buf = appendJSONString(w.buf, name)
+				w.buf = append(w.buf, ':')
+				if curArray {
+					w.buf = append(w.buf, '[')
+				}
+			}
+		}
+		idx := -1
+		if e.array {
+			idx = count
+		}
+		count++
+		w.path = append(w.path, pathSeg{name, idx})
+		var err error
+		if curPrim {
+			err = w.primitive(ty, level)
+		} else {
+			if curArray && idx > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			err = w.child(ty)
+		}
+		if err != nil {
+			return err
+		}
+		w.path = w.path[:len(w.path)-1]
 	}
 }
 
 // child writes a non-primitive child element's JSON value.
-func (w *jsonWriter) child(start xml.StartElement, ty typeID) error {
+func (w *jsonWriter) child(ty typeID) error {
 	switch stu3Types[ty].kind {
 	case kindXHTML:
-		startOff := w.off
+		s := w.s
+		start := s.off
+		declared := false
+		for _, a := range s.attrs {
+			if a.nsDecl && a.qname == "xmlns" && a.value == xhtmlNS {
+				declared = true
+			}
+		}
 		var canon []byte
-		if err := readXHTML(w.d, start, w.depth, &canon); err != nil {
+		prefixed, err := readXHTML(s, 0, &canon)
+		if err != nil {
+			if _, ok := err.(*Error); ok {
+				return err
+			}
 			return w.fail(err.Error())
 		}
-		w.depth--
-		raw := w.src[startOff:w.d.InputOffset()]
-		if rawXHTML(start, raw) {
-			w.buf = appendJSONBytes(w.buf, raw)
+		if declared && !prefixed {
+			// The markup means the same out of this document: keep it as written.
+			w.buf = appendJSONString(w.buf, s.src[start:s.pos])
 		} else {
 			w.buf = appendJSONBytes(w.buf, canon)
 		}
 		return nil
 	case kindResourceSlot:
-		return w.slot(start)
+		return w.slot()
 	default:
-		return w.object(start, ty, false)
+		return w.object(ty, false)
 	}
 }
 
 // slot writes the one resource inside <contained>, <resource> or <outcome>.
-func (w *jsonWriter) slot(start xml.StartElement) error {
-	if err := w.noAttrs(start, false); err != nil {
+func (w *jsonWriter) slot() error {
+	s := w.s
+	self := s.local
+	if err := w.noAttrs(false); err != nil {
 		return err
 	}
 	seen := false
 	for {
-		tok, err := w.token()
-		if err != nil {
-			if err == io.EOF {
-				return &Error{Reason: "malformed XML: unexpected end of input", Syntax: true}
-			}
+		if err := s.next(); err != nil {
 			return err
 		}
-		switch c := tok.(type) {
-		case xml.EndElement:
+		switch s.kind {
+		case tokEnd:
 			if !seen {
-				return w.fail(start.Name.Local + " holds no resource")
+				return w.fail(self + " holds no resource")
 			}
 			return nil
-		case xml.CharData:
-			if !isSpace(c) {
-				return w.fail("text is not allowed in " + start.Name.Local)
-			}
-		case xml.Comment:
-		case xml.ProcInst:
-			return w.fail("processing instruction <?" + c.Target + "?> is not allowed")
-		case xml.StartElement:
-			if seen {
-				return w.failName(c.Name.Local, start.Name.Local+" holds more than one resource")
-			}
-			if c.Name.Space != fhirNS {
-				return w.failName(c.Name.Local, "element "+strconv.Quote(c.Name.Local)+" is not in the namespace "+fhirNS)
-			}
-			id, ok := resourceType(c.Name.Local)
-			if !ok {
-				return w.fail("resource type " + strconv.Quote(c.Name.Local) + " is not supported")
-			}
-			seen = true
-			if err := w.object(c, id, true); err != nil {
+		case tokText, tokComment:
+			if err := w.skippable(self); err != nil {
 				return err
 			}
+			continue
+		}
+		if seen {
+			return w.failName(s.local, self+" holds more than one resource")
+		}
+		if s.space != fhirNS {
+			return w.failName(s.local, "element "+strconv.Quote(s.local)+" is not in the namespace "+fhirNS)
+		}
+		id, ok := resourceType(s.local)
+		if !ok {
+			return w.fail("resource type " + strconv.Quote(s.local) + " is not supported")
+		}
+		seen = true
+		if err := w.object(id, true); err != nil {
+			return err
 		}
 	}
 }
 
 // primitive reads one primitive element into its run: the value attribute,
-// and the id attribute and extension children for the _name member.
-// The run sits at w.runs[level]; nested extensions may grow w.runs, so it is
-// looked up again after them.
-func (w *jsonWriter) primitive(start xml.StartElement, ty typeID, level int) error {
+// and the id attribute and extension children for the _name member. The run
+// sits at w.runs[level]; nested extensions may grow w.runs, so it is looked
+// up again after them.
+func (w *jsonWriter) primitive(ty typeID, level int) error {
+	s := w.s
+	self := s.local
 	r := &w.runs[level]
 	var value, id string
 	hasValue, hasID := false, false
-	for _, a := range start.Attr {
+	for _, a := range s.attrs {
 		switch {
-		case isNSDecl(a):
-		case a.Name.Space == "" && a.Name.Local == "value" && !hasValue:
-			if a.Value == "" {
+		case a.nsDecl:
+		case a.space == "" && a.local == "value":
+			if a.value == "" {
 				return w.fail("empty value attribute (STU3 values have at least one character)")
 			}
-			value, hasValue = a.Value, true
-		case a.Name.Space == "" && a.Name.Local == "id" && !hasID:
-			if a.Value == "" {
+			value, hasValue = a.value, true
+		case a.space == "" && a.local == "id":
+			if a.value == "" {
 				return w.fail("empty id attribute")
 			}
-			id, hasID = a.Value, true
-		case a.Name.Space == "" && (a.Name.Local == "value" || a.Name.Local == "id"):
-			return w.fail("attribute " + strconv.Quote(a.Name.Local) + " is repeated")
+			id, hasID = a.value, true
 		default:
 			return w.fail("unknown attribute " + strconv.Quote(attrName(a)))
 		}
@@ -420,15 +357,11 @@ func (w *jsonWriter) primitive(start xml.StartElement, ty typeID, level int) err
 	}
 	exts := 0
 	for {
-		tok, err := w.token()
-		if err != nil {
-			if err == io.EOF {
-				return &Error{Reason: "malformed XML: unexpected end of input", Syntax: true}
-			}
+		if err := s.next(); err != nil {
 			return err
 		}
-		switch c := tok.(type) {
-		case xml.EndElement:
+		switch s.kind {
+		case tokEnd:
 			switch {
 			case exts > 0:
 				r.exts = append(r.exts, "]}"...)
@@ -441,45 +374,42 @@ func (w *jsonWriter) primitive(start xml.StartElement, ty typeID, level int) err
 				r.hasExt = true
 			}
 			if !hasValue && exts == 0 {
-				return w.fail(start.Name.Local + " has neither a value nor extensions")
+				return w.fail(self + " has neither a value nor extensions")
 			}
 			return nil
-		case xml.CharData:
-			if !isSpace(c) {
-				return w.fail("text is not allowed in " + start.Name.Local + " (a primitive's value is its value attribute)")
+		case tokText, tokComment:
+			if w.s.kind == tokText && strings.Trim(w.s.text, " \t\r\n") != "" {
+				return w.fail("text is not allowed in " + self + " (a primitive's value is its value attribute)")
 			}
-		case xml.Comment:
-		case xml.ProcInst:
-			return w.fail("processing instruction <?" + c.Target + "?> is not allowed")
-		case xml.StartElement:
-			if c.Name.Local != "extension" {
-				return w.failName(c.Name.Local, "unknown element "+strconv.Quote(c.Name.Local))
-			}
-			if c.Name.Space != fhirNS {
-				return w.failName(c.Name.Local, "element \"extension\" is not in the namespace "+fhirNS)
-			}
-			switch {
-			case exts > 0:
-				r.exts = append(r.exts, ',')
-			case hasID:
-				r.exts = append(r.exts, `,"extension":[`...)
-			default:
-				r.exts = append(r.exts, `{"extension":[`...)
-			}
-			w.path = append(w.path, pathSeg{"extension", exts})
-			exts++
-			// Extensions write into w.buf: lend it the run's buffer.
-			main := w.buf
-			w.buf = r.exts
-			err := w.object(c, tExtension, false)
-			r = &w.runs[level]
-			r.exts = w.buf
-			w.buf = main
-			if err != nil {
-				return err
-			}
-			w.path = w.path[:len(w.path)-1]
+			continue
 		}
+		if s.local != "extension" {
+			return w.failName(s.local, "unknown element "+strconv.Quote(s.local))
+		}
+		if s.space != fhirNS {
+			return w.failName(s.local, "element \"extension\" is not in the namespace "+fhirNS)
+		}
+		switch {
+		case exts > 0:
+			r.exts = append(r.exts, ',')
+		case hasID:
+			r.exts = append(r.exts, `,"extension":[`...)
+		default:
+			r.exts = append(r.exts, `{"extension":[`...)
+		}
+		w.path = append(w.path, pathSeg{"extension", exts})
+		exts++
+		// Extensions write into w.buf: lend it the run's buffer.
+		main := w.buf
+		w.buf = r.exts
+		err := w.object(tExtension, false)
+		r = &w.runs[level]
+		r.exts = w.buf
+		w.buf = main
+		if err != nil {
+			return err
+		}
+		w.path = w.path[:len(w.path)-1]
 	}
 }
 

@@ -251,10 +251,11 @@ func (w *xmlWriter) one(name string, t *typeDef, v *jvalue) error {
 		if v.kind != jString {
 			return w.fail("div must be a string, not " + v.kind.String())
 		}
-		if err := checkXHTML(v.s, w.depth+1); err != nil {
+		div, err := checkXHTML(v.s, w.depth)
+		if err != nil {
 			return w.fail(err.Error())
 		}
-		w.buf = append(w.buf, v.s...)
+		w.buf = append(w.buf, div...)
 		return nil
 	case kindResourceSlot:
 		if v.kind != jObject {
