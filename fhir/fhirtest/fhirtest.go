@@ -23,14 +23,24 @@ import (
 // schema is found once per test process: the script may install packages.
 var schema = sync.OnceValues(findSchema)
 
-// ValidateXML fails the test, with xmllint's message, unless doc is valid
-// against the STU3 schema.
-func ValidateXML(tb testing.TB, doc []byte) {
+// SchemaPath returns the path of fhir-single.xsd, installing it (and
+// xmllint) first if needed; the rest of the unpacked npm package fhir@3.3.1
+// (the STU3 definitions under profiles/stu3) lies beside it, three
+// directories up.
+func SchemaPath(tb testing.TB) string {
 	tb.Helper()
 	xsd, err := schema()
 	if err != nil {
 		tb.Fatalf("fhirtest: the STU3 schema is not available: %v", err)
 	}
+	return xsd
+}
+
+// ValidateXML fails the test, with xmllint's message, unless doc is valid
+// against the STU3 schema.
+func ValidateXML(tb testing.TB, doc []byte) {
+	tb.Helper()
+	xsd := SchemaPath(tb)
 	cmd := exec.Command("xmllint", "--noout", "--nonet", "--schema", xsd, "-")
 	cmd.Stdin = bytes.NewReader(doc)
 	var out bytes.Buffer

@@ -117,24 +117,30 @@ func run() error {
 	if *xsd == "" {
 		return errors.New("-xsd is required (bash scripts/fhir-xsd prints it)")
 	}
-	defs := filepath.Join(filepath.Dir(*xsd), "..", "..", "profiles", "stu3")
+	src, err := generate(*xsd)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(*out, src, 0o644)
+}
+
+// generate reads the definitions that lie beside fhir-single.xsd in the
+// unpacked npm package and returns the Go source of the table.
+func generate(xsd string) ([]byte, error) {
+	defs := filepath.Join(filepath.Dir(xsd), "..", "..", "profiles", "stu3")
 	sds := map[string]*structureDefinition{}
 	for _, f := range []string{"profiles-types.json", "profiles-resources.json"} {
 		if err := load(filepath.Join(defs, f), sds); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	g := &generator{sds: sds, types: map[string]*typeDef{}}
 	for _, r := range resources {
 		if err := g.add(r); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	src, err := g.source()
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(*out, src, 0o644)
+	return g.source()
 }
 
 func load(path string, into map[string]*structureDefinition) error {
