@@ -128,7 +128,7 @@ func run() error {
 // unpacked npm package and returns the Go source of the table.
 func generate(xsd string) ([]byte, error) {
 	defs := filepath.Join(filepath.Dir(xsd), "..", "..", "profiles", "stu3")
-	sds := map[string]*structureDefinition{}
+	sds := map[string]json.RawMessage{}
 	for _, f := range []string{"profiles-types.json", "profiles-resources.json"} {
 		if err := load(filepath.Join(defs, f), sds); err != nil {
 			return nil, err
@@ -143,7 +143,9 @@ func generate(xsd string) ([]byte, error) {
 	return g.source()
 }
 
-func load(path string, into map[string]*structureDefinition) error {
+// load indexes a Bundle's StructureDefinitions by id, undecoded: only the
+// few dozen the resources reach are decoded (see generator.sd).
+func load(path string, into map[string]json.RawMessage) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -155,25 +157,34 @@ func load(path string, into map[string]*structureDefinition) error {
 	for _, e := range b.Entry {
 		var head struct {
 			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
 		}
 		if err := json.Unmarshal(e.Resource, &head); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if head.ResourceType != "StructureDefinition" {
-			continue
+		if head.ResourceType == "StructureDefinition" {
+			into[head.ID] = e.Resource
 		}
-		var sd structureDefinition
-		if err := json.Unmarshal(e.Resource, &sd); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		into[sd.ID] = &sd
 	}
 	return nil
 }
 
 type generator struct {
-	sds   map[string]*structureDefinition
+	sds   map[string]json.RawMessage
 	types map[string]*typeDef
+}
+
+// sd decodes one StructureDefinition.
+func (g *generator) sd(name string) (*structureDefinition, error) {
+	raw, ok := g.sds[name]
+	if !ok {
+		return nil, fmt.Errorf("no StructureDefinition for type %q", name)
+	}
+	var sd structureDefinition
+	if err := json.Unmarshal(raw, &sd); err != nil {
+		return nil, fmt.Errorf("StructureDefinition %s: %w", name, err)
+	}
+	return &sd, nil
 }
 
 // add generates the type named by a type code (or a resource name) and,
@@ -192,9 +203,9 @@ func (g *generator) add(name string) error {
 		g.types[name] = &typeDef{name: name, kind: "kindXHTML", json: "jsonString"}
 		return nil
 	}
-	sd, ok := g.sds[name]
-	if !ok {
-		return fmt.Errorf("no StructureDefinition for type %q", name)
+	sd, err := g.sd(name)
+	if err != nil {
+		return err
 	}
 	t := &typeDef{name: name}
 	g.types[name] = t
