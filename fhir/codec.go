@@ -77,14 +77,14 @@ func (e *Error) Is(target error) bool {
 // Members whose value is null, empty arrays and empty strings are left out,
 // as FHIR has no way to say them in XML. An error is an *Error.
 func JSONToXML(data []byte) ([]byte, error) {
-	v, err := parseJSON(data)
+	v, doc, err := parseJSON(data)
 	if err != nil {
 		return nil, err
 	}
 	if v.kind != jObject {
 		return nil, &Error{Reason: "a FHIR resource must be a JSON object, not " + v.kind.String()}
 	}
-	w := xmlWriter{buf: make([]byte, 0, len(data)+len(data)/4+64)}
+	w := xmlWriter{doc: doc, buf: make([]byte, 0, len(data)+len(data)/4+64)}
 	if err := w.resource(&v, true); err != nil {
 		return nil, err
 	}

@@ -23,12 +23,35 @@ func (k jkind) String() string {
 }
 
 // jvalue is a parsed JSON value. Numbers keep their literal text, so that a
-// decimal's precision (1.50) survives the trip to XML.
+// decimal's precision (1.50) survives the trip to XML. An object's members
+// and an array's items are n entries from at in the document's arenas
+// (jdoc): small nodes with few pointers keep the garbage collector's work
+// down on large Bundles.
 type jvalue struct {
 	kind jkind
+	n    int32
+	at   int32
 	s    string // string contents, number literal, or "true"/"false"
-	obj  []jmember
-	arr  []jvalue
+}
+
+// jdoc holds a parsed document's objects' members and arrays' items.
+type jdoc struct {
+	members []jmember
+	values  []jvalue
+}
+
+func (d *jdoc) obj(v *jvalue) []jmember {
+	if v.kind != jObject {
+		return nil
+	}
+	return d.members[v.at : v.at+v.n]
+}
+
+func (d *jdoc) arr(v *jvalue) []jvalue {
+	if v.kind != jArray {
+		return nil
+	}
+	return d.values[v.at : v.at+v.n]
 }
 
 type jmember struct {
@@ -48,30 +71,34 @@ type jsonParser struct {
 	pos   int
 	depth int
 
-	mstack  []jmember
-	vstack  []jvalue
-	members []jmember
-	values  []jvalue
+	mstack []jmember
+	vstack []jvalue
+	doc    jdoc
 }
 
-func parseJSON(data []byte) (jvalue, error) {
+func parseJSON(data []byte) (jvalue, *jdoc, error) {
+	if len(data) > 1<<30 {
+		return jvalue{}, nil, &Error{Reason: "JSON input over 1 GiB", Syntax: true}
+	}
 	p := jsonParser{
-		src:     string(data),
-		mstack:  make([]jmember, 0, 64),
-		vstack:  make([]jvalue, 0, 64),
-		members: make([]jmember, 0, len(data)/24+8),
-		values:  make([]jvalue, 0, len(data)/64+8),
+		src:    string(data),
+		mstack: make([]jmember, 0, 64),
+		vstack: make([]jvalue, 0, 64),
+		doc: jdoc{
+			members: make([]jmember, 0, len(data)/24+8),
+			values:  make([]jvalue, 0, len(data)/64+8),
+		},
 	}
 	p.ws()
 	v, err := p.value()
 	if err != nil {
-		return jvalue{}, err
+		return jvalue{}, nil, err
 	}
 	p.ws()
 	if p.pos != len(p.src) {
-		return jvalue{}, p.errorf("data after the JSON value")
+		return jvalue{}, nil, p.errorf("data after the JSON value")
 	}
-	return v, nil
+	return v, &p.doc, nil
 }
 
 func (p *jsonParser) errorf(reason string) error {
@@ -178,9 +205,8 @@ func (p *jsonParser) object() (jvalue, error) {
 		case '}':
 			p.pos++
 			p.depth--
-			lo := len(p.members)
-			p.members = append(p.members, p.mstack[base:]...)
-			v.obj = p.members[lo:len(p.members):len(p.members)]
+			v.at, v.n = int32(len(p.doc.members)), int32(len(p.mstack)-base)
+			p.doc.members = append(p.doc.members, p.mstack[base:]...)
 			clear(p.mstack[base:])
 			p.mstack = p.mstack[:base]
 			return v, nil
@@ -220,9 +246,8 @@ func (p *jsonParser) array() (jvalue, error) {
 		case ']':
 			p.pos++
 			p.depth--
-			lo := len(p.values)
-			p.values = append(p.values, p.vstack[base:]...)
-			v.arr = p.values[lo:len(p.values):len(p.values)]
+			v.at, v.n = int32(len(p.doc.values)), int32(len(p.vstack)-base)
+			p.doc.values = append(p.doc.values, p.vstack[base:]...)
 			clear(p.vstack[base:])
 			p.vstack = p.vstack[:base]
 			return v, nil

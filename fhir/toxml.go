@@ -8,6 +8,7 @@ import (
 // xmlWriter writes XML from a parsed JSON resource, walking stu3Types so that
 // elements come out in definition order whatever the JSON member order.
 type xmlWriter struct {
+	doc   *jdoc
 	buf   []byte
 	depth int // open XML elements, bounded by maxDepth as XMLToJSON bounds them
 	path  []pathSeg
@@ -52,8 +53,8 @@ func (w *xmlWriter) failAt(name string, reason string) error {
 // nested resources inherit it.
 func (w *xmlWriter) resource(v *jvalue, root bool) error {
 	rt, found := "", false
-	for i := range v.obj {
-		m := &v.obj[i]
+	for i := range w.doc.obj(v) {
+		m := &w.doc.obj(v)[i]
 		if m.name != "resourceType" {
 			continue
 		}
@@ -109,8 +110,8 @@ func (w *xmlWriter) complex(name string, t *typeDef, v *jvalue) error {
 func (w *xmlWriter) body(name string, t *typeDef, v *jvalue, isResource bool) error {
 	base := len(w.slots)
 	defer func() { w.slots = w.slots[:base] }()
-	for i := range v.obj {
-		m := &v.obj[i]
+	for i := range w.doc.obj(v) {
+		m := &w.doc.obj(v)[i]
 		if isResource && m.name == "resourceType" {
 			continue
 		}
@@ -234,9 +235,9 @@ func (w *xmlWriter) element(sl *slot, e *elemDef) error {
 		defer w.pop()
 		return w.fail(sl.name + " must be an array")
 	}
-	for i := range v.arr {
+	for i := range w.doc.arr(v) {
 		w.push(sl.name, i)
-		err := w.one(sl.name, t, &v.arr[i])
+		err := w.one(sl.name, t, &w.doc.arr(v)[i])
 		w.pop()
 		if err != nil {
 			return err
@@ -305,23 +306,23 @@ func (w *xmlWriter) primitives(sl *slot, array bool) error {
 	}
 	n := 0
 	if val != nil {
-		n = len(val.arr)
+		n = len(w.doc.arr(val))
 	}
 	if ext != nil {
-		if val != nil && len(ext.arr) != n {
+		if val != nil && len(w.doc.arr(ext)) != n {
 			w.push(sl.name, -1)
 			defer w.pop()
-			return w.fail("_" + sl.name + " has " + strconv.Itoa(len(ext.arr)) + " items, " + sl.name + " has " + strconv.Itoa(n))
+			return w.fail("_" + sl.name + " has " + strconv.Itoa(len(w.doc.arr(ext))) + " items, " + sl.name + " has " + strconv.Itoa(n))
 		}
-		n = len(ext.arr)
+		n = len(w.doc.arr(ext))
 	}
 	for i := 0; i < n; i++ {
 		var v, x *jvalue
-		if val != nil && val.arr[i].kind != jNull {
-			v = &val.arr[i]
+		if val != nil && w.doc.arr(val)[i].kind != jNull {
+			v = &w.doc.arr(val)[i]
 		}
-		if ext != nil && ext.arr[i].kind != jNull {
-			x = &ext.arr[i]
+		if ext != nil && w.doc.arr(ext)[i].kind != jNull {
+			x = &w.doc.arr(ext)[i]
 		}
 		w.push(sl.name, i)
 		if v == nil && x == nil {
@@ -352,8 +353,8 @@ func (w *xmlWriter) primitive(name string, ty typeID, v, x *jvalue) error {
 		if x.kind != jObject {
 			return w.fail("_" + name + " must be an object, not " + x.kind.String())
 		}
-		for i := range x.obj {
-			m := &x.obj[i]
+		for i := range w.doc.obj(x) {
+			m := &w.doc.obj(x)[i]
 			switch {
 			case m.name == "id" && id == nil:
 				id = &m.val
@@ -371,7 +372,7 @@ func (w *xmlWriter) primitive(name string, ty typeID, v, x *jvalue) error {
 		if id != nil && id.kind != jString {
 			return w.failAt("id", "id must be a string, not "+id.kind.String())
 		}
-		if exts != nil && exts.kind == jNull || exts != nil && exts.kind == jArray && len(exts.arr) == 0 {
+		if exts != nil && exts.kind == jNull || exts != nil && exts.kind == jArray && len(w.doc.arr(exts)) == 0 {
 			exts = nil
 		}
 		if exts != nil && exts.kind != jArray {
@@ -412,9 +413,9 @@ func (w *xmlWriter) primitive(name string, ty typeID, v, x *jvalue) error {
 		return nil
 	}
 	w.buf = append(w.buf, '>')
-	for i := range exts.arr {
+	for i := range w.doc.arr(exts) {
 		w.push("extension", i)
-		err := w.complex("extension", &stu3Types[tExtension], &exts.arr[i])
+		err := w.complex("extension", &stu3Types[tExtension], &w.doc.arr(exts)[i])
 		w.pop()
 		if err != nil {
 			return err
