@@ -144,7 +144,8 @@ func TestScanner(t *testing.T) {
 }
 
 // FuzzScanner compares the scanner with encoding/xml: whatever the scanner
-// accepts, encoding/xml must accept too, with the same elements, attributes
+// accepts, encoding/xml must accept too (but for names with characters only
+// the fifth edition of XML 1.0 allows), with the same elements, attributes
 // and text. (encoding/xml accepts more: repeated attributes, DOCTYPEs, other
 // encodings.)
 func FuzzScanner(f *testing.F) {
@@ -168,6 +169,11 @@ func FuzzScanner(f *testing.F) {
 			return
 		}
 		want, err := stdTokens(doc)
+		if err != nil && strings.Contains(err.Error(), "invalid XML name") && strings.ContainsFunc(doc, func(r rune) bool { return r >= 0x80 }) {
+			// encoding/xml keeps to the name characters of XML 1.0's first
+			// editions; the scanner, like libxml2, to the fifth edition's.
+			return
+		}
 		if err != nil {
 			t.Fatalf("the scanner accepted what encoding/xml refuses (%v):\n%q", err, doc)
 		}
