@@ -1,6 +1,22 @@
 // Package fhir holds the FHIR STU3 pieces that every part of sspemu shares:
 // the general-purpose datatypes and the JSON ⇄ XML codec, so that the SSP's
 // JWT rules, the token command and the practices read and write one shape.
+//
+// The codec (JSONToXML, XMLToJSON) walks a table of the STU3 types,
+// stu3_gen.go, generated from the official STU3 StructureDefinitions
+// (profiles/stu3/profiles-types.json and profiles-resources.json in the npm
+// package fhir@3.3.1, the package that also ships fhir-single.xsd) by
+// internal/gen. That input is not in the repository. To regenerate the table,
+// after changing the generator or its list of resources:
+//
+//	go generate ./fhir
+//
+// which runs scripts/fhir-xsd (it fetches the npm package into
+// ~/.cache/sspemu/fhir-3.3.1 and installs xmllint if they are missing, so it
+// needs npm and the registries the first time) and then internal/gen.
+// internal/gen's test fails when the committed table is not what the
+// generator writes. Package fhirtest validates XML against fhir-single.xsd
+// in any package's tests.
 package fhir
 
 // The datatypes below follow the STU3 definitions (http://hl7.org/fhir/STU3/datatypes.html).
