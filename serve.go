@@ -23,6 +23,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/certs"
+	"sspemu/console"
 	"sspemu/demonstrator"
 	"sspemu/proxy"
 )
@@ -73,6 +74,7 @@ type stack struct {
 	reloads   atomic.Int64 // failed reloads, for tests and logs
 	ready     atomic.Bool  // every listener serving, not shutting down
 	addrs     map[string]string
+	console   *console.Console // the live console's journeys, on the admin listener
 }
 
 // readiness is /readyz beyond the audit log: every listener up.
@@ -200,12 +202,14 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		}
 	}()
 
+	st.console = console.New(console.Options{Logger: log})
 	if st.ssp, err = proxy.New(proxy.Options{
 		Config:   cfg.SSP,
 		Registry: st.registry.Load,
 		Audit:    st.store,
 		Metrics:  st.metrics,
 		Logger:   log,
+		Observer: st.console,
 	}); err != nil {
 		return nil, err
 	}
@@ -233,9 +237,13 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 			Demonstrator: st.demo,
 			Metrics:      st.metrics.Handler(),
 			Ready:        st.readiness,
+			Console:      st.console.Handler(adminLn.Addr()),
+			TLSRefusals:  st.console.Handshakes,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	// The console's streams never go idle: end them when shutdown begins.
+	adminSrv.RegisterOnShutdown(st.console.Close)
 	st.servers = append(st.servers, adminSrv)
 	st.run("admin", func() error { return adminSrv.Serve(adminLn) })
 
@@ -343,6 +351,9 @@ func (st *stack) shutdown(ctx context.Context) error {
 	}
 	for _, srv := range st.servers {
 		errs = append(errs, srv.Shutdown(ctx))
+	}
+	if st.console != nil {
+		st.console.Close()
 	}
 	for _, store := range []*audit.Store{st.store, st.demoStore} {
 		if store != nil {
