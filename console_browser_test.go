@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -471,4 +473,38 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestConsoleStuckPageDoesNotSlowTheSSP keeps a console stream open that
+// reads nothing, with a tiny receive window, and makes calls through the
+// whole stack: every call is answered (the client's timeout would fail the
+// test otherwise), because the SSP only offers its journeys to the console
+// and never waits for a page. Whether this many entries fill the kernel's
+// buffers depends on the kernel; the console package's
+// TestStuckPageNeverBlocksTheSSP forces them full.
+func TestConsoleStuckPageDoesNotSlowTheSSP(t *testing.T) {
+	cs := startConsoleStack(t)
+	d := net.Dialer{Control: func(_, _ string, raw syscall.RawConn) error {
+		var serr error
+		raw.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) })
+		return serr
+	}}
+	conn, err := d.Dial("tcp", cs.st.addrs["admin"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /console/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(browserWait))
+	if _, err := conn.Read(make([]byte, 64)); err != nil { // the stream is open
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		_, resp := cs.call(t, gpconnect.ReadMetadata, "/metadata", func(r *http.Request) {
+			r.Header.Set("Ssp-To", "918999198999") // refused: the SSP's own path, fastest
+		})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("call %d: %d", i, resp.StatusCode)
+		}
+	}
 }
