@@ -6,6 +6,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -32,9 +33,6 @@ type Options struct {
 	// Handshakes is how many refused TLS handshakes are kept for the admin
 	// API; 0 means DefaultHandshakes.
 	Handshakes int
-	// Now is the clock the JWT claims are judged by when a journey has no
-	// time of its own; nil is time.Now.
-	Now func() time.Time
 }
 
 // Console keeps the recent journeys and refused handshakes and streams
@@ -42,12 +40,12 @@ type Options struct {
 // wait: the proxy hands each value to a bounded queue and goes on; when the
 // queue is full the value is dropped (and counted), so a console that
 // falls behind can cost the SSP nothing. One goroutine takes the queue,
-// judges and encodes each entry once, and fans it out to the pages' own
-// bounded queues; a page that does not keep up is disconnected, and its
-// EventSource reconnects and catches up from the kept entries.
+// keeps each entry and fans it out to the pages' own bounded queues; a
+// page that does not keep up is disconnected, and its EventSource
+// reconnects and catches up from the kept entries. Entries are judged and
+// encoded only when a page asks for them (see entry).
 type Console struct {
 	log        *slog.Logger
-	now        func() time.Time
 	in         chan item
 	done       chan struct{}
 	stopped    chan struct{}
@@ -77,12 +75,50 @@ type item struct {
 	h *proxy.Handshake
 }
 
-// entry is one kept row: its summary (what the stream sends) and its detail
-// (what a click fetches), both encoded once.
+// entry is one kept row. Its summary (what the stream sends) and detail
+// (what a click fetches, with the token judged claim by claim) are encoded
+// the first time a page needs them, once, on that page's goroutine: with no
+// page open a journey costs the console no more than keeping a pointer.
 type entry struct {
-	id      uint64
-	summary []byte
-	detail  []byte
+	id uint64
+	it item
+
+	sumOnce, detOnce sync.Once
+	summary, detail  []byte
+}
+
+// summaryJSON is the entry's row, encoded once.
+func (e *entry) summaryJSON() []byte {
+	e.sumOnce.Do(func() {
+		if e.it.j != nil {
+			e.summary = mustJSON(journeySummary(e.id, e.it.j))
+		} else {
+			e.summary = mustJSON(handshakeSummary(e.id, e.it.h))
+		}
+	})
+	return e.summary
+}
+
+// detailJSON is the entry's journey, judged and encoded once.
+func (e *entry) detailJSON() []byte {
+	e.detOnce.Do(func() {
+		if e.it.j != nil {
+			e.detail = mustJSON(journeyDetail(e.id, e.it.j))
+		} else {
+			e.detail = mustJSON(handshakeDetail(e.id, e.it.h))
+		}
+	})
+	return e.detail
+}
+
+// mustJSON encodes a value built of strings, numbers, times and headers,
+// which cannot fail to encode.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("console: encode %T: %v", v, err))
+	}
+	return b
 }
 
 // subscriber is one open page's stream.
@@ -101,12 +137,8 @@ func New(opt Options) *Console {
 	if opt.Handshakes <= 0 {
 		opt.Handshakes = DefaultHandshakes
 	}
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
 	c := &Console{
 		log:      opt.Logger,
-		now:      opt.Now,
 		in:       make(chan item, queueLen),
 		done:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -168,31 +200,12 @@ func (c *Console) run() {
 	}
 }
 
-// add judges and encodes one value, keeps it, and fans it out.
+// add keeps one value and fans it out.
 func (c *Console) add(it item) {
-	var sum summary
-	var det detail
-	if it.j != nil {
-		sum, det = journeyEntry(it.j, c.now)
-	} else {
-		sum, det = handshakeEntry(it.h)
-	}
-	// Only this goroutine writes seq, so the next ID is known before the
-	// lock, and the encoding happens outside it.
-	id := c.seq + 1
-	sum.ID, det.ID = id, id
-	e := &entry{id: id}
-	var err error
-	if e.summary, err = json.Marshal(sum); err == nil {
-		e.detail, err = json.Marshal(det)
-	}
-	if err != nil {
-		c.log.Error("console entry not encoded", "err", err)
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seq = id
+	c.seq++
+	e := &entry{id: c.seq, it: it}
 	if len(c.ring) < cap(c.ring) {
 		c.ring = append(c.ring, e)
 	} else {

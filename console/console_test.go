@@ -526,3 +526,19 @@ func TestPublishIsCheap(t *testing.T) {
 		t.Errorf("Journey allocates %v times per call, want 0", n)
 	}
 }
+
+// TestNoPageNoWork keeps a journey without judging or encoding it until a
+// page asks: with no page open the console costs the SSP's machine next to
+// nothing.
+func TestNoPageNoWork(t *testing.T) {
+	c := New(Options{})
+	t.Cleanup(c.Close)
+	c.add(item{j: journey("idle", 200, "")})
+	e := c.find(1)
+	if e == nil || e.summary != nil || e.detail != nil {
+		t.Fatalf("entry %+v: encoded before any page asked", e)
+	}
+	if !strings.Contains(string(e.summaryJSON()), `"trace_id":"idle"`) || e.detail != nil {
+		t.Errorf("the summary alone is encoded when the stream needs it: %s", e.summary)
+	}
+}

@@ -116,7 +116,7 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "{\"error\":%q}\n", fmt.Sprintf("entry %d is no longer kept: the console keeps the most recent %d", id, c.capacity))
 		return
 	}
-	w.Write(e.detail)
+	w.Write(e.detailJSON())
 }
 
 // events is the server-sent event stream: a "hello" event naming this run,
@@ -202,6 +202,6 @@ func (c *Console) writeEvent(b *bytes.Buffer, e *entry) {
 	b.WriteByte('-')
 	b.WriteString(strconv.FormatUint(e.id, 10))
 	b.WriteString("\nevent: entry\ndata: ")
-	b.Write(e.summary)
+	b.Write(e.summaryJSON())
 	b.WriteString("\n\n")
 }

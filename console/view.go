@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"sspemu/gpconnect"
@@ -46,8 +45,9 @@ type detail struct {
 	Handshake *proxy.Handshake `json:"handshake,omitempty"`
 }
 
-func journeyEntry(j *proxy.Journey, now func() time.Time) (summary, detail) {
-	s := summary{
+func journeySummary(id uint64, j *proxy.Journey) summary {
+	return summary{
+		ID:              id,
 		Kind:            kindRequest,
 		Time:            j.Time,
 		TraceID:         j.TraceID,
@@ -64,29 +64,33 @@ func journeyEntry(j *proxy.Journey, now func() time.Time) (summary, detail) {
 		Client:          j.Client,
 		TotalSeconds:    j.TotalSeconds,
 	}
-	at := j.Time
-	if at.IsZero() {
-		at = now()
-	}
-	in, _ := gpconnect.Lookup(j.Interaction)
-	d := detail{summary: s, Steps: j.Steps, Journey: j}
+}
+
+func journeyDetail(id uint64, j *proxy.Journey) detail {
+	d := detail{summary: journeySummary(id, j), Steps: j.Steps}
 	if j.Authorization != "" || j.Rule == "jwt" {
-		v := judgeToken(j.Authorization, in, j.ServiceRoot, j.JWTSkew, at)
+		in, _ := gpconnect.Lookup(j.Interaction)
+		v := judgeToken(j.Authorization, in, j.ServiceRoot, j.JWTSkew, j.Time)
 		v.Mode = j.JWTMode
 		d.JWT = &v
 	}
-	if d.Journey.RequestHeader == nil {
-		d.Journey.RequestHeader = http.Header{}
+	// A copy, so the kept journey is never written: the token is shown
+	// decoded, under Token, and its raw form stays in the process.
+	shown := *j
+	shown.RequestHeader = j.RequestHeader.Clone()
+	if shown.RequestHeader == nil {
+		shown.RequestHeader = http.Header{}
 	}
 	if j.Authorization != "" {
-		// The token is shown decoded, below; its raw form stays here.
-		d.Journey.RequestHeader.Set("Authorization", "Bearer <unsigned JWT, decoded under Token>")
+		shown.RequestHeader.Set("Authorization", "Bearer <unsigned JWT, decoded under Token>")
 	}
-	return s, d
+	d.Journey = &shown
+	return d
 }
 
-func handshakeEntry(h *proxy.Handshake) (summary, detail) {
-	s := summary{
+func handshakeSummary(id uint64, h *proxy.Handshake) summary {
+	return summary{
+		ID:      id,
 		Kind:    kindTLS,
 		Time:    h.Time,
 		Outcome: kindTLS,
@@ -95,13 +99,16 @@ func handshakeEntry(h *proxy.Handshake) (summary, detail) {
 		Reason:  h.Advice,
 		Client:  h.Client,
 	}
+}
+
+func handshakeDetail(id uint64, h *proxy.Handshake) detail {
 	steps := []proxy.Step{{Actor: proxy.ActorSSP, Name: "tls", Verdict: proxy.VerdictFailed, Token: h.Reason, Detail: h.Advice + " (" + h.Detail + ")"}}
 	for _, rule := range proxy.RuleOrder[1:] {
 		if rule == "limits" || rule == "fault" {
-			continue
+			continue // listed only when they act
 		}
 		steps = append(steps, proxy.Step{Actor: proxy.ActorSSP, Name: rule, Verdict: proxy.VerdictNotRun})
 	}
 	steps = append(steps, proxy.Step{Actor: proxy.ActorPractice, Name: "provider", Verdict: proxy.VerdictNotRun})
-	return s, detail{summary: s, Steps: slices.Clip(steps), Handshake: h}
+	return detail{summary: handshakeSummary(id, h), Steps: steps, Handshake: h}
 }
