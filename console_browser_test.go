@@ -343,6 +343,11 @@ func TestConsoleInBrowser(t *testing.T) {
 				t.Errorf("claim %s: verdict %q, want %q", name, got[name], want)
 			}
 		}
+		// Every verdict is inside the detail pane, not cut off beside it.
+		if out := evaluate[int](t, b, `(() => { const pane = document.getElementById("detail").getBoundingClientRect();
+			return [...document.querySelectorAll("#token tr[data-claim] td:last-child")].filter(td => td.getBoundingClientRect().right > pane.right + 1).length })()`); out != 0 {
+			t.Errorf("%d claim verdicts lie outside the detail pane", out)
+		}
 		if strings.Contains(b.text(t, chromedp.CSS(`#detail`)), spec.Encode()) {
 			t.Error("the page shows the raw token")
 		}

@@ -333,14 +333,17 @@
     box.append(el("h3", {}, "Token (JWT, decoded)"));
     box.append(el("p", { class: "note" }, "ssp.jwt is " + (t.mode || "enforce") +
       (t.mode === "off" ? ": the SSP did not judge the token; the verdicts say what enforce mode would have said." :
-        t.mode === "log" ? ": failing claims were logged, not refused." : "") +
+        t.mode === "log" ? ": failing claims were logged, not refused." : ".") +
+      (t.complete === false ? " Judging stopped at a claim that could not be set aside: the rest are not judged." : "") +
       " The raw token is not shown."));
     if (t.envelope) {
       box.append(el("div", { class: "why" }, el("strong", {}, "The token could not be read: "), el("code", {}, t.envelope.name),
         el("p", {}, t.envelope.reason)));
       return box;
     }
-    const table = el("table", { class: "claims" }, el("thead", {}, el("tr", {}, el("th", {}, "Claim"), el("th", {}, "Value"), el("th", {}, "Verdict"))));
+    const table = el("table", { class: "claims" },
+      el("colgroup", {}, el("col", { class: "c-claim" }), el("col"), el("col", { class: "c-verdict" })),
+      el("thead", {}, el("tr", {}, el("th", {}, "Claim"), el("th", {}, "Value"), el("th", {}, "Verdict"))));
     const body = el("tbody");
     for (const c of t.claims || []) {
       const value = c.value && c.value.includes("\n") ? el("pre", {}, c.value) : el("code", {}, c.value || "(absent)");
