@@ -23,6 +23,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/certs"
+	"sspemu/console"
 	"sspemu/demonstrator"
 	"sspemu/pds"
 	"sspemu/proxy"
@@ -78,6 +79,7 @@ type stack struct {
 	sds       *sds.Service // the Spine services, nil when spine.enabled is false
 	pds       *pds.Service
 	ldap      []*sds.LDAPServer
+	console   *console.Console // the live console's journeys, on the admin listener
 }
 
 // readiness is /readyz beyond the audit log: every listener up.
@@ -205,12 +207,14 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		}
 	}()
 
+	st.console = console.New(console.Options{Logger: log})
 	if st.ssp, err = proxy.New(proxy.Options{
 		Config:   cfg.SSP,
 		Registry: st.registry.Load,
 		Audit:    st.store,
 		Metrics:  st.metrics,
 		Logger:   log,
+		Observer: st.console,
 	}); err != nil {
 		return nil, err
 	}
@@ -245,9 +249,13 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 			Demonstrator: st.demo,
 			Metrics:      st.metrics.Handler(),
 			Ready:        st.readiness,
+			Console:      st.console.Handler(adminLn.Addr()),
+			TLSRefusals:  st.console.Handshakes,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	// The console's streams never go idle: end them when shutdown begins.
+	adminSrv.RegisterOnShutdown(st.console.Close)
 	st.servers = append(st.servers, adminSrv)
 	st.run("admin", func() error { return adminSrv.Serve(adminLn) })
 
@@ -469,6 +477,9 @@ func (st *stack) shutdown(ctx context.Context) error {
 	}
 	for _, l := range st.ldap {
 		errs = append(errs, l.Shutdown(ctx))
+	}
+	if st.console != nil {
+		st.console.Close()
 	}
 	for _, store := range []*audit.Store{st.store, st.demoStore} {
 		if store != nil {

@@ -13,6 +13,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/demonstrator"
+	"sspemu/proxy"
 )
 
 // Options are what the admin listener reports on.
@@ -24,6 +25,11 @@ type Options struct {
 	Metrics http.Handler
 	// Ready reports whether the listeners are serving; nil means they are.
 	Ready func() error
+	// Console serves /console (the live console); nil leaves it unanswered.
+	Console http.Handler
+	// TLSRefusals returns the TLS handshakes the SSP refused, newest first,
+	// listed by /api/transactions with outcome tls; nil lists none.
+	TLSRefusals func() []proxy.Handshake
 }
 
 // Admin is the admin API.
@@ -44,6 +50,10 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /api/demonstrator/reset", a.reset)
 	if a.opt.Metrics != nil {
 		mux.Handle("GET /metrics", a.opt.Metrics)
+	}
+	if a.opt.Console != nil {
+		mux.Handle("/console", a.opt.Console)
+		mux.Handle("/console/", a.opt.Console)
 	}
 	return mux
 }
@@ -97,10 +107,11 @@ func (a *Admin) transactions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	if ts == nil {
-		ts = []audit.Transaction{}
+	var refusals []proxy.Handshake
+	if a.opt.TLSRefusals != nil {
+		refusals = a.opt.TLSRefusals()
 	}
-	writeJSON(w, http.StatusOK, ts)
+	writeJSON(w, http.StatusOK, withTLSRefusals(ts, q, f, refusals))
 }
 
 func (a *Admin) reset(w http.ResponseWriter, _ *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sspemu/gpconnect"
+	"sspemu/proxy"
 )
 
 // The label values used when an observation does not carry a known value, so
@@ -54,6 +55,7 @@ type Metrics struct {
 	batch    prometheus.Histogram
 	reloadOK prometheus.Counter
 	reloadNo prometheus.Counter
+	tlsFail  map[string]prometheus.Counter // by proxy.HandshakeReasons
 
 	interactions map[string]string // known URN → itself; read only after NewMetrics
 	outcomes     map[string]int    // known outcome → index into duration and outcomeNames
@@ -121,6 +123,17 @@ func NewMetrics(version string) *Metrics {
 	m.reloadOK = reloads.WithLabelValues("ok")
 	m.reloadNo = reloads.WithLabelValues("failed")
 
+	handshakes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssp_tls_handshake_failures_total",
+		Help: "TLS handshakes the SSP refused, by reason (no-certificate, unknown-ca, expired, revoked, protocol, cipher-suite, ...): these consumers never reach the chain and get only a TLS alert, so this is where the most common first mistake shows.",
+	}, []string{"reason"})
+	// Every reason exists from the start, at zero, so a rate is defined
+	// before the first refusal; the set is fixed, so no client adds one.
+	m.tlsFail = map[string]prometheus.Counter{}
+	for _, r := range proxy.HandshakeReasons {
+		m.tlsFail[r] = handshakes.WithLabelValues(r)
+	}
+
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssp_build_info",
 		Help: "Always 1; its labels name the sspemu version and the Go version that built it, so a change in behaviour can be matched to a build.",
@@ -128,7 +141,7 @@ func NewMetrics(version string) *Metrics {
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 
 	m.reg.MustRegister(
-		m.requests, durationVec, m.upstream, m.fsync, m.batch, reloads, build,
+		m.requests, durationVec, m.upstream, m.fsync, m.batch, reloads, handshakes, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -173,6 +186,16 @@ func (m *Metrics) Reload(result string) {
 		return
 	}
 	m.reloadNo.Inc()
+}
+
+// TLSHandshakeFailure counts one refused TLS handshake; a reason outside
+// proxy.HandshakeReasons counts as "other".
+func (m *Metrics) TLSHandshakeFailure(reason string) {
+	c, ok := m.tlsFail[reason]
+	if !ok {
+		c = m.tlsFail[proxy.HandshakeOther]
+	}
+	c.Inc()
 }
 
 // interactionLabel bounds the interaction label to the catalogue. The

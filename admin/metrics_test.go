@@ -102,6 +102,10 @@ func TestMetricsGolden(t *testing.T) {
 	m.Reload("ok")
 	m.Reload("failed")
 	m.Reload("")
+	m.TLSHandshakeFailure("no-certificate")
+	m.TLSHandshakeFailure("no-certificate")
+	m.TLSHandshakeFailure("unknown-ca")
+	m.TLSHandshakeFailure("made-up-reason") // counts as other
 
 	got := sspLines(scrape(t, m))
 	got = strings.ReplaceAll(got, `goversion="`+runtime.Version()+`"`, `goversion="GOVERSION"`)

@@ -114,6 +114,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		s.log.Debug("request", "trace_id", t.TraceID, "method", r.Method, "target", sc.target.Raw,
 			"status", status, "decision", decision, "rule", sc.rule, "seconds", total.Seconds())
 	}
+	s.publish(r, sc, cw, t)
 }
 
 // checkMethod passes GET, POST and PUT, answers the CORS preflight itself

@@ -46,6 +46,9 @@ type Options struct {
 	Metrics  Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Observer is told how each request travelled and of each refused
+	// TLS handshake (the live console); nil tells no one.
+	Observer Observer
 }
 
 // Server is one SSP: a consumer-facing TLS listener in front of the check
@@ -62,6 +65,7 @@ type Server struct {
 	engine     *goproxy.ProxyHttpServer
 	handler    http.Handler
 	identities identities
+	observer   Observer
 
 	mu   sync.Mutex
 	srvs []*http.Server
@@ -82,6 +86,7 @@ func New(opt Options) (*Server, error) {
 		metrics:  opt.Metrics,
 		log:      opt.Logger,
 		now:      opt.Now,
+		observer: opt.Observer,
 	}
 	if s.metrics == nil {
 		s.metrics = NopMetrics{}
@@ -130,8 +135,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		MaxHeaderBytes: 64 << 10,
 		// Refused handshakes (no certificate, another CA, revoked, an old
 		// protocol or suite) never reach the chain; the consumer sees only
-		// a TLS alert, so the reason is logged where a developer sees it.
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// a TLS alert, so the reason is logged where a developer sees it,
+		// counted and shown in the console (journey.go).
+		ErrorLog: s.serverErrorLog(),
 		// HTTP/1.1 only, as on the Spine.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}

@@ -1,0 +1,114 @@
+package console
+
+import (
+	"net/http"
+	"time"
+
+	"sspemu/gpconnect"
+	"sspemu/proxy"
+)
+
+// The kinds of entry: a request that reached the chain, or a TLS handshake
+// the SSP refused before any request.
+const (
+	kindRequest = "request"
+	kindTLS     = "tls"
+)
+
+// summary is one row of the live list, as the stream sends it.
+type summary struct {
+	ID              uint64    `json:"id"`
+	Kind            string    `json:"kind"`
+	Time            time.Time `json:"time"`
+	TraceID         string    `json:"trace_id"`
+	From            string    `json:"from"`
+	To              string    `json:"to"`
+	Interaction     string    `json:"interaction"`
+	InteractionName string    `json:"interaction_name,omitempty"`
+	Method          string    `json:"method,omitempty"`
+	Status          int       `json:"status"`
+	Outcome         string    `json:"outcome"` // the decision, or "tls"
+	Rule            string    `json:"rule"`
+	Token           string    `json:"token"`
+	Reason          string    `json:"reason"`
+	Client          string    `json:"client"`
+	TotalSeconds    float64   `json:"total_seconds"`
+}
+
+// detail is what a click on a row shows: the summary, the steps of the
+// journey in order, and for a request the journey itself and its token.
+type detail struct {
+	summary
+	Steps     []proxy.Step     `json:"steps"`
+	Journey   *proxy.Journey   `json:"journey,omitempty"`
+	JWT       *jwtView         `json:"jwt,omitempty"`
+	Handshake *proxy.Handshake `json:"handshake,omitempty"`
+}
+
+func journeySummary(id uint64, j *proxy.Journey) summary {
+	return summary{
+		ID:              id,
+		Kind:            kindRequest,
+		Time:            j.Time,
+		TraceID:         j.TraceID,
+		From:            j.From,
+		To:              j.To,
+		Interaction:     j.Interaction,
+		InteractionName: j.InteractionName,
+		Method:          j.Method,
+		Status:          j.Status,
+		Outcome:         j.Decision,
+		Rule:            j.Rule,
+		Token:           j.Token,
+		Reason:          j.Reason,
+		Client:          j.Client,
+		TotalSeconds:    j.TotalSeconds,
+	}
+}
+
+func journeyDetail(id uint64, j *proxy.Journey) detail {
+	d := detail{summary: journeySummary(id, j), Steps: j.Steps}
+	if j.Authorization != "" || j.Rule == "jwt" {
+		in, _ := gpconnect.Lookup(j.Interaction)
+		v := judgeToken(j.Authorization, in, j.ServiceRoot, j.JWTSkew, j.Time)
+		v.Mode = j.JWTMode
+		d.JWT = &v
+	}
+	// A copy, so the kept journey is never written: the token is shown
+	// decoded, under Token, and its raw form stays in the process.
+	shown := *j
+	shown.RequestHeader = j.RequestHeader.Clone()
+	if shown.RequestHeader == nil {
+		shown.RequestHeader = http.Header{}
+	}
+	if j.Authorization != "" {
+		shown.RequestHeader.Set("Authorization", "Bearer <unsigned JWT, decoded under Token>")
+	}
+	d.Journey = &shown
+	return d
+}
+
+func handshakeSummary(id uint64, h *proxy.Handshake) summary {
+	return summary{
+		ID:      id,
+		Kind:    kindTLS,
+		Time:    h.Time,
+		Outcome: kindTLS,
+		Rule:    "tls",
+		Token:   h.Reason,
+		Reason:  h.Advice,
+		Client:  h.Client,
+	}
+}
+
+func handshakeDetail(id uint64, h *proxy.Handshake) detail {
+	steps := []proxy.Step{{Actor: proxy.ActorSSP, Name: "tls", Verdict: proxy.VerdictFailed, Token: h.Reason, Detail: h.Advice + " (" + h.Detail + ")"}}
+	for _, rule := range proxy.RuleOrder[1:] {
+		if rule == "limits" || rule == "fault" {
+			continue // listed only when they act
+		}
+		steps = append(steps, proxy.Step{Actor: proxy.ActorSSP, Name: rule, Verdict: proxy.VerdictNotRun})
+	}
+	steps = append(steps, proxy.Step{Actor: proxy.ActorPractice, Name: "provider", Verdict: proxy.VerdictNotRun})
+	return detail{summary: handshakeSummary(id, h), Steps: steps, Handshake: h}
+}
