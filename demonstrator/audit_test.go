@@ -134,8 +134,8 @@ func TestAuditOneRecordPerRequest(t *testing.T) {
 			404, "refused", gpconnect.CodeNoRecordFound, "/elsewhere", testASID, true, "service root"},
 		{"method not allowed", call{method: "DELETE", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient},
 			405, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "DELETE"},
-		{"XML asked for", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Accept": "application/fhir+xml"}},
-			415, "refused", gpconnect.CodeUnsupportedMediaType, "/Patient/2", testASID, true, "JSON only"},
+		{"unsupported type asked for", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Accept": "text/html"}},
+			415, "refused", gpconnect.CodeUnsupportedMediaType, "/Patient/2", testASID, true, "application/fhir+xml"},
 		{"missing Ssp-From", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Ssp-From": ""}},
 			400, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "Ssp-From"},
 		{"another provider's ASID", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Ssp-To": otherASID}},
@@ -328,23 +328,22 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 		}
 	}
 
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if sl := d.st.slots[other["id"].(string)]; !sl.free || sl.version != 1 {
-		t.Errorf("slot %s free=%v version %d after a refused booking, want free at version 1", sl.id, sl.free, sl.version)
+	ms := state(t, d, "")
+	if sl := ms.slot(other["id"].(string)); !sl.Free || sl.Version != 1 {
+		t.Errorf("slot %s free=%v version %d after a refused booking, want free at version 1", sl.ID, sl.Free, sl.Version)
 	}
-	if len(d.st.appointments) != len(d.st.apptOrder) || d.st.nextAppt != len(d.st.appointments) {
-		t.Errorf("%d appointments, order %d, next %d after a refused booking", len(d.st.appointments), len(d.st.apptOrder), d.st.nextAppt)
+	if len(ms.appts) != len(ms.apptOrder) || ms.nextAppt != len(ms.appts) || len(ms.appts) != 7 {
+		t.Errorf("%d appointments, order %d, next %d after a refused booking, want 7", len(ms.appts), len(ms.apptOrder), ms.nextAppt)
 	}
-	a := d.st.appointments[id]
-	if a.version != 1 || a.body.Status != "booked" || a.body.Comment != booked["comment"] {
-		t.Errorf("appointment %s changed by a refused amend or cancel: version %d status %q comment %q", id, a.version, a.body.Status, a.body.Comment)
+	a := ms.appts[id]
+	if a.Version != 1 || a.Body.Status != "booked" || a.Body.Comment != booked["comment"] {
+		t.Errorf("appointment %s changed by a refused amend or cancel: version %d status %q comment %q", id, a.Version, a.Body.Status, a.Body.Comment)
 	}
-	if sl := d.st.slots[slot["id"].(string)]; sl.free {
-		t.Errorf("slot %s freed by a refused cancel", sl.id)
+	if sl := ms.slot(slot["id"].(string)); sl.Free {
+		t.Errorf("slot %s freed by a refused cancel", sl.ID)
 	}
-	if d.st.patientByNHS("9690937405") != nil || d.st.nextPatient != 10 {
-		t.Errorf("patient registered (next %d) with the audit closed", d.st.nextPatient)
+	if _, ok := ms.patientByNHS("9690937405"); ok || ms.nextPatient != 10 {
+		t.Errorf("patient registered (next %d) with the audit closed", ms.nextPatient)
 	}
 	if n := len(auditLines(t, dir)); n != recorded {
 		t.Errorf("%d records after the store closed, want %d", n, recorded)

@@ -23,47 +23,48 @@ func TestNewRejectsBadIdentities(t *testing.T) {
 
 func TestSeed(t *testing.T) {
 	d := newTestDemonstrator(t)
-	st := d.st
+	st := state(t, d, "")
 	if len(st.patients) != 10 {
 		t.Errorf("%d patients, want 10", len(st.patients))
 	}
-	if st.patientByNHS("9690937286") == nil {
+	if _, ok := st.patientByNHS("9690937286"); !ok {
 		t.Error("patient 9690937286 is missing")
 	}
 	for _, p := range st.patients {
-		if !validNHSNumber(p.nhsNumber) {
-			t.Errorf("seed NHS number %s fails the modulus-11 check", p.nhsNumber)
+		if !validNHSNumber(p.NHSNumber) {
+			t.Errorf("seed NHS number %s fails the modulus-11 check", p.NHSNumber)
 		}
 	}
 	if len(st.practitioners) != 3 || len(st.locations) != 2 {
 		t.Errorf("%d practitioners and %d locations, want 3 and 2", len(st.practitioners), len(st.locations))
 	}
+	loc := d.practices[0].loc
 	free := 0
 	for _, sl := range st.slots {
-		if !sl.free {
+		if !sl.Free {
 			continue
 		}
 		free++
-		local := sl.start.In(d.loc)
+		local := sl.Start.In(loc)
 		if wd := local.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			t.Errorf("free slot %s on a %s", sl.id, wd)
+			t.Errorf("free slot %s on a %s", sl.ID, wd)
 		}
 		if h := local.Hour(); h < 9 || h >= 17 || (h >= 12 && h < 14) {
-			t.Errorf("free slot %s at %s is outside surgery hours", sl.id, local)
+			t.Errorf("free slot %s at %s is outside surgery hours", sl.ID, local)
 		}
-		if m := sl.end.Sub(sl.start); m != 10*time.Minute && m != 15*time.Minute {
-			t.Errorf("slot %s lasts %s", sl.id, m)
+		if m := sl.End.Sub(sl.Start); m != 10*time.Minute && m != 15*time.Minute {
+			t.Errorf("slot %s lasts %s", sl.ID, m)
 		}
-		if !sl.start.After(testNow) || sl.start.After(testNow.AddDate(0, 0, 28)) {
-			t.Errorf("free slot %s at %s is not in the next four weeks", sl.id, sl.start)
+		if !sl.Start.After(testNow) || sl.Start.After(testNow.AddDate(0, 0, 28)) {
+			t.Errorf("free slot %s at %s is not in the next four weeks", sl.ID, sl.Start)
 		}
 	}
 	if free < 1000 {
 		t.Errorf("only %d free slots", free)
 	}
 	var past, future int
-	for _, a := range st.appointments {
-		if a.start.Before(testNow) {
+	for _, a := range st.appts {
+		if a.Start.Before(testNow) {
 			past++
 		} else {
 			future++
@@ -315,7 +316,9 @@ func TestReset(t *testing.T) {
 	if w := do(t, h, call{method: "POST", path: testRoot + "/Appointment", interaction: gpconnect.CreateAppointment, body: bookingBody(slot, "Patient/1", loc)}); w.Code != 201 {
 		t.Fatalf("book: %d %s", w.Code, w.Body)
 	}
-	d.Reset()
+	if err := d.Reset(); err != nil {
+		t.Fatal(err)
+	}
 	if again, _ := freeSlot(t, h, 0); again["id"] != slot["id"] {
 		t.Errorf("after Reset the first free slot is %v, want %v", again["id"], slot["id"])
 	}

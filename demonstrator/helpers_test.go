@@ -3,8 +3,10 @@ package demonstrator
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,4 +237,51 @@ func edit(t testing.TB, body []byte, f func(m map[string]any)) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// state returns a copy of a practice's in-memory state (testODS when ods is
+// empty), taken under the store's read lock, for assertions on what the
+// store holds.
+func state(t testing.TB, d *Demonstrator, ods string) *memData {
+	t.Helper()
+	if ods == "" {
+		ods = testODS
+	}
+	p, ok := d.byODS[ods]
+	if !ok {
+		t.Fatalf("no practice %s", ods)
+	}
+	ms, ok := p.store.(*MemoryStore)
+	if !ok {
+		t.Fatalf("practice %s does not keep its state in a MemoryStore", ods)
+	}
+	ms.mu.RLock()
+	defer ms.mu.RUnlock()
+	c := *ms.d
+	c.practitioners = slices.Clone(c.practitioners)
+	c.locations = slices.Clone(c.locations)
+	c.schedules = slices.Clone(c.schedules)
+	c.slots = slices.Clone(c.slots)
+	c.slotAt = maps.Clone(c.slotAt)
+	c.patients = maps.Clone(c.patients)
+	c.byNHS = maps.Clone(c.byNHS)
+	c.appts = maps.Clone(c.appts)
+	c.apptOrder = slices.Clone(c.apptOrder)
+	return &c
+}
+
+func (m *memData) slot(id string) Slot { return m.slots[m.slotAt[id]] }
+
+func (m *memData) schedule(id string) Schedule {
+	for _, s := range m.schedules {
+		if s.ID == id {
+			return s
+		}
+	}
+	return Schedule{}
+}
+
+func (m *memData) patientByNHS(nhs string) (Patient, bool) {
+	p, ok := m.patients[m.byNHS[nhs]]
+	return p, ok
 }

@@ -244,10 +244,8 @@ func TestBookingRace(t *testing.T) {
 		t.Errorf("%d created and %d conflicts, want 1 and %d", created, conflicts, n-1)
 	}
 	booked := 0
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for _, a := range d.st.appointments {
-		if len(a.slotIDs) == 1 && a.slotIDs[0] == slot["id"] {
+	for _, a := range state(t, d, "").appts {
+		if len(a.SlotIDs) == 1 && a.SlotIDs[0] == slot["id"] {
 			booked++
 		}
 	}
