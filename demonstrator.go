@@ -26,6 +26,9 @@ func newDemonstratorCmd(_, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cfg.validatePractices(table); err != nil {
+				return err
+			}
 			st := &stack{log: log, errc: make(chan error, 1)}
 			if err := ensurePKI(cfg, log); err != nil {
 				return err

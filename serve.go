@@ -251,20 +251,21 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 	return st, nil
 }
 
-// startDemonstrator runs the built-in provider on its own mutual-TLS
-// listener, accepting only the SSP's client certificate when so configured.
+// startDemonstrator runs the practices on one mutual-TLS listener,
+// accepting only the SSP's client certificate when so configured. Each
+// practice's base URL (fullUrl, Location, the JWT's aud) is the endpoint
+// the registry gives its ASID, as consumers address it.
 func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	pki := cfg.PKIDir()
-	base := ""
-	for _, sys := range table.Systems() {
-		if sys.ASID == cfg.Demonstrator.ASID {
-			base = sys.Endpoint
+	practices := cfg.Demonstrator.PracticeList()
+	bases := map[string]string{}
+	for _, p := range practices {
+		bases[p.ODS] = "https://" + cfg.Demonstrator.Listen + demonstrator.ServiceRootPath(p.ODS)
+		if sys, ok := table.System(p.ASID); ok && sys.Endpoint != "" {
+			bases[p.ODS] = sys.Endpoint
 		}
 	}
-	if base == "" {
-		base = "https://" + cfg.Demonstrator.Listen + "/" + cfg.Demonstrator.ODS + "/STU3/1/gpconnect"
-	}
-	// The provider keeps its own audit (ssp-behaviour §8), apart from the
+	// The practices keep their own audit (ssp-behaviour §8), apart from the
 	// SSP's: a store locks its directory.
 	auditDir := filepath.Join(cfg.AuditDir(), "demonstrator")
 	store, err := audit.Open(auditDir, cfg.Audit.Options())
@@ -273,11 +274,10 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	}
 	st.demoStore = store
 	d, err := demonstrator.New(demonstrator.Options{
-		ASID:    cfg.Demonstrator.ASID,
-		ODS:     cfg.Demonstrator.ODS,
-		BaseURL: base,
-		JWTSkew: cfg.SSP.JWTSkew,
-		Audit:   store,
+		Practices: practices,
+		BaseURLs:  bases,
+		JWTSkew:   cfg.SSP.JWTSkew,
+		Audit:     store,
 	})
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
@@ -320,7 +320,10 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	st.demo = d
 	st.servers = append(st.servers, srv)
 	st.run("demonstrator", func() error { return srv.ServeTLS(ln, "", "") })
-	st.log.Info("demonstrator ready", "url", base, "addr", ln.Addr().String(), "asid", cfg.Demonstrator.ASID, "audit", auditDir,
+	for _, p := range d.Practices() {
+		st.log.Info("practice ready", "ods", p.ODS, "asid", p.ASID, "name", p.Name, "url", p.BaseURL)
+	}
+	st.log.Info("demonstrator ready", "addr", ln.Addr().String(), "practices", len(practices), "audit", auditDir,
 		"accepts", strings.TrimSpace("client certificate "+name))
 	return nil
 }

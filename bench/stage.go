@@ -272,6 +272,10 @@ log:
 demonstrator:
   enabled: %t
   listen: localhost:%d
+  # The one-practice form: A20047 alone, which this registry lists (builds
+  # before and after practices as data read it alike).
+  asid: "918999198993"
+  ods: A20047
 registry:
   systems:
     - asid: "200000000359"

@@ -1,10 +1,8 @@
 package demonstrator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
@@ -390,55 +388,19 @@ func readBody(r *http.Request) ([]byte, *outcome) {
 }
 
 // xmlToJSON turns an XML request body into the JSON the handlers read:
-// XML that is not well-formed is 400 BAD_REQUEST, like JSON that does not
-// parse; XML that is not an STU3 resource (an element STU3 does not
-// define, a value of the wrong type) is 422 INVALID_RESOURCE, like an
-// unknown JSON member.
+// XML that is not well-formed (or holds a DOCTYPE, another encoding, too
+// deep a nesting) is 400 BAD_REQUEST, like JSON that does not parse; XML
+// that is not an STU3 resource (an element STU3 does not define, a value of
+// the wrong type) is 422 INVALID_RESOURCE, like an unknown JSON member.
 func xmlToJSON(b []byte) ([]byte, *outcome) {
-	if err := wellFormed(b); err != nil {
-		return nil, badRequest("the body is not well-formed XML: %v", err)
-	}
 	j, err := fhir.XMLToJSON(b)
-	if err != nil {
-		if errors.Is(err, fhir.ErrCodecPending) {
-			return nil, refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError, "reading an XML body: %v", err)
-		}
-		return nil, invalidResource("the XML body is not a FHIR STU3 resource: %v", err)
+	switch {
+	case err == nil:
+		return j, nil
+	case errors.Is(err, fhir.ErrSyntax):
+		return nil, badRequest("the body is not well-formed FHIR XML: %v", err)
 	}
-	return j, nil
-}
-
-// wellFormed reads every token of an XML document: one root element, no
-// syntax errors.
-func wellFormed(b []byte) error {
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	depth, roots := 0, 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				roots++
-			}
-			depth++
-		case xml.EndElement:
-			depth--
-		case xml.CharData:
-			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return errors.New("text outside the root element")
-			}
-		}
-	}
-	if roots != 1 {
-		return errors.New("want exactly one root element")
-	}
-	return nil
+	return nil, invalidResource("the XML body is not a FHIR STU3 resource: %v", err)
 }
 
 func writeOutcome(w http.ResponseWriter, f gpconnect.Format, o *outcome) {
