@@ -39,14 +39,29 @@ type jmember struct {
 // jsonParser is a strict RFC 8259 parser: one value, no trailing data, valid
 // UTF-8, bounded nesting. It builds a tree because FHIR JSON members may come
 // in any order while XML needs the definition order.
+//
+// Members and items are gathered on stacks while their container is read,
+// then copied into arenas that the containers slice: a few allocations per
+// document instead of one per object or array.
 type jsonParser struct {
 	src   string
 	pos   int
 	depth int
+
+	mstack  []jmember
+	vstack  []jvalue
+	members []jmember
+	values  []jvalue
 }
 
 func parseJSON(data []byte) (jvalue, error) {
-	p := jsonParser{src: string(data)}
+	p := jsonParser{
+		src:     string(data),
+		mstack:  make([]jmember, 0, 64),
+		vstack:  make([]jvalue, 0, 64),
+		members: make([]jmember, 0, len(data)/24+8),
+		values:  make([]jvalue, 0, len(data)/64+8),
+	}
 	p.ws()
 	v, err := p.value()
 	if err != nil {
@@ -107,10 +122,15 @@ func (p *jsonParser) literal(lit string, v jvalue) (jvalue, error) {
 	return v, nil
 }
 
+// maxJSONDepth is twice maxDepth: an XML element level becomes at most two
+// JSON levels (an array and an object), so every JSON form of an XML
+// document the codec accepts is accepted too, and the other way round.
+const maxJSONDepth = 2 * maxDepth
+
 func (p *jsonParser) enter() error {
 	p.depth++
-	if p.depth > maxDepth {
-		return p.errorf("nested deeper than " + strconv.Itoa(maxDepth))
+	if p.depth > maxJSONDepth {
+		return p.errorf("nested deeper than " + strconv.Itoa(maxJSONDepth))
 	}
 	return nil
 }
@@ -127,6 +147,7 @@ func (p *jsonParser) object() (jvalue, error) {
 		p.depth--
 		return v, nil
 	}
+	base := len(p.mstack)
 	for {
 		p.ws()
 		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
@@ -146,7 +167,7 @@ func (p *jsonParser) object() (jvalue, error) {
 		if err != nil {
 			return jvalue{}, err
 		}
-		v.obj = append(v.obj, jmember{name: name, val: val})
+		p.mstack = append(p.mstack, jmember{name: name, val: val})
 		p.ws()
 		if p.pos >= len(p.src) {
 			return jvalue{}, p.errorf("unexpected end of input")
@@ -157,6 +178,11 @@ func (p *jsonParser) object() (jvalue, error) {
 		case '}':
 			p.pos++
 			p.depth--
+			lo := len(p.members)
+			p.members = append(p.members, p.mstack[base:]...)
+			v.obj = p.members[lo:len(p.members):len(p.members)]
+			clear(p.mstack[base:])
+			p.mstack = p.mstack[:base]
 			return v, nil
 		default:
 			return jvalue{}, p.errorf("expected ',' or '}'")
@@ -176,13 +202,14 @@ func (p *jsonParser) array() (jvalue, error) {
 		p.depth--
 		return v, nil
 	}
+	base := len(p.vstack)
 	for {
 		p.ws()
 		val, err := p.value()
 		if err != nil {
 			return jvalue{}, err
 		}
-		v.arr = append(v.arr, val)
+		p.vstack = append(p.vstack, val)
 		p.ws()
 		if p.pos >= len(p.src) {
 			return jvalue{}, p.errorf("unexpected end of input")
@@ -193,6 +220,11 @@ func (p *jsonParser) array() (jvalue, error) {
 		case ']':
 			p.pos++
 			p.depth--
+			lo := len(p.values)
+			p.values = append(p.values, p.vstack[base:]...)
+			v.arr = p.values[lo:len(p.values):len(p.values)]
+			clear(p.vstack[base:])
+			p.vstack = p.vstack[:base]
 			return v, nil
 		default:
 			return jvalue{}, p.errorf("expected ',' or ']'")

@@ -33,7 +33,7 @@ type primRun struct {
 
 func xmlToJSON(data []byte) ([]byte, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
-	w := &jsonWriter{src: data, buf: make([]byte, 0, len(data)*3/4+64)}
+	w := &jsonWriter{src: data, buf: make([]byte, 0, len(data)+64)}
 	w.d = xml.NewDecoder(bytes.NewReader(data))
 	// Prolog: an XML declaration (UTF-8 only: the decoder has no
 	// CharsetReader), comments, white space; a DOCTYPE is refused.
@@ -170,7 +170,7 @@ func (w *jsonWriter) object(start xml.StartElement, id typeID, isResource bool) 
 		w.buf = append(w.buf, '"')
 		first = false
 	} else {
-		for _, a := range start.Attr {
+		for i, a := range start.Attr {
 			if isNSDecl(a) {
 				continue
 			}
@@ -180,6 +180,14 @@ func (w *jsonWriter) object(start xml.StartElement, id typeID, isResource bool) 
 			}
 			if !ok || !t.elems[def].attr {
 				return w.fail("unknown attribute " + strconv.Quote(attrName(a)))
+			}
+			for _, b := range start.Attr[:i] {
+				if b.Name == a.Name {
+					return w.fail("attribute " + strconv.Quote(a.Name.Local) + " is repeated")
+				}
+			}
+			if a.Value == "" {
+				return w.fail("empty " + a.Name.Local + " attribute")
 			}
 			if !first {
 				w.buf = append(w.buf, ',')
@@ -374,10 +382,18 @@ func (w *jsonWriter) primitive(start xml.StartElement, ty typeID, level int) err
 	for _, a := range start.Attr {
 		switch {
 		case isNSDecl(a):
-		case a.Name.Space == "" && a.Name.Local == "value":
+		case a.Name.Space == "" && a.Name.Local == "value" && !hasValue:
+			if a.Value == "" {
+				return w.fail("empty value attribute (STU3 values have at least one character)")
+			}
 			value, hasValue = a.Value, true
-		case a.Name.Space == "" && a.Name.Local == "id":
+		case a.Name.Space == "" && a.Name.Local == "id" && !hasID:
+			if a.Value == "" {
+				return w.fail("empty id attribute")
+			}
 			id, hasID = a.Value, true
+		case a.Name.Space == "" && (a.Name.Local == "value" || a.Name.Local == "id"):
+			return w.fail("attribute " + strconv.Quote(a.Name.Local) + " is repeated")
 		default:
 			return w.fail("unknown attribute " + strconv.Quote(attrName(a)))
 		}

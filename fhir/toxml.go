@@ -9,6 +9,7 @@ import (
 // elements come out in definition order whatever the JSON member order.
 type xmlWriter struct {
 	buf   []byte
+	depth int // open XML elements, bounded by maxDepth as XMLToJSON bounds them
 	path  []pathSeg
 	slots []slot // a stack shared by the nested objects, to spare allocations
 }
@@ -25,6 +26,15 @@ type slot struct {
 
 func (w *xmlWriter) push(name string, idx int) { w.path = append(w.path, pathSeg{name, idx}) }
 func (w *xmlWriter) pop()                      { w.path = w.path[:len(w.path)-1] }
+
+// open counts an element about to be written.
+func (w *xmlWriter) open() error {
+	w.depth++
+	if w.depth > maxDepth {
+		return w.fail("nested deeper than " + strconv.Itoa(maxDepth) + " XML elements")
+	}
+	return nil
+}
 
 func (w *xmlWriter) fail(reason string) error {
 	return &Error{Path: formatPath(w.path), Reason: reason}
@@ -70,6 +80,9 @@ func (w *xmlWriter) resource(v *jvalue, root bool) error {
 		w.push(rt, -1)
 		defer w.pop()
 	}
+	if err := w.open(); err != nil {
+		return err
+	}
 	w.buf = append(w.buf, '<')
 	w.buf = append(w.buf, rt...)
 	if root {
@@ -82,6 +95,9 @@ func (w *xmlWriter) resource(v *jvalue, root bool) error {
 func (w *xmlWriter) complex(name string, t *typeDef, v *jvalue) error {
 	if v.kind != jObject {
 		return w.fail(t.name + " must be a JSON object, not " + v.kind.String())
+	}
+	if err := w.open(); err != nil {
+		return err
 	}
 	w.buf = append(w.buf, '<')
 	w.buf = append(w.buf, name...)
@@ -111,6 +127,9 @@ func (w *xmlWriter) body(name string, t *typeDef, v *jvalue, isResource bool) er
 		}
 		if isExt && t.elems[def].attr {
 			return w.failAt(m.name, "member "+strconv.Quote(m.name)+" cannot be said in XML")
+		}
+		if m.val.kind == jNull {
+			continue // what encoding/json writes for a nil pointer or slice
 		}
 		// Find this element's slot, if its other half came first.
 		s := -1
@@ -144,17 +163,10 @@ func (w *xmlWriter) body(name string, t *typeDef, v *jvalue, isResource bool) er
 		}
 	}
 	// Attributes (Element.id, Extension.url) go in the start tag.
-	children := false
 	for i := range slots {
 		sl := &slots[i]
 		e := &t.elems[sl.def]
-		if !e.attr {
-			if sl.val != nil && sl.val.kind != jNull || sl.ext != nil && sl.ext.kind != jNull {
-				children = true
-			}
-			continue
-		}
-		if sl.val == nil || sl.val.kind == jNull {
+		if !e.attr || sl.val == nil {
 			continue
 		}
 		if sl.val.kind != jString {
@@ -172,11 +184,8 @@ func (w *xmlWriter) body(name string, t *typeDef, v *jvalue, isResource bool) er
 		}
 		w.buf = append(w.buf, '"')
 	}
-	if !children {
-		w.buf = append(w.buf, "/>"...)
-		return nil
-	}
 	w.buf = append(w.buf, '>')
+	mark := len(w.buf)
 	for i := range slots {
 		sl := &slots[i]
 		e := &t.elems[sl.def]
@@ -186,6 +195,12 @@ func (w *xmlWriter) body(name string, t *typeDef, v *jvalue, isResource bool) er
 		if err := w.element(sl, e); err != nil {
 			return err
 		}
+	}
+	w.depth--
+	if len(w.buf) == mark {
+		// Nothing but attributes (or only members with no XML form).
+		w.buf = append(w.buf[:mark-1], "/>"...)
+		return nil
 	}
 	w.buf = append(w.buf, "</"...)
 	w.buf = append(w.buf, name...)
@@ -236,7 +251,7 @@ func (w *xmlWriter) one(name string, t *typeDef, v *jvalue) error {
 		if v.kind != jString {
 			return w.fail("div must be a string, not " + v.kind.String())
 		}
-		if err := checkXHTML(v.s); err != nil {
+		if err := checkXHTML(v.s, w.depth+1); err != nil {
 			return w.fail(err.Error())
 		}
 		w.buf = append(w.buf, v.s...)
@@ -244,6 +259,9 @@ func (w *xmlWriter) one(name string, t *typeDef, v *jvalue) error {
 	case kindResourceSlot:
 		if v.kind != jObject {
 			return w.fail(name + " must be a resource (a JSON object), not " + v.kind.String())
+		}
+		if err := w.open(); err != nil {
+			return err
 		}
 		w.buf = append(w.buf, '<')
 		w.buf = append(w.buf, name...)
@@ -254,6 +272,7 @@ func (w *xmlWriter) one(name string, t *typeDef, v *jvalue) error {
 		w.buf = append(w.buf, "</"...)
 		w.buf = append(w.buf, name...)
 		w.buf = append(w.buf, '>')
+		w.depth--
 		return nil
 	default:
 		return w.complex(name, t, v)
@@ -358,12 +377,16 @@ func (w *xmlWriter) primitive(name string, ty typeID, v, x *jvalue) error {
 			return w.failAt("extension", "extension must be an array")
 		}
 	}
-	if v == nil || text == "" {
-		// An empty string has no XML form; without id or extensions the
-		// element has nothing left.
-		if (id == nil || id.s == "") && exts == nil {
-			return nil
+	if text == "" && exts == nil {
+		// An empty string has no XML form (nor has null): the element is
+		// left out, unless an id says it was meant to be there.
+		if id != nil && id.s != "" {
+			return w.fail(name + " has neither a value nor extensions")
 		}
+		return nil
+	}
+	if err := w.open(); err != nil {
+		return err
 	}
 	w.buf = append(w.buf, '<')
 	w.buf = append(w.buf, name...)
@@ -384,6 +407,7 @@ func (w *xmlWriter) primitive(name string, ty typeID, v, x *jvalue) error {
 	}
 	if exts == nil {
 		w.buf = append(w.buf, "/>"...)
+		w.depth--
 		return nil
 	}
 	w.buf = append(w.buf, '>')
@@ -398,6 +422,7 @@ func (w *xmlWriter) primitive(name string, ty typeID, v, x *jvalue) error {
 	w.buf = append(w.buf, "</"...)
 	w.buf = append(w.buf, name...)
 	w.buf = append(w.buf, '>')
+	w.depth--
 	return nil
 }
 

@@ -15,8 +15,8 @@ import (
 var errDivRoot = errors.New("the narrative must be one <div> element in the XHTML namespace")
 
 // checkXHTML checks a div given as a JSON string before it is written into
-// XML as it is.
-func checkXHTML(s string) error {
+// XML as it is; depth is the div's own depth in the XML document.
+func checkXHTML(s string, depth int) error {
 	d := xml.NewDecoder(strings.NewReader(s))
 	seen := false
 	for {
@@ -36,7 +36,7 @@ func checkXHTML(s string) error {
 				return errDivRoot
 			}
 			seen = true
-			if err := readXHTML(d, t, 1, nil); err != nil {
+			if err := readXHTML(d, t, depth, nil); err != nil {
 				return err
 			}
 		case xml.CharData:
@@ -124,7 +124,12 @@ func checkXHTMLStart(t xml.StartElement) error {
 	if t.Name.Space != xhtmlNS {
 		return errors.New("the narrative has element <" + t.Name.Local + "> outside the XHTML namespace")
 	}
-	for _, a := range t.Attr {
+	for i, a := range t.Attr {
+		for _, b := range t.Attr[:i] {
+			if a.Name == b.Name {
+				return errors.New("the narrative has attribute " + a.Name.Local + " twice on <" + t.Name.Local + ">")
+			}
+		}
 		switch {
 		case isNSDecl(a), a.Name.Space == "", a.Name.Space == xmlNS:
 		default:
