@@ -3,12 +3,16 @@ package demonstrator
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -440,4 +444,90 @@ func TestAuditPanic(t *testing.T) {
 		t.Fatalf("records %+v, want one refusal naming the panic", lines)
 	}
 	wantChainIntact(t, dir, 1)
+}
+
+// failingAuditor refuses the records of changes (every method but GET)
+// while failing is set, and keeps the records it accepts.
+type failingAuditor struct {
+	mu      sync.Mutex
+	failing bool
+	recs    []*audit.Record
+}
+
+func (f *failingAuditor) Append(_ context.Context, r *audit.Record) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failing && r.Method != "GET" {
+		return 0, errors.New("disk full")
+	}
+	f.recs = append(f.recs, r)
+	return uint64(len(f.recs)), nil
+}
+
+func (f *failingAuditor) fail(on bool) {
+	f.mu.Lock()
+	f.failing = on
+	f.mu.Unlock()
+}
+
+// TestRefusedAuditWriteChangesNothing injects an audit writer that refuses
+// the records of changes: at each practice, a booking, an amendment, a
+// cancellation and a registration are answered 500 and leave the store
+// exactly as it was, IDs included; reads go on; once the audit writes
+// again, the next booking takes the next ID.
+func TestRefusedAuditWriteChangesNothing(t *testing.T) {
+	fa := &failingAuditor{}
+	d := newTwoPractices(t, Options{Audit: fa})
+	h := d.Handler()
+	for _, p := range []testPractice{practiceA, practiceB} {
+		t.Run(p.ods, func(t *testing.T) {
+			slot, loc := freeSlotAt(t, h, p, 0)
+			w := do(t, h, p.call("POST", "/Appointment", gpconnect.CreateAppointment, bookingBody(slot, "Patient/1", loc)))
+			if w.Code != 201 {
+				t.Fatalf("book: %d %s", w.Code, w.Body)
+			}
+			id := decode(t, w.Body.Bytes())["id"].(string)
+			amended := edit(t, w.Body.Bytes(), func(m map[string]any) { m["comment"] = "Amended." })
+			cancelled := edit(t, w.Body.Bytes(), func(m map[string]any) {
+				m["status"] = "cancelled"
+				m["extension"] = append(m["extension"].([]any), map[string]any{"url": extCancellationReason, "valueString": "Better"})
+			})
+			other, otherLoc := freeSlotAt(t, h, p, 0)
+			before := state(t, d, p.ods)
+			fa.fail(true)
+			for _, c := range []call{
+				p.call("POST", "/Appointment", gpconnect.CreateAppointment, bookingBody(other, "Patient/2", otherLoc)),
+				p.call("PUT", "/Appointment/"+id, gpconnect.UpdateAppointment, amended),
+				p.call("PUT", "/Appointment/"+id, gpconnect.CancelAppointment, cancelled),
+				p.call("POST", "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient, registration),
+			} {
+				w := do(t, h, c)
+				if w.Code != 500 || outcomeCode(t, w.Body.Bytes()) != gpconnect.CodeInternalServerError || !strings.Contains(w.Body.String(), "disk full") {
+					t.Errorf("%s %s with the audit refusing: %d %s", c.method, c.path, w.Code, w.Body)
+				}
+				if w.Header().Get("Location") != "" || w.Header().Get("ETag") != "" {
+					t.Errorf("%s %s: a refused change sent Location %q ETag %q", c.method, c.path, w.Header().Get("Location"), w.Header().Get("ETag"))
+				}
+			}
+			if w := do(t, h, p.call("GET", "/Appointment/"+id, gpconnect.ReadAppointment, "")); w.Code != 200 || w.Header().Get("ETag") != `W/"1"` {
+				t.Errorf("read with the audit refusing changes: %d ETag %q", w.Code, w.Header().Get("ETag"))
+			}
+			if after := state(t, d, p.ods); !reflect.DeepEqual(before, after) {
+				t.Errorf("refused audit writes changed the store")
+			}
+			fa.fail(false)
+			w = do(t, h, p.call("POST", "/Appointment", gpconnect.CreateAppointment, bookingBody(other, "Patient/2", otherLoc)))
+			if w.Code != 201 {
+				t.Fatalf("book with the audit back: %d %s", w.Code, w.Body)
+			}
+			if got, want := decode(t, w.Body.Bytes())["id"], strconv.Itoa(number(id)+1); got != want {
+				t.Errorf("the booking after the refused ones is Appointment/%v, want %s", got, want)
+			}
+		})
+	}
+	for _, r := range fa.recs {
+		if r.Method != "GET" && r.Status == 500 {
+			t.Errorf("a refused change has a record: %+v", r)
+		}
+	}
 }

@@ -12,6 +12,7 @@
 package demonstrator
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -87,6 +88,9 @@ func New(opt Options) (*Demonstrator, error) {
 		if opt.BaseURL != "" && len(list) == 1 {
 			opt.BaseURLs = map[string]string{list[0].ODS: opt.BaseURL}
 		}
+	}
+	if len(list) == 0 {
+		return nil, errors.New("demonstrator: no practices: give Practices, or ASID and ODS")
 	}
 	if err := validatePractices(list); err != nil {
 		return nil, err
