@@ -15,7 +15,25 @@ import (
 	"sspemu/gpconnect"
 )
 
-func (p *practice) slot(seededAt time.Time, sl Slot, sc Schedule) slotResource {
+// slotShared is what every slot of one schedule shares in a search's
+// answer, made once per search rather than once per slot.
+type slotShared struct {
+	lastUpdated string
+	profile     []string
+	serviceType []fhir.CodeableConcept
+	schedule    fhir.Reference
+}
+
+func (p *practice) slotShared(seededAt time.Time, sc Schedule) slotShared {
+	return slotShared{
+		lastUpdated: formatTime(seededAt, p.loc),
+		profile:     []string{profileSlot},
+		serviceType: []fhir.CodeableConcept{{Text: sc.ServiceType}},
+		schedule:    fhir.Reference{Reference: "Schedule/" + sc.ID},
+	}
+}
+
+func (p *practice) slot(sl Slot, sh *slotShared) slotResource {
 	status := "free"
 	if !sl.Free {
 		status = "busy"
@@ -23,9 +41,9 @@ func (p *practice) slot(seededAt time.Time, sl Slot, sc Schedule) slotResource {
 	return slotResource{
 		ResourceType: "Slot",
 		ID:           sl.ID,
-		Meta:         p.meta(sl.Version, seededAt, profileSlot),
-		ServiceType:  []fhir.CodeableConcept{{Text: sc.ServiceType}},
-		Schedule:     fhir.Reference{Reference: "Schedule/" + sl.ScheduleID},
+		Meta:         fhir.Meta{VersionID: strconv.Itoa(sl.Version), LastUpdated: sh.lastUpdated, Profile: sh.profile},
+		ServiceType:  sh.serviceType,
+		Schedule:     sh.schedule,
 		Status:       status,
 		Start:        formatTime(sl.Start, p.loc),
 		End:          formatTime(sl.End, p.loc),
@@ -65,8 +83,10 @@ func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
 		seeded := tx.SeededAt()
 		schedules := tx.Schedules()
 		byID := make(map[string]int, len(schedules))
+		shared := make([]slotShared, len(schedules))
 		for i, sc := range schedules {
 			byID[sc.ID] = i
+			shared[i] = p.slotShared(seeded, sc)
 		}
 		used := make([]bool, len(schedules))
 		b := &bundle{p: p}
@@ -78,7 +98,7 @@ func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
 			if !ok {
 				return true
 			}
-			b.add("Slot", sl.ID, p.slot(seeded, sl, schedules[i]))
+			b.add("Slot", sl.ID, p.slot(sl, &shared[i]))
 			used[i] = true
 			return true
 		})

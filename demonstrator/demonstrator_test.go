@@ -338,3 +338,27 @@ func TestRecoverOutcome(t *testing.T) {
 		t.Errorf("panic answered %d %s", w.Code, w.Body)
 	}
 }
+
+// TestFormatTime checks the hand-written formatter against time.Format,
+// across UK summer and winter time, other offsets and odd years.
+func TestFormatTime(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range []*time.Location{london, time.UTC, time.FixedZone("", -(3*3600 + 30*60)), time.FixedZone("", 14*3600)} {
+		for _, tm := range []time.Time{
+			testNow, time.Date(2025, 3, 30, 0, 59, 59, 0, time.UTC), time.Date(2025, 3, 30, 1, 0, 0, 0, time.UTC),
+			time.Date(2025, 10, 26, 0, 30, 0, 999, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(-1, 6, 1, 12, 0, 0, 0, time.UTC),
+		} {
+			for step := range 50 {
+				x := tm.Add(time.Duration(step) * 97 * time.Minute)
+				if got, want := formatTime(x, loc), x.In(loc).Format(fhirTime); got != want {
+					t.Errorf("formatTime(%v, %v) = %q, want %q", x, loc, got, want)
+				}
+			}
+		}
+	}
+}

@@ -299,9 +299,19 @@ func asOutcome(err error) *outcome {
 }
 
 // negotiate picks the answer's format with gpconnect.NegotiateResponse,
-// after turning the legacy DSTU2 MIME types into the STU3 ones.
+// after turning the legacy DSTU2 MIME types into the STU3 ones. Several
+// Accept lines count as one list (RFC 9110, 5.3).
 func negotiate(r *http.Request) (gpconnect.Format, bool) {
-	return gpconnect.NegotiateResponse(formatQuery(r.URL.RawQuery), legacyMIME(r.Header.Get("Accept")), legacyMIME(r.Header.Get("Content-Type")))
+	accept := r.Header.Values("Accept")
+	a := ""
+	switch len(accept) {
+	case 0:
+	case 1:
+		a = accept[0]
+	default:
+		a = strings.Join(accept, ",")
+	}
+	return gpconnect.NegotiateResponse(formatQuery(r.URL.RawQuery), legacyMIME(a), legacyMIME(r.Header.Get("Content-Type")))
 }
 
 // legacyMIME rewrites application/json+fhir and application/xml+fhir (the

@@ -75,11 +75,12 @@ func setHeaders(t testing.TB, r *http.Request, c call) {
 		r.Header.Set("Authorization", "Bearer "+gpconnect.DefaultTokenSpec(in, base, testNow).Encode())
 	}
 	for k, v := range c.header {
-		if v == "" {
-			r.Header.Del(k)
-			continue
+		r.Header.Del(k)
+		for _, line := range strings.Split(v, "\n") { // one header line each
+			if line != "" {
+				r.Header.Add(k, line)
+			}
 		}
-		r.Header.Set(k, v)
 	}
 }
 

@@ -36,7 +36,45 @@ const (
 // numeric UTC offset, as in the GP Connect examples.
 const fhirTime = "2006-01-02T15:04:05-07:00"
 
-func formatTime(t time.Time, loc *time.Location) string { return t.In(loc).Format(fhirTime) }
+// formatTime writes t in loc as fhirTime does, by hand: a slot search
+// writes three instants per slot, and time.Format's layout walk was a tenth
+// of its CPU.
+func formatTime(t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	_, off := t.Zone()
+	if y < 0 || y > 9999 {
+		return t.Format(fhirTime)
+	}
+	b := make([]byte, 0, len(fhirTime))
+	b = append4(b, y)
+	b = append(b, '-')
+	b = append2(b, int(mo))
+	b = append(b, '-')
+	b = append2(b, d)
+	b = append(b, 'T')
+	b = append2(b, h)
+	b = append(b, ':')
+	b = append2(b, mi)
+	b = append(b, ':')
+	b = append2(b, s)
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	b = append(b, sign)
+	b = append2(b, off/3600)
+	b = append(b, ':')
+	b = append2(b, off%3600/60)
+	return string(b)
+}
+
+func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10%10), byte('0'+n%10)) }
+
+func append4(b []byte, n int) []byte {
+	return append(b, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
+}
 
 // The resources the practices answer with. Members follow the STU3 element
 // order, so encoding/json writes them in the order the XML form needs too.

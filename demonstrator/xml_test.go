@@ -153,6 +153,8 @@ func TestXMLNegotiation(t *testing.T) {
 		{"XML body, no Accept: XML answer", "", "", "application/fhir+xml", string(xmlBook), 201, xmlType},
 		{"legacy XML body, no Accept: XML answer", "", "", "application/xml+fhir;charset=utf-8", string(xmlBook), 201, xmlType},
 		{"legacy JSON body, Accept XML", "", "application/fhir+xml", "application/json+fhir", book, 201, xmlType},
+		{"Accept on two lines, XML first", "", "application/fhir+xml\napplication/fhir+json", "", "", 200, xmlType},
+		{"Accept on two lines, text first", "", "text/html\napplication/fhir+xml", "", "", 200, xmlType},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := call{method: "GET", path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": tc.accept}}
