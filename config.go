@@ -69,6 +69,7 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	}
 	known := v.AllKeys()
 	var problems []error
+	filePractices := false // the user's file lists demonstrator.practices
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -84,9 +85,7 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 				problems = append(problems, fmt.Errorf("config file %s: unknown key %q", file, k))
 			}
 		}
-		if user.IsSet("demonstrator.practices") && (user.GetString("demonstrator.asid") != "" || user.GetString("demonstrator.ods") != "") {
-			problems = append(problems, fmt.Errorf("config file %s: demonstrator: set either practices or the earlier asid + ods, not both (asid or ods make a one-practice list and practices would be ignored)", file))
-		}
+		filePractices = user.IsSet("demonstrator.practices")
 		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", file, err)
 		}
@@ -112,6 +111,10 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	}
 	if err := unmarshal(&c); err != nil {
 		problems = append(problems, fmt.Errorf("configuration: %w", err))
+	}
+	if filePractices && (c.Demonstrator.ASID != "" || c.Demonstrator.ODS != "") {
+		problems = append(problems, fmt.Errorf("config file %s: demonstrator: set either practices or the earlier asid + ods, not both "+
+			"(asid or ods, from the file or SSPEMU_DEMONSTRATOR_*, make a one-practice list and practices would be ignored)", file))
 	}
 	if c.RegistryFile != "" {
 		reg, err := agreements.LoadFile(c.RegistryFile)

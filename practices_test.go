@@ -109,6 +109,19 @@ func TestCheckConfigEarlierForm(t *testing.T) {
 	if ps := cfg.Demonstrator.PracticeList(); len(ps) != 1 || ps[0].ODS != "A20047" || ps[0].ASID != "918999198993" || ps[0].Seed != nil {
 		t.Errorf("the earlier form gives %+v", ps)
 	}
+	// From the environment too; with practices in the file, refused.
+	t.Setenv("SSPEMU_DEMONSTRATOR_ODS", "A20047")
+	cfg, err = loadConfig(viper.New(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := cfg.Demonstrator.PracticeList(); len(ps) != 1 || ps[0].ASID != "918999198993" {
+		t.Errorf("SSPEMU_DEMONSTRATOR_ODS gives %+v", ps)
+	}
+	file = writeFile(t, "p.yaml", "demonstrator:\n  practices:\n    - {ods: A20047, asid: \"918999198993\", name: A}\n")
+	if _, err := loadConfig(viper.New(), file, nil); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("practices in the file and SSPEMU_DEMONSTRATOR_ODS: %v", err)
+	}
 }
 
 // TestEmbeddedPractices checks the embedded config.yaml: at least two
