@@ -151,6 +151,33 @@ func (d *Demonstrator) Practices() []PracticeInfo {
 	return out
 }
 
+// RegisteredPatient is a patient as a practice holds them, with the
+// practice's ODS code: what the Spine's PDS answers about the practices'
+// patients (its generalPractitioner is PracticeODS).
+type RegisteredPatient struct {
+	PracticeODS string
+	Patient
+}
+
+// Patients lists every practice's registered patients, practices in
+// configuration order and patients in order of logical ID, as they are now
+// (registrations included).
+func (d *Demonstrator) Patients() ([]RegisteredPatient, error) {
+	var out []RegisteredPatient
+	for _, p := range d.practices {
+		err := p.store.View(func(tx Tx) error {
+			for _, pt := range tx.Patients() {
+				out = append(out, RegisteredPatient{PracticeODS: p.ods, Patient: pt})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("practice %s: %w", p.ods, err)
+		}
+	}
+	return out, nil
+}
+
 // Reset restores every practice's seed data, recomputed from the business
 // clock, so that a test run can start from a known appointment book.
 func (d *Demonstrator) Reset() error {

@@ -1,6 +1,7 @@
 package demonstrator
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"strconv"
@@ -231,6 +232,20 @@ func (t *memTx) PatientByNHS(nhs string) (Patient, bool) {
 		return Patient{}, false
 	}
 	return t.Patient(id)
+}
+
+func (t *memTx) Patients() []Patient {
+	out := make([]Patient, 0, len(t.d.patients)+len(t.patients))
+	for id, p := range t.d.patients {
+		if _, changed := t.patients[id]; !changed {
+			out = append(out, p)
+		}
+	}
+	for _, p := range t.patients {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b Patient) int { return cmp.Compare(number(a.ID), number(b.ID)) })
+	return out
 }
 
 func (t *memTx) NewPatientID() string {

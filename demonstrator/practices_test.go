@@ -276,3 +276,28 @@ func TestHookAnswersInstead(t *testing.T) {
 		t.Errorf("hook saw %+v", seen)
 	}
 }
+
+// TestPatientsOfEveryPractice checks the list PDS reads: each practice's
+// patients with its ODS code, a registration at once.
+func TestPatientsOfEveryPractice(t *testing.T) {
+	d := newTwoPractices(t, Options{})
+	if w := do(t, d.Handler(), practiceB.call("POST", "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient, registration)); w.Code != 200 {
+		t.Fatalf("register: %d %s", w.Code, w.Body)
+	}
+	ps, err := d.Patients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.PracticeODS+"/"+p.ID+"/"+p.NHSNumber)
+	}
+	want := []string{
+		"A20047/1/9690937286", "A20047/2/9690937294", "A20047/3/9690937308", "A20047/4/9690937316", "A20047/5/9690937324",
+		"A20047/6/9690937332", "A20047/7/9690937340", "A20047/8/9690937359", "A20047/9/9690937367", "A20047/10/9690937375",
+		"B82617/1/9690937413", "B82617/2/9690937421", "B82617/3/9690937405",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("patients %v, want %v", got, want)
+	}
+}

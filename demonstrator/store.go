@@ -47,6 +47,8 @@ type Tx interface {
 
 	Patient(id string) (Patient, bool)
 	PatientByNHS(nhs string) (Patient, bool)
+	// Patients lists every registered patient in order of logical ID.
+	Patients() []Patient
 	// NewPatientID reserves the logical ID of the next patient.
 	NewPatientID() string
 	PutPatient(Patient)
