@@ -5,6 +5,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +107,7 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	}
 	known := v.AllKeys()
 	var problems []error
+	filePractices := false // the user's file lists demonstrator.practices
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -120,6 +123,7 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 				problems = append(problems, fmt.Errorf("config file %s: unknown key %q", file, k))
 			}
 		}
+		filePractices = user.IsSet("demonstrator.practices")
 		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", file, err)
 		}
@@ -145,6 +149,10 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	}
 	if err := unmarshal(&c); err != nil {
 		problems = append(problems, fmt.Errorf("configuration: %w", err))
+	}
+	if filePractices && (c.Demonstrator.ASID != "" || c.Demonstrator.ODS != "") {
+		problems = append(problems, fmt.Errorf("config file %s: demonstrator: set either practices or the earlier asid + ods, not both "+
+			"(asid or ods, from the file or SSPEMU_DEMONSTRATOR_*, make a one-practice list and practices would be ignored)", file))
 	}
 	if c.RegistryFile != "" {
 		reg, err := agreements.LoadFile(c.RegistryFile)
@@ -181,18 +189,77 @@ func (c Config) validate() error {
 	if _, err := newLogger(c.Log, os.Stderr); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Demonstrator.Enabled {
-		if err := proxy.CheckListen(c.Demonstrator.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("demonstrator.listen: %w", err))
-		}
-	}
 	errs = append(errs, c.Spine.validate())
-	if t, err := c.Registry.Build(); err != nil {
+	t, err := c.Registry.Build()
+	if err != nil {
 		errs = append(errs, prefixEach("registry: ", err))
 	} else if len(t.Systems()) == 0 {
 		errs = append(errs, errNoSystems)
 	}
+	if c.Demonstrator.Enabled {
+		errs = append(errs, c.validatePractices(t))
+	}
 	return errors.Join(errs...)
+}
+
+// validatePractices checks the demonstrator's listener and practices, and
+// each practice against the registry (t, nil when the registry does not
+// build): a practice the SSP could never route to is a problem now, not a
+// 400 or a 502 at the first call.
+func (c Config) validatePractices(t *agreements.Table) error {
+	var errs []error
+	if err := proxy.CheckListen(c.Demonstrator.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("demonstrator.listen: %w", err))
+	}
+	if err := c.Demonstrator.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if t == nil {
+		return errors.Join(errs...)
+	}
+	_, port, _ := net.SplitHostPort(c.Demonstrator.Listen)
+	for i, p := range c.Demonstrator.PracticeList() {
+		label := fmt.Sprintf("demonstrator practice %d (%s)", i+1, p.ODS)
+		sys, ok := t.System(p.ASID)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: no system with asid %q in the registry: register it (ods, party_key, endpoint, cpa_id, receives) and an agreement with its consumers", label, p.ASID))
+			continue
+		}
+		if sys.ODS != p.ODS {
+			errs = append(errs, fmt.Errorf("%s: the registry gives asid %s the ODS code %q, not %s", label, p.ASID, sys.ODS, p.ODS))
+		}
+		if err := checkServiceRoot(sys.Endpoint, p.ODS, port); err != nil {
+			errs = append(errs, fmt.Errorf("%s: registry endpoint of asid %s: %w", label, p.ASID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkServiceRoot reports whether endpoint can be the service root of the
+// practice ods on a demonstrator listening on port: https, the path
+// /<ods>/STU3/1/gpconnect exactly, and that port (unless it is 0, chosen
+// at start). The host is not compared: the SSP may reach the practices
+// under another name (a container's) than the one they listen on.
+func checkServiceRoot(endpoint, ods, port string) error {
+	want := demonstrator.ServiceRootPath(ods)
+	if endpoint == "" {
+		return fmt.Errorf("empty: set it to https://<host>:%s%s", port, want)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an https URL of a service root (https://<host>:%s%s)", endpoint, port, want)
+	}
+	if u.Path != want {
+		return fmt.Errorf("%q is not the practice's service root: its path must be %s", endpoint, want)
+	}
+	got := u.Port()
+	if got == "" {
+		got = "443"
+	}
+	if port != "" && port != "0" && got != port {
+		return fmt.Errorf("%q names port %s, but demonstrator.listen is on port %s", endpoint, got, port)
+	}
+	return nil
 }
 
 // errNoSystems refuses an empty registry: every request would be refused,

@@ -188,9 +188,13 @@ func writeCrashConfig(t *testing.T, state string, demoPort int, sync string) str
 	systems, _ := reg["systems"].([]any)
 	found := false
 	for _, s := range systems {
-		if sys, ok := s.(map[string]any); ok && sys["asid"] == crashTo {
-			sys["endpoint"] = "https://localhost:" + strconv.Itoa(demoPort) + "/A20047/STU3/1/gpconnect"
-			found = true
+		// Every practice's endpoint moves to demoPort, or check-config
+		// refuses the practices whose endpoint is not their service root.
+		if sys, ok := s.(map[string]any); ok {
+			if ep, _ := sys["endpoint"].(string); strings.HasPrefix(ep, "https://localhost:9443/") {
+				sys["endpoint"] = "https://localhost:" + strconv.Itoa(demoPort) + strings.TrimPrefix(ep, "https://localhost:9443")
+			}
+			found = found || sys["asid"] == crashTo
 		}
 	}
 	if !found {

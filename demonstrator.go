@@ -11,7 +11,7 @@ func newDemonstratorCmd(_, stderr io.Writer) *cobra.Command {
 	var file string
 	cmd := &cobra.Command{
 		Use:   "demonstrator",
-		Short: "Run only the built-in GP Connect provider",
+		Short: "Run only the built-in GP Connect practices",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(viper.New(), file, cmd.Flags())
@@ -24,6 +24,9 @@ func newDemonstratorCmd(_, stderr io.Writer) *cobra.Command {
 			}
 			table, err := cfg.Registry.Build()
 			if err != nil {
+				return err
+			}
+			if err := cfg.validatePractices(table); err != nil {
 				return err
 			}
 			st := &stack{log: log, errc: make(chan error, 1)}

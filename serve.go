@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -274,20 +275,21 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 	return st, nil
 }
 
-// startDemonstrator runs the built-in provider on its own mutual-TLS
-// listener, accepting only the SSP's client certificate when so configured.
+// startDemonstrator runs the practices on one mutual-TLS listener,
+// accepting only the SSP's client certificate when so configured. Each
+// practice's base URL (fullUrl, Location, the JWT's aud) is the endpoint
+// the registry gives its ASID, as consumers address it.
 func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	pki := cfg.PKIDir()
-	base := ""
-	for _, sys := range table.Systems() {
-		if sys.ASID == cfg.Demonstrator.ASID {
-			base = sys.Endpoint
+	practices := cfg.Demonstrator.PracticeList()
+	bases := map[string]string{}
+	for _, p := range practices {
+		bases[p.ODS] = "https://" + cfg.Demonstrator.Listen + demonstrator.ServiceRootPath(p.ODS)
+		if sys, ok := table.System(p.ASID); ok && sys.Endpoint != "" {
+			bases[p.ODS] = sys.Endpoint
 		}
 	}
-	if base == "" {
-		base = "https://" + cfg.Demonstrator.Listen + "/" + cfg.Demonstrator.ODS + "/STU3/1/gpconnect"
-	}
-	// The provider keeps its own audit (ssp-behaviour §8), apart from the
+	// The practices keep their own audit (ssp-behaviour §8), apart from the
 	// SSP's: a store locks its directory.
 	auditDir := filepath.Join(cfg.AuditDir(), "demonstrator")
 	store, err := audit.Open(auditDir, cfg.Audit.Options())
@@ -296,11 +298,10 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	}
 	st.demoStore = store
 	d, err := demonstrator.New(demonstrator.Options{
-		ASID:    cfg.Demonstrator.ASID,
-		ODS:     cfg.Demonstrator.ODS,
-		BaseURL: base,
-		JWTSkew: cfg.SSP.JWTSkew,
-		Audit:   store,
+		Practices: practices,
+		BaseURLs:  bases,
+		JWTSkew:   cfg.SSP.JWTSkew,
+		Audit:     store,
 	})
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
@@ -343,7 +344,10 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	st.demo = d
 	st.servers = append(st.servers, srv)
 	st.run("demonstrator", func() error { return srv.ServeTLS(ln, "", "") })
-	st.log.Info("demonstrator ready", "url", base, "addr", ln.Addr().String(), "asid", cfg.Demonstrator.ASID, "audit", auditDir,
+	for _, p := range d.Practices() {
+		st.log.Info("practice ready", "ods", p.ODS, "asid", p.ASID, "name", p.Name, "url", p.BaseURL)
+	}
+	st.log.Info("demonstrator ready", "addr", ln.Addr().String(), "practices", len(practices), "audit", auditDir,
 		"accepts", strings.TrimSpace("client certificate "+name))
 	return nil
 }
@@ -353,8 +357,8 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 // certificate, no client certificate, as the public APIs), SDS over plain
 // LDAP and over LDAPS with TLS MA (exactly TLS 1.2, as the Spine). SDS
 // answers from the registry in force, so a reload reaches it at once. PDS
-// holds its test patients; the practices' patients reach it through
-// st.pds.SetSource once the practices expose them.
+// holds its test patients (registered at the first practice) and asks the
+// practices for theirs on every request, so a registration is traced at once.
 func (st *stack) startSpine(cfg Config) error {
 	c := cfg.Spine
 	cert, err := certs.LoadKeyPair(cfg.SSP.TLS.Cert, cfg.SSP.TLS.Key)
@@ -362,7 +366,14 @@ func (st *stack) startSpine(cfg Config) error {
 		return fmt.Errorf("spine: the server certificate (ssp.tls.cert/key): %w", err)
 	}
 	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log})
-	st.pds = pds.New(pds.Options{Practice: cfg.Demonstrator.ODS, Logger: st.log})
+	opt := pds.Options{Logger: st.log}
+	if practices := cfg.Demonstrator.PracticeList(); len(practices) > 0 {
+		opt.Practice = practices[0].ODS
+	}
+	if st.demo != nil {
+		opt.Source = practicePatients(st.demo, st.log)
+	}
+	st.pds = pds.New(opt)
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("spine.listen: %w", err)
@@ -503,4 +514,43 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log.format: %q is not text or json", c.Format)
+}
+
+// practicePatients is PDS's view of the practices' patients. An NHS number
+// registered at two practices (a temporary registration beside a regular
+// one) is traced to the first practice that holds it, as PDS records one
+// registered practice.
+func practicePatients(d *demonstrator.Demonstrator, log *slog.Logger) pds.Source {
+	return pds.SourceFunc(func() []pds.Patient {
+		registered, err := d.Patients()
+		if err != nil {
+			log.Error("pds: the practices' patients could not be read", "err", err)
+			return nil
+		}
+		seen := make(map[string]bool, len(registered))
+		out := make([]pds.Patient, 0, len(registered))
+		for _, r := range registered {
+			p := r.Patient
+			if seen[p.NHSNumber] {
+				continue
+			}
+			seen[p.NHSNumber] = true
+			pt := pds.Patient{NHSNumber: p.NHSNumber, Family: p.Family, Gender: p.Gender,
+				BirthDate: p.BirthDate, PracticeODS: r.PracticeODS}
+			if p.Given != "" {
+				pt.Given = []string{p.Given}
+			}
+			if p.Prefix != "" {
+				pt.Prefix = []string{p.Prefix}
+			}
+			if len(p.Address) > 0 {
+				a := p.Address[0]
+				lines := append(append([]string(nil), a.Line...), a.City)
+				pt.Address = &pds.Address{Lines: slices.DeleteFunc(lines, func(s string) bool { return s == "" }),
+					PostalCode: a.PostalCode}
+			}
+			out = append(out, pt)
+		}
+		return out
+	})
 }

@@ -41,8 +41,8 @@ func spineConfig(t *testing.T, demoPort int, extra map[string]any) string {
 	if demoPort != 0 {
 		demo = map[string]any{"enabled": true, "listen": "localhost:" + strconv.Itoa(demoPort)}
 		for _, s := range reg["systems"].([]any) {
-			if sys := s.(map[string]any); sys["asid"] == crashTo {
-				sys["endpoint"] = "https://localhost:" + strconv.Itoa(demoPort) + "/A20047/STU3/1/gpconnect"
+			if sys := s.(map[string]any); sys["endpoint"] != nil {
+				sys["endpoint"] = "https://localhost:" + strconv.Itoa(demoPort) + "/" + sys["ods"].(string) + "/STU3/1/gpconnect"
 			}
 		}
 	}
@@ -249,32 +249,34 @@ func TestSpineFollowsReload(t *testing.T) {
 	}
 }
 
-// TestJourneyPDSToPractice is a consumer's whole journey at A20047: find
-// the patient on PDS, look the practice up on SDS (FHIR, and LDAP for one
-// step), then find the patient and book through the SSP with nothing but
-// the NHS number known in advance.
-//
-// PDS's practice patients come from a fixture here, copying the
-// demonstrator's first seed patient: the demonstrator does not expose its
-// patients yet, so serve gives PDS none (see README, Spine services).
+// TestJourneyPDSToPractice is a consumer's whole journey at each practice:
+// find the patient on PDS, look the practice up on SDS (FHIR, and LDAP for
+// one step), then find the patient and book through the SSP with nothing
+// but the NHS number known in advance. PDS knows the practices' patients
+// from their stores, as serve wires it.
 func TestJourneyPDSToPractice(t *testing.T) {
 	file := spineConfig(t, freeLoopbackPort(t), nil)
 	st, cfg := startTestStack(t, file)
-	const nhs = "9690937286"
-	st.pds.SetSource(pds.SourceFunc(func() []pds.Patient {
-		return []pds.Patient{{NHSNumber: nhs, Family: "SKELLY", Given: []string{"Horace"}, Gender: "male", BirthDate: "1952-03-14", PracticeODS: "A20047"}}
-	}))
+	for _, nhs := range []string{"9690937286", "9690937413"} { // A20047's and B82617's first patients
+		t.Run(nhs, func(t *testing.T) { journeyPDSToPractice(t, st, cfg, nhs) })
+	}
+}
+
+func journeyPDSToPractice(t *testing.T, st *stack, cfg Config, nhs string) {
 	c := spineClient(t, cfg)
 	pdsBase := "https://" + st.addrs["spine"] + pds.BasePath
 
-	// 1. PDS: trace by demographics, then read the record.
-	code, bundle := getJSON(t, c, pdsBase+"/Patient?family=Skelly&given=Horace&birthdate=eq1952-03-14", pdsHeaders())
-	if code != 200 || total(bundle) != 1 {
-		t.Fatalf("PDS search: %d %v", code, bundle)
-	}
+	// 1. PDS: read the record, then trace it again by demographics.
 	code, patient := getJSON(t, c, pdsBase+"/Patient/"+nhs, pdsHeaders())
 	if code != 200 {
 		t.Fatalf("PDS read: %d %v", code, patient)
+	}
+	name := patient["name"].([]any)[0].(map[string]any)
+	q := url.Values{"family": {name["family"].(string)}, "given": {name["given"].([]any)[0].(string)},
+		"birthdate": {"eq" + patient["birthDate"].(string)}}
+	code, bundle := getJSON(t, c, pdsBase+"/Patient?"+q.Encode(), pdsHeaders())
+	if code != 200 || total(bundle) != 1 {
+		t.Fatalf("PDS search %s: %d %v", q.Encode(), code, bundle)
 	}
 	ods := patient["generalPractitioner"].([]any)[0].(map[string]any)["identifier"].(map[string]any)["value"].(string)
 
@@ -451,7 +453,7 @@ func TestLookupCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--ods", "B82617", "--interaction", gpconnect.ReadMetadata, "--server", fhirServer}, "SDS has no endpoint (GET /Endpoint) for ODS code B82617"},
+		{[]string{"--ods", "Y99999", "--interaction", gpconnect.ReadMetadata, "--server", fhirServer}, "SDS has no endpoint (GET /Endpoint) for ODS code Y99999"},
 		{[]string{"--ods", "Y12345", "--interaction", gpconnect.ReadMetadata, "--via", "ldap", "--server", "ldap://" + st.addrs["ldap"]}, "SDS has no MHS record (nhsMhs) for ODS code Y12345"},
 		{[]string{"--interaction", gpconnect.ReadMetadata}, "say --ods"},
 		{[]string{"--ods", "A20047", "--interaction", gpconnect.ReadMetadata, "--via", "smoke"}, `--via "smoke"`},

@@ -48,8 +48,12 @@ func newTokenCmd(stdout io.Writer) *cobra.Command {
 				}
 			}
 			spec := gpconnect.DefaultTokenSpec(in, "", now)
+			defaultASID := ""
+			if ps := cfg.Demonstrator.PracticeList(); len(ps) > 0 {
+				defaultASID = ps[0].ASID // the first practice is the default provider
+			}
 			for _, sys := range table.Systems() {
-				if sys.Endpoint != "" && (spec.Audience == "" || sys.ASID == cfg.Demonstrator.ASID) {
+				if sys.Endpoint != "" && (spec.Audience == "" || sys.ASID == defaultASID) {
 					spec.Audience = sys.Endpoint
 				}
 			}

@@ -114,12 +114,29 @@ func (a *Admin) transactions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, withTLSRefusals(ts, q, f, refusals))
 }
 
-func (a *Admin) reset(w http.ResponseWriter, _ *http.Request) {
+// reset restores the seed data of every practice, or with ?practice=ODS of
+// that one; an ODS code no practice has is 400, naming the ones served.
+func (a *Admin) reset(w http.ResponseWriter, r *http.Request) {
 	if a.opt.Demonstrator == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "the demonstrator is not running (demonstrator.enabled: false)"})
 		return
 	}
-	a.opt.Demonstrator.Reset()
+	if ods, ok := r.URL.Query()["practice"]; ok {
+		if len(ods) != 1 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send practice=<ODS code> once"})
+			return
+		}
+		if err := a.opt.Demonstrator.ResetPractice(ods[0]); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "reset", "practice": ods[0]})
+		return
+	}
+	if err := a.opt.Demonstrator.Reset(); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reset"})
 }
 

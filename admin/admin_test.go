@@ -82,6 +82,9 @@ func TestAdminEndpoints(t *testing.T) {
 		{"GET", "/api/transactions?limit=-1", 400, "positive"},
 		{"GET", "/metrics", 200, "ssp_build_info"},
 		{"POST", "/api/demonstrator/reset", 200, "reset"},
+		{"POST", "/api/demonstrator/reset?practice=A20047", 200, `"A20047"`},
+		{"POST", "/api/demonstrator/reset?practice=B99999", 400, `\"B99999\" (served: A20047)`},
+		{"POST", "/api/demonstrator/reset?practice=A20047&practice=A20047", 400, "once"},
 		{"GET", "/api/demonstrator/reset", 405, ""},
 	}
 	for _, tt := range tests {

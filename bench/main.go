@@ -33,6 +33,7 @@ type options struct {
 	profile      string
 	keep         bool
 	references   bool
+	baseline     string
 	role         string // internal: "inprocess" runs the in-process SSP child, "reference" a reference proxy
 	childArgs    childOptions
 }
@@ -51,6 +52,7 @@ func main() {
 	fs.IntVar(&o.soakRate, "soak-rate", 500, "requests per second of the soak")
 	fs.StringVar(&o.profile, "profile", "", "directory: profile the SSP (in-process build of package proxy) under the proxy load and write cpu.pprof, allocs.pprof and their pprof -top")
 	fs.BoolVar(&o.references, "references", false, "scenario proxy: also measure two Go proxies that check and audit nothing (httputil.ReverseProxy, and a bare connection loop), the floor Go's HTTP stack sets")
+	fs.StringVar(&o.baseline, "baseline", "", "scenario slots: also build this git revision of -repo (e.g. main, or a commit) and measure its demonstrator beside this one's, in the same rounds")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, audit) for inspection")
 	fs.StringVar(&o.role, "role", "", "internal: child role")
 	o.childArgs.flags(fs)

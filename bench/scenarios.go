@@ -63,16 +63,16 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 
 // slotsScenario is a slot search answered by the built-in demonstrator:
 // through sspemu, through nginx, and to the demonstrator directly (with
-// the SSP's client certificate, the only one it accepts).
+// the SSP's client certificate, the only one it accepts). With -baseline,
+// the demonstrator of that revision is measured beside it, directly and
+// through its own sspemu, in the same rounds.
 func (st *stage) slotsScenario(ctx context.Context) error {
 	st.printf("\n## scenario slots: GET Slot search (7 days, _include=Slot:schedule) answered by the demonstrator")
 	ssp, err := st.startSSP(ctx, "sspemu-demo", "batch", true)
 	if err != nil {
 		return err
 	}
-	demoAddr := strings.TrimPrefix(ssp.endpoint, "https://localhost")
-	demoAddr = "127.0.0.1" + demoAddr[:strings.IndexByte(demoAddr, '/')]
-	ngx, err := st.startNginx(ctx, "nginx-demo", demoAddr)
+	ngx, err := st.startNginx(ctx, "nginx-demo", demoAddr(ssp))
 	if err != nil {
 		return err
 	}
@@ -80,19 +80,54 @@ func (st *stage) slotsScenario(ctx context.Context) error {
 	query := fmt.Sprintf("/Slot?start=ge%s&end=le%s&status=free&_include=Slot:schedule",
 		from.Format(time.DateOnly), from.AddDate(0, 0, 7).Format(time.DateOnly))
 	path := "/A20047/STU3/1/gpconnect" + query
-	direct := st.gpContender("demonstrator direct", "https://"+demoAddr+path, ssp.config, searchSlot)
+	direct := st.gpContender("demonstrator direct", "https://"+demoAddr(ssp)+path, ssp.config, searchSlot)
 	direct.tls = st.sspClientTLS
+	// Driven directly, the sspemu process does nothing but the
+	// demonstrator's work: its CPU per request is the demonstrator's.
+	direct.group = ssp.pgid()
 	cs := []*contender{
 		st.sspContender("sspemu", ssp, ssp.endpoint+query, searchSlot),
 		st.gpContender("nginx", "https://"+ngx.addr+path, ssp.config, searchSlot),
 		direct,
 	}
+	order := []string{"sspemu", "nginx", "demonstrator direct"}
+	if st.baseBin != "" {
+		base, err := st.startSSPBin(ctx, st.baseBin, "sspemu-demo-baseline", "batch", true)
+		if err != nil {
+			return err
+		}
+		bdirect := st.gpContender("demonstrator direct (baseline)", "https://"+demoAddr(base)+path, base.config, searchSlot)
+		bdirect.tls = st.sspClientTLS
+		bdirect.group = base.pgid()
+		cs = append(cs, bdirect, st.sspContender("sspemu (baseline)", base, base.endpoint+query, searchSlot))
+		order = append(order, "demonstrator direct (baseline)", "sspemu (baseline)")
+	}
 	rs, err := st.rounds(ctx, cs)
 	if err != nil {
 		return err
 	}
-	st.summary(rs, []string{"sspemu", "nginx", "demonstrator direct"})
+	st.summary(rs, order)
+	if st.baseBin != "" {
+		for _, pair := range [][2]string{{"demonstrator direct", "demonstrator direct (baseline)"}, {"sspemu", "sspemu (baseline)"}} {
+			n, b := medianRPS(rs[pair[0]]), medianRPS(rs[pair[1]])
+			st.printf("%s / %s (-baseline %s): throughput %.2fx", pair[0], pair[1], st.o.baseline, n/b)
+		}
+	}
 	return nil
+}
+
+// demoAddr is the demonstrator's loopback address of an sspemu instance.
+func demoAddr(s *sspInstance) string {
+	a := strings.TrimPrefix(s.endpoint, "https://localhost")
+	return "127.0.0.1" + a[:strings.IndexByte(a, '/')]
+}
+
+func medianRPS(rs []result) float64 {
+	var v []float64
+	for _, r := range rs {
+		v = append(v, r.rps())
+	}
+	return median(v)
 }
 
 func workingDay(t time.Time) time.Time {

@@ -23,13 +23,15 @@ import (
 // stage is everything one bench run has set up: the built binary, the
 // throwaway PKI, the static provider and the child processes.
 type stage struct {
-	o     options
-	out   io.Writer
-	dir   string // temporary; removed on close unless -keep
-	bin   string // the sspemu binary
-	pki   string
-	prov  *provider
-	procs []*child
+	o   options
+	out io.Writer
+	dir string // temporary; removed on close unless -keep
+	bin string // the sspemu binary
+	// baseBin is the sspemu binary built from -baseline, empty without it.
+	baseBin string
+	pki     string
+	prov    *provider
+	procs   []*child
 
 	consumerTLS  *tls.Config // the default consumer (toward the SSP, nginx and the static provider)
 	sspClientTLS *tls.Config // the SSP's client identity (toward the demonstrator directly)
@@ -65,6 +67,11 @@ func newStage(ctx context.Context, o options, out io.Writer) (_ *stage, err erro
 	if b, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build in %s: %w\n%s", repo, err, b)
 	}
+	if o.baseline != "" {
+		if st.baseBin, err = buildRevision(ctx, repo, o.baseline, dir, out); err != nil {
+			return nil, err
+		}
+	}
 	st.pki = filepath.Join(dir, "pki")
 	if b, err := exec.CommandContext(ctx, st.bin, "certs", "init", "--dir", st.pki).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("sspemu certs init: %w\n%s", err, b)
@@ -79,6 +86,37 @@ func newStage(ctx context.Context, o options, out io.Writer) (_ *stage, err erro
 		return nil, err
 	}
 	return st, nil
+}
+
+// buildRevision builds sspemu as it is at git revision rev of repo (its
+// files from git archive, so the work tree is not touched) into dir, and
+// says which commit that is.
+func buildRevision(ctx context.Context, repo, rev, dir string, out io.Writer) (string, error) {
+	commit, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		return "", fmt.Errorf("-baseline %q is not a commit of %s: %w", rev, repo, err)
+	}
+	tarball, err := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", rev).Output()
+	if err != nil {
+		return "", fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	src := filepath.Join(dir, "baseline-src")
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", err
+	}
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	untar.Stdin = bytes.NewReader(tarball)
+	if b, err := untar.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("unpacking %s: %w\n%s", rev, err, b)
+	}
+	bin := filepath.Join(dir, "sspemu-baseline")
+	fmt.Fprintf(out, "building the baseline sspemu from %s (commit %s)\n", rev, strings.TrimSpace(string(commit)))
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir = src
+	if b, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build of %s: %w\n%s", rev, err, b)
+	}
+	return bin, nil
 }
 
 func (st *stage) pkiFile(name string) string { return filepath.Join(st.pki, name) }
@@ -211,6 +249,11 @@ type sspInstance struct {
 // startSSP runs sspemu serve with audit.sync and, with demo, the built-in
 // demonstrator as the provider; otherwise the static provider is registered.
 func (st *stage) startSSP(ctx context.Context, name, sync string, demo bool) (*sspInstance, error) {
+	return st.startSSPBin(ctx, st.bin, name, sync, demo)
+}
+
+// startSSPBin is startSSP with another sspemu binary (the -baseline build).
+func (st *stage) startSSPBin(ctx context.Context, bin, name, sync string, demo bool) (*sspInstance, error) {
 	ports := make([]int, 3)
 	for i := range ports {
 		p, err := freePort()
@@ -241,7 +284,7 @@ func (st *stage) startSSP(ctx context.Context, name, sync string, demo bool) (*s
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	c, err := st.start(name, st.bin, "serve", "--config", s.config)
+	c, err := st.start(name, bin, "serve", "--config", s.config)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +315,10 @@ log:
 demonstrator:
   enabled: %t
   listen: localhost:%d
+  # The one-practice form: A20047 alone, which this registry lists (builds
+  # before and after practices as data read it alike).
+  asid: "918999198993"
+  ods: A20047
 registry:
   systems:
     - asid: "200000000359"

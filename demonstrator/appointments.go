@@ -11,159 +11,173 @@ import (
 	"strings"
 	"time"
 
+	"sspemu/fhir"
 	"sspemu/gpconnect"
 )
 
-func (d *Demonstrator) slot(st *state, sl *slotRec) slotResource {
+// slotShared is what every slot of one schedule shares in a search's
+// answer, made once per search rather than once per slot.
+type slotShared struct {
+	lastUpdated string
+	profile     []string
+	serviceType []fhir.CodeableConcept
+	schedule    fhir.Reference
+}
+
+func (p *practice) slotShared(seededAt time.Time, sc Schedule) slotShared {
+	return slotShared{
+		lastUpdated: formatTime(seededAt, p.loc),
+		profile:     []string{profileSlot},
+		serviceType: []fhir.CodeableConcept{{Text: sc.ServiceType}},
+		schedule:    fhir.Reference{Reference: "Schedule/" + sc.ID},
+	}
+}
+
+func (p *practice) slot(sl Slot, sh *slotShared) slotResource {
 	status := "free"
-	if !sl.free {
+	if !sl.Free {
 		status = "busy"
 	}
-	sc := st.schedule(sl.scheduleID)
 	return slotResource{
 		ResourceType: "Slot",
-		ID:           sl.id,
-		Meta:         d.meta(sl.version, st.seededAt, profileSlot),
-		ServiceType:  []codeableConcept{{Text: sc.serviceType}},
-		Schedule:     reference{Reference: "Schedule/" + sl.scheduleID},
+		ID:           sl.ID,
+		Meta:         fhir.Meta{VersionID: strconv.Itoa(sl.Version), LastUpdated: sh.lastUpdated, Profile: sh.profile},
+		ServiceType:  sh.serviceType,
+		Schedule:     sh.schedule,
 		Status:       status,
-		Start:        formatTime(sl.start, d.loc),
-		End:          formatTime(sl.end, d.loc),
+		Start:        formatTime(sl.Start, p.loc),
+		End:          formatTime(sl.End, p.loc),
 	}
 }
 
-func (d *Demonstrator) schedule(st *state, sc *scheduleRec) scheduleResource {
-	y, m, day := st.seededAt.In(d.loc).Date()
-	start := time.Date(y, m, day, 0, 0, 0, 0, d.loc)
+func (p *practice) schedule(seededAt time.Time, sc Schedule) scheduleResource {
+	y, m, day := seededAt.In(p.loc).Date()
+	start := time.Date(y, m, day, 0, 0, 0, 0, p.loc)
 	return scheduleResource{
 		ResourceType:    "Schedule",
-		ID:              sc.id,
-		Meta:            d.meta(1, st.seededAt, profileSchedule),
-		ServiceCategory: &codeableConcept{Text: "GP Surgery"},
-		ServiceType:     []codeableConcept{{Text: sc.serviceType}},
-		Actor: []reference{
-			{Reference: "Location/" + sc.locationID},
-			{Reference: "Practitioner/" + sc.practitionerID},
+		ID:              sc.ID,
+		Meta:            p.meta(1, seededAt, profileSchedule),
+		ServiceCategory: &fhir.CodeableConcept{Text: "GP Surgery"},
+		ServiceType:     []fhir.CodeableConcept{{Text: sc.ServiceType}},
+		Actor: []fhir.Reference{
+			{Reference: "Location/" + sc.LocationID},
+			{Reference: "Practitioner/" + sc.PractitionerID},
 		},
-		PlanningHorizon: period{Start: formatTime(start, d.loc), End: formatTime(start.AddDate(0, 0, 28), d.loc)},
+		PlanningHorizon: fhir.Period{Start: formatTime(start, p.loc), End: formatTime(start.AddDate(0, 0, 28), p.loc)},
 	}
 }
 
-func (d *Demonstrator) appointment(a *appointmentRec) appointmentBody {
-	b := a.body
-	b.ID = a.id
-	b.Meta = mustJSON(d.meta(a.version, a.lastUpdated, profileAppointment))
+func (p *practice) appointment(a Appointment) AppointmentBody {
+	b := a.Body
+	b.ID = a.ID
+	b.Meta = mustJSON(p.meta(a.Version, a.LastUpdated, profileAppointment))
 	return b
 }
 
-func (d *Demonstrator) searchSlots(rq *request) (*reply, *outcome) {
-	q, o := parseSlotQuery(rq.params, d.loc)
+func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
+	q, o := parseSlotQuery(rq.params, p.loc)
 	if o != nil {
 		return nil, o
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	st := d.st
-	var res []any
-	var kinds, ids []string
-	add := func(kind, id string, r any) {
-		res, kinds, ids = append(res, r), append(kinds, kind), append(ids, id)
-	}
-	schedules := map[string]bool{}
-	for _, sl := range st.slotOrder {
-		if !sl.free || sl.start.Before(q.from) || !sl.end.Before(q.before) || !sl.start.After(rq.now) {
-			continue
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		seeded := tx.SeededAt()
+		schedules := tx.Schedules()
+		byID := make(map[string]int, len(schedules))
+		shared := make([]slotShared, len(schedules))
+		for i, sc := range schedules {
+			byID[sc.ID] = i
+			shared[i] = p.slotShared(seeded, sc)
 		}
-		add("Slot", sl.id, d.slot(st, sl))
-		schedules[sl.scheduleID] = true
-	}
-	practitioners, locations := map[string]bool{}, map[string]bool{}
-	for _, sc := range st.schedules {
-		if !schedules[sc.id] {
-			continue
+		used := make([]bool, len(schedules))
+		b := &bundle{p: p}
+		tx.SlotsStarting(q.from, q.before, func(sl Slot) bool {
+			if !sl.Free || !sl.End.Before(q.before) || !sl.Start.After(rq.now) {
+				return true
+			}
+			i, ok := byID[sl.ScheduleID]
+			if !ok {
+				return true
+			}
+			b.add("Slot", sl.ID, p.slot(sl, &shared[i]))
+			used[i] = true
+			return true
+		})
+		practitioners, locations := map[string]bool{}, map[string]bool{}
+		for i, sc := range schedules {
+			if !used[i] {
+				continue
+			}
+			b.add("Schedule", sc.ID, p.schedule(seeded, sc))
+			practitioners[sc.PractitionerID] = true
+			locations[sc.LocationID] = true
 		}
-		add("Schedule", sc.id, d.schedule(st, sc))
-		practitioners[sc.practitionerID] = true
-		locations[sc.locationID] = true
-	}
-	if q.includePractitioner {
-		for _, p := range st.practitioners {
-			if practitioners[p.id] {
-				add("Practitioner", p.id, d.practitioner(st, p))
+		if q.includePractitioner {
+			for _, pr := range tx.Practitioners() {
+				if practitioners[pr.ID] {
+					b.add("Practitioner", pr.ID, p.practitioner(seeded, pr))
+				}
 			}
 		}
-	}
-	if q.includeLocation {
-		for _, l := range st.locations {
-			if locations[l.id] {
-				add("Location", l.id, d.location(st, l))
+		if q.includeLocation {
+			for _, l := range tx.Locations() {
+				if locations[l.ID] {
+					b.add("Location", l.ID, p.location(seeded, l))
+				}
 			}
 		}
-	}
-	return &reply{status: http.StatusOK, body: d.bundle(rq.now, res, kinds, ids)}, nil
+		return p.searchset(rq, b), nil
+	})
 }
 
-func (d *Demonstrator) readAppointment(rq *request) (*reply, *outcome) {
+func (p *practice) readAppointment(rq *request) (*reply, *outcome) {
 	id := idOf(rq.rel, 2)
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	a, ok := d.st.appointments[id]
-	if !ok {
-		return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
-	}
-	return &reply{status: http.StatusOK, etag: strconv.Itoa(a.version), body: d.appointment(a)}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		a, ok := tx.Appointment(id)
+		if !ok {
+			return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
+		}
+		return &reply{status: http.StatusOK, version: strconv.Itoa(a.Version), body: p.appointment(a)}, nil
+	})
 }
 
-func (d *Demonstrator) patientAppointments(rq *request) (*reply, *outcome) {
-	from, before, o := parseAppointmentsQuery(rq.params, d.loc)
+func (p *practice) patientAppointments(rq *request) (*reply, *outcome) {
+	from, before, o := parseAppointmentsQuery(rq.params, p.loc)
 	if o != nil {
 		return nil, o
 	}
 	id := idOf(rq.rel, 2)
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if _, ok := d.st.patients[id]; !ok {
-		return nil, refuse(http.StatusNotFound, gpconnect.CodePatientNotFound, "no patient with logical ID %q", id)
-	}
-	var list []*appointmentRec
-	for _, aid := range d.st.apptOrder {
-		a := d.st.appointments[aid]
-		if a.patientID == id && !a.start.Before(from) && a.start.Before(before) {
-			list = append(list, a)
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		if _, ok := tx.Patient(id); !ok {
+			return nil, refuse(http.StatusNotFound, gpconnect.CodePatientNotFound, "no patient with logical ID %q", id)
 		}
-	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].start.Before(list[j].start) })
-	var res []any
-	var kinds, ids []string
-	for _, a := range list {
-		res, kinds, ids = append(res, d.appointment(a)), append(kinds, "Appointment"), append(ids, a.id)
-	}
-	return &reply{status: http.StatusOK, body: d.bundle(rq.now, res, kinds, ids)}, nil
-}
-
-// readAppointment is the request's body as an Appointment: book, amend and
-// cancel all start here.
-func readAppointment(rq *request) (appointmentBody, *outcome) {
-	b, o := readBody(rq)
-	if o != nil {
-		return appointmentBody{}, o
-	}
-	return decodeAppointment(b)
+		var list []Appointment
+		for _, a := range tx.AppointmentsOf(id) {
+			if !a.Start.Before(from) && a.Start.Before(before) {
+				list = append(list, a)
+			}
+		}
+		sort.SliceStable(list, func(i, j int) bool { return list[i].Start.Before(list[j].Start) })
+		b := &bundle{p: p}
+		for _, a := range list {
+			b.add("Appointment", a.ID, p.appointment(a))
+		}
+		return p.searchset(rq, b), nil
+	})
 }
 
 // decodeAppointment reads an Appointment request body strictly: bad JSON is
 // 400 BAD_REQUEST, an unknown member or a wrong resource type 422
 // INVALID_RESOURCE.
-func decodeAppointment(b []byte) (appointmentBody, *outcome) {
-	var a appointmentBody
+func decodeAppointment(b []byte) (AppointmentBody, *outcome) {
+	var a AppointmentBody
 	if o := decodeStrict(b, "Appointment", &a); o != nil {
 		return a, o
 	}
 	if a.ResourceType != "Appointment" {
 		return a, invalidResource("resourceType %q: the body must be an Appointment", a.ResourceType)
 	}
-	for i, p := range a.Participant {
-		if p.Actor == nil || p.Actor.Reference == "" {
+	for i, pt := range a.Participant {
+		if pt.Actor == nil || pt.Actor.Reference == "" {
 			return a, invalidResource("participant[%d] has no actor reference", i)
 		}
 	}
@@ -182,10 +196,10 @@ func parseDateTime(v string) (time.Time, bool) {
 }
 
 // extensions decodes the raw extensions of a body.
-func extensions(a appointmentBody) ([]rawExtension, *outcome) {
-	out := make([]rawExtension, 0, len(a.Extension))
+func extensions(a AppointmentBody) ([]fhir.Extension, *outcome) {
+	out := make([]fhir.Extension, 0, len(a.Extension))
 	for i, raw := range a.Extension {
-		var e rawExtension
+		var e fhir.Extension
 		if err := json.Unmarshal(raw, &e); err != nil || e.URL == "" {
 			return nil, invalidResource("extension[%d] is not an extension with a url", i)
 		}
@@ -205,7 +219,7 @@ type booking struct {
 
 // validateBooking checks the rules of the book appointment request that do
 // not depend on the appointment book.
-func validateBooking(a appointmentBody, now time.Time) (booking, *outcome) {
+func validateBooking(a AppointmentBody, now time.Time) (booking, *outcome) {
 	var bk booking
 	if a.ID != "" {
 		return bk, invalidResource("a new appointment must not carry an id (got %q)", a.ID)
@@ -233,7 +247,7 @@ func validateBooking(a appointmentBody, now time.Time) (booking, *outcome) {
 		return bk, invalidResource("created is mandatory")
 	}
 	if _, ok := parseDateTime(a.Created); !ok {
-		if _, err := time.Parse("2006-01-02", a.Created); err != nil {
+		if _, err := time.Parse(time.DateOnly, a.Created); err != nil {
 			return bk, invalidResource("created %q is not a dateTime", a.Created)
 		}
 	}
@@ -247,10 +261,10 @@ func validateBooking(a appointmentBody, now time.Time) (booking, *outcome) {
 		}
 		bk.slotIDs = append(bk.slotIDs, id)
 	}
-	for i, p := range a.Participant {
-		kind, id, ok := refID(p.Actor.Reference)
+	for i, pt := range a.Participant {
+		kind, id, ok := refID(pt.Actor.Reference)
 		if !ok {
-			return bk, invalidResource("participant[%d] reference %q is not <Type>/<id>", i, p.Actor.Reference)
+			return bk, invalidResource("participant[%d] reference %q is not <Type>/<id>", i, pt.Actor.Reference)
 		}
 		switch kind {
 		case "Patient":
@@ -314,17 +328,8 @@ func validateBooking(a appointmentBody, now time.Time) (booking, *outcome) {
 	return bk, nil
 }
 
-func preferMinimal(r *http.Request) bool {
-	for _, v := range r.Header.Values("Prefer") {
-		if strings.Contains(strings.ReplaceAll(v, " ", ""), "return=minimal") {
-			return true
-		}
-	}
-	return false
-}
-
-func (d *Demonstrator) bookAppointment(rq *request) (*reply, *outcome) {
-	a, o := readAppointment(rq)
+func (p *practice) bookAppointment(rq *request) (*reply, *outcome) {
+	a, o := decodeAppointment(rq.body)
 	if o != nil {
 		return nil, o
 	}
@@ -332,81 +337,66 @@ func (d *Demonstrator) bookAppointment(rq *request) (*reply, *outcome) {
 	if o != nil {
 		return nil, o
 	}
-
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	st := d.st
-	if _, ok := st.patients[bk.patientID]; !ok {
-		return nil, refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Patient/%s does not exist", bk.patientID)
-	}
-	if st.location(bk.locationID) == nil {
-		return nil, refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Location/%s does not exist", bk.locationID)
-	}
-	for _, p := range bk.practitioner {
-		if st.practitioner(p) == nil {
-			return nil, refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Practitioner/%s does not exist", p)
+	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+		if _, ok := tx.Patient(bk.patientID); !ok {
+			return nil, "", refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Patient/%s does not exist", bk.patientID)
 		}
-	}
-	var slots []*slotRec
-	for _, id := range bk.slotIDs {
-		sl, ok := st.slots[id]
-		if !ok {
-			return nil, refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "Slot/%s does not exist", id)
+		if _, ok := tx.Location(bk.locationID); !ok {
+			return nil, "", refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Location/%s does not exist", bk.locationID)
 		}
-		if slices.Contains(slots, sl) {
-			return nil, invalidResource("Slot/%s is referenced twice", id)
+		for _, id := range bk.practitioner {
+			if _, ok := tx.Practitioner(id); !ok {
+				return nil, "", refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Practitioner/%s does not exist", id)
+			}
 		}
-		slots = append(slots, sl)
-	}
-	sort.Slice(slots, func(i, j int) bool { return slots[i].start.Before(slots[j].start) })
-	for i, sl := range slots {
-		if !sl.free {
-			return nil, refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected, "Slot/%s is no longer free", sl.id)
+		var slots []Slot
+		for _, id := range bk.slotIDs {
+			sl, ok := tx.Slot(id)
+			if !ok {
+				return nil, "", refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "Slot/%s does not exist", id)
+			}
+			if slices.ContainsFunc(slots, func(s Slot) bool { return s.ID == id }) {
+				return nil, "", invalidResource("Slot/%s is referenced twice", id)
+			}
+			slots = append(slots, sl)
 		}
-		if i > 0 && (sl.scheduleID != slots[0].scheduleID || !sl.start.Equal(slots[i-1].end)) {
-			return nil, invalidResource("Slot/%s does not follow Slot/%s in the same schedule: book adjacent slots only", sl.id, slots[i-1].id)
+		sort.Slice(slots, func(i, j int) bool { return slots[i].Start.Before(slots[j].Start) })
+		for i, sl := range slots {
+			if !sl.Free {
+				return nil, "", refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected, "Slot/%s is no longer free", sl.ID)
+			}
+			if i > 0 && (sl.ScheduleID != slots[0].ScheduleID || !sl.Start.Equal(slots[i-1].End)) {
+				return nil, "", invalidResource("Slot/%s does not follow Slot/%s in the same schedule: book adjacent slots only", sl.ID, slots[i-1].ID)
+			}
 		}
-	}
-	first, last := slots[0], slots[len(slots)-1]
-	if !bk.start.Equal(first.start) || !bk.end.Equal(last.end) {
-		return nil, invalidResource("start %s and end %s do not match the slots (%s to %s)", a.Start, a.End,
-			formatTime(first.start, d.loc), formatTime(last.end, d.loc))
-	}
-	if sc := st.schedule(first.scheduleID); sc.locationID != bk.locationID {
-		return nil, invalidResource("participant Location/%s is not the slots' location Location/%s", bk.locationID, sc.locationID)
-	}
-	rec := &appointmentRec{
-		id: strconv.Itoa(st.nextAppt + 1), version: 1, lastUpdated: rq.now, body: a,
-		start: bk.start, end: bk.end, patientID: bk.patientID,
-	}
-	for _, sl := range slots {
-		rec.slotIDs = append(rec.slotIDs, sl.id)
-	}
-	rep := &reply{
-		status:   http.StatusCreated,
-		etag:     "1",
-		location: d.baseURL + "/Appointment/" + rec.id + "/_history/1",
-	}
-	if !preferMinimal(rq.r) {
-		rep.body = d.appointment(rec)
-	}
-	note := fmt.Sprintf("booked Appointment/%s in Slot/%s for Patient/%s", rec.id, strings.Join(rec.slotIDs, ", Slot/"), rec.patientID)
-	if o := d.commit(rq, rep, note); o != nil {
-		return nil, o
-	}
-	for _, sl := range slots {
-		sl.free = false
-		sl.version++
-	}
-	st.nextAppt++
-	st.appointments[rec.id] = rec
-	st.apptOrder = append(st.apptOrder, rec.id)
-	return rep, nil
+		first, last := slots[0], slots[len(slots)-1]
+		if !bk.start.Equal(first.Start) || !bk.end.Equal(last.End) {
+			return nil, "", invalidResource("start %s and end %s do not match the slots (%s to %s)", a.Start, a.End,
+				formatTime(first.Start, p.loc), formatTime(last.End, p.loc))
+		}
+		if sc, _ := tx.Schedule(first.ScheduleID); sc.LocationID != bk.locationID {
+			return nil, "", invalidResource("participant Location/%s is not the slots' location Location/%s", bk.locationID, sc.LocationID)
+		}
+		rec := Appointment{
+			ID: tx.NewAppointmentID(), Version: 1, LastUpdated: rq.now, Body: a,
+			Start: bk.start, End: bk.end, PatientID: bk.patientID,
+		}
+		for _, sl := range slots {
+			rec.SlotIDs = append(rec.SlotIDs, sl.ID)
+			sl.Free = false
+			sl.Version++
+			tx.PutSlot(sl)
+		}
+		tx.PutAppointment(rec)
+		rep := &reply{status: http.StatusCreated, version: "1", created: "Appointment/" + rec.ID, minimal: true, body: p.appointment(rec)}
+		note := fmt.Sprintf("booked Appointment/%s in Slot/%s for Patient/%s", rec.ID, strings.Join(rec.SlotIDs, ", Slot/"), rec.PatientID)
+		return rep, note, nil
+	})
 }
 
 // normalized renders a body as a member map for comparison: meta and text
 // are the server's, and instants compare by value, not by spelling.
-func normalized(a appointmentBody) map[string]any {
+func normalized(a AppointmentBody) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(mustJSON(a), &m) // a marshalled struct always decodes into a map
 	delete(m, "meta")
@@ -423,7 +413,7 @@ func normalized(a appointmentBody) map[string]any {
 
 // changedMembers lists the top-level members that differ between the
 // stored appointment and the request, leaving out those allowed to change.
-func changedMembers(stored, sent appointmentBody, allowed ...string) []string {
+func changedMembers(stored, sent AppointmentBody, allowed ...string) []string {
 	a, b := normalized(stored), normalized(sent)
 	keys := map[string]bool{}
 	for k := range a {
@@ -445,61 +435,53 @@ func changedMembers(stored, sent appointmentBody, allowed ...string) []string {
 	return out
 }
 
-// updateTarget reads an amend or cancel request and finds the stored
-// appointment; the caller holds d.mu.
-func (d *Demonstrator) updateTarget(rq *request, a appointmentBody) (*appointmentRec, *outcome) {
+// updateTarget finds the appointment an amend or cancel names, inside the
+// update's transaction, and checks it may change.
+func updateTarget(tx Tx, rq *request, a AppointmentBody) (Appointment, *outcome) {
 	id := idOf(rq.rel, 2)
 	if a.ID != id {
-		return nil, badRequest("the body's id %q does not match the URL's Appointment/%s", a.ID, id)
+		return Appointment{}, badRequest("the body's id %q does not match the URL's Appointment/%s", a.ID, id)
 	}
-	rec, ok := d.st.appointments[id]
+	rec, ok := tx.Appointment(id)
 	if !ok {
-		return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
+		return rec, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
 	}
-	if im := rq.r.Header.Get("If-Match"); im != "" {
-		want := `W/"` + strconv.Itoa(rec.version) + `"`
-		if im != want && im != `"`+strconv.Itoa(rec.version)+`"` {
-			return nil, refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected,
-				"If-Match %s does not match the current version %s: read the appointment again", im, want)
-		}
+	if rq.ifMatchRaw != "" && rq.ifMatch != strconv.Itoa(rec.Version) {
+		return rec, refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected,
+			"If-Match %s does not match the current version W/\"%d\": read the appointment again", rq.ifMatchRaw, rec.Version)
 	}
-	if rec.body.Status == "cancelled" {
-		return nil, invalidResource("Appointment/%s is already cancelled", id)
+	if rec.Body.Status == "cancelled" {
+		return rec, invalidResource("Appointment/%s is already cancelled", id)
 	}
-	if rec.start.Before(rq.now) {
-		return nil, invalidResource("Appointment/%s started in the past (%s) and cannot be changed", id, rec.body.Start)
+	if rec.Start.Before(rq.now) {
+		return rec, invalidResource("Appointment/%s started in the past (%s) and cannot be changed", id, rec.Body.Start)
 	}
 	return rec, nil
 }
 
-func (d *Demonstrator) amendAppointment(rq *request) (*reply, *outcome) {
-	a, o := readAppointment(rq)
+func (p *practice) amendAppointment(rq *request) (*reply, *outcome) {
+	a, o := decodeAppointment(rq.body)
 	if o != nil {
 		return nil, o
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	rec, o := d.updateTarget(rq, a)
-	if o != nil {
-		return nil, o
-	}
-	if changed := changedMembers(rec.body, a, "comment", "description"); len(changed) > 0 {
-		return nil, invalidResource("amend may change only comment and description; changed: %s", strings.Join(changed, ", "))
-	}
-	next := *rec
-	next.body.Comment, next.body.Description = a.Comment, a.Description
-	next.version++
-	next.lastUpdated = rq.now
-	rep := d.updated(rq, &next)
-	if o := d.commit(rq, rep, fmt.Sprintf("amended Appointment/%s of Patient/%s", rec.id, rec.patientID)); o != nil {
-		return nil, o
-	}
-	*rec = next
-	return rep, nil
+	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+		rec, o := updateTarget(tx, rq, a)
+		if o != nil {
+			return nil, "", o
+		}
+		if changed := changedMembers(rec.Body, a, "comment", "description"); len(changed) > 0 {
+			return nil, "", invalidResource("amend may change only comment and description; changed: %s", strings.Join(changed, ", "))
+		}
+		rec.Body.Comment, rec.Body.Description = a.Comment, a.Description
+		rec.Version++
+		rec.LastUpdated = rq.now
+		tx.PutAppointment(rec)
+		return p.updated(rec), fmt.Sprintf("amended Appointment/%s of Patient/%s", rec.ID, rec.PatientID), nil
+	})
 }
 
-func (d *Demonstrator) cancelAppointment(rq *request) (*reply, *outcome) {
-	a, o := readAppointment(rq)
+func (p *practice) cancelAppointment(rq *request) (*reply, *outcome) {
+	a, o := decodeAppointment(rq.body)
 	if o != nil {
 		return nil, o
 	}
@@ -516,7 +498,7 @@ func (d *Demonstrator) cancelAppointment(rq *request) (*reply, *outcome) {
 			if reason >= 0 {
 				return nil, invalidResource("the cancellation reason extension is repeated")
 			}
-			if e.ValueString == nil || strings.TrimSpace(*e.ValueString) == "" {
+			if strings.TrimSpace(e.ValueString) == "" {
 				return nil, invalidResource("the cancellation reason extension needs a valueString")
 			}
 			reason = i
@@ -525,44 +507,36 @@ func (d *Demonstrator) cancelAppointment(rq *request) (*reply, *outcome) {
 	if reason < 0 {
 		return nil, invalidResource("the cancellation reason extension (%s) is mandatory", extCancellationReason)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	rec, o := d.updateTarget(rq, a)
-	if o != nil {
-		return nil, o
-	}
-	compare := a
-	compare.Status = rec.body.Status
-	compare.Extension = slices.Delete(slices.Clone(a.Extension), reason, reason+1)
-	if len(compare.Extension) == 0 {
-		compare.Extension = nil
-	}
-	if changed := changedMembers(rec.body, compare); len(changed) > 0 {
-		return nil, invalidResource("cancel may change only status and the cancellation reason; changed: %s", strings.Join(changed, ", "))
-	}
-	next := *rec
-	next.body.Status = "cancelled"
-	next.body.Extension = append(slices.Clone(rec.body.Extension), a.Extension[reason])
-	next.version++
-	next.lastUpdated = rq.now
-	rep := d.updated(rq, &next)
-	if o := d.commit(rq, rep, fmt.Sprintf("cancelled Appointment/%s of Patient/%s", rec.id, rec.patientID)); o != nil {
-		return nil, o
-	}
-	*rec = next
-	for _, id := range rec.slotIDs {
-		if sl, ok := d.st.slots[id]; ok {
-			sl.free = true
-			sl.version++
+	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+		rec, o := updateTarget(tx, rq, a)
+		if o != nil {
+			return nil, "", o
 		}
-	}
-	return rep, nil
+		compare := a
+		compare.Status = rec.Body.Status
+		compare.Extension = slices.Delete(slices.Clone(a.Extension), reason, reason+1)
+		if len(compare.Extension) == 0 {
+			compare.Extension = nil
+		}
+		if changed := changedMembers(rec.Body, compare); len(changed) > 0 {
+			return nil, "", invalidResource("cancel may change only status and the cancellation reason; changed: %s", strings.Join(changed, ", "))
+		}
+		rec.Body.Status = "cancelled"
+		rec.Body.Extension = append(slices.Clone(rec.Body.Extension), a.Extension[reason])
+		rec.Version++
+		rec.LastUpdated = rq.now
+		tx.PutAppointment(rec)
+		for _, id := range rec.SlotIDs {
+			if sl, ok := tx.Slot(id); ok {
+				sl.Free = true
+				sl.Version++
+				tx.PutSlot(sl)
+			}
+		}
+		return p.updated(rec), fmt.Sprintf("cancelled Appointment/%s of Patient/%s", rec.ID, rec.PatientID), nil
+	})
 }
 
-func (d *Demonstrator) updated(rq *request, rec *appointmentRec) *reply {
-	rep := &reply{status: http.StatusOK, etag: strconv.Itoa(rec.version)}
-	if !preferMinimal(rq.r) {
-		rep.body = d.appointment(rec)
-	}
-	return rep
+func (p *practice) updated(rec Appointment) *reply {
+	return &reply{status: http.StatusOK, version: strconv.Itoa(rec.Version), minimal: true, body: p.appointment(rec)}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
-	"time"
 
 	"sspemu/audit"
 	"sspemu/gpconnect"
@@ -31,32 +29,22 @@ const (
 // target, so a client cannot make one record arbitrarily large.
 const maxAuditField = 2048
 
-// scope is what one request has shown so far: the request's start and
-// identity, filled by serve and check, and written to the audit exactly
-// once, by commit for a change or by serve for everything else.
-type scope struct {
-	start   time.Time
-	hdr     gpconnect.SspHeaders // as validated; zero until check passes them
-	token   *gpconnect.Token     // as decoded by check, possibly refused
-	note    string               // what a change did, for the record's reason
-	audited bool                 // the record was appended, or its append failed
-}
-
 // record appends the audit record of the request's outcome: rep when it is
-// answered, o when it is refused. It marks sc audited whatever happens, so a
+// answered, o when it is refused. It marks x audited whatever happens, so a
 // request never gets a second record; an error means the record is not in
 // the audit and the caller must answer 500 without acting.
-func (d *Demonstrator) record(r *http.Request, sc *scope, rep *reply, o *outcome) error {
-	sc.audited = true
+func (d *Demonstrator) record(x *exchange, rep *reply, o *outcome) error {
+	x.audited = true
 	if d.auditor == nil {
 		return nil
 	}
+	r := x.r
 	rec := &audit.Record{
-		Time:        sc.start,
-		TraceID:     firstOf(sc.hdr.TraceID, r.Header.Get(gpconnect.HeaderTraceID)),
-		From:        firstOf(sc.hdr.From, r.Header.Get(gpconnect.HeaderFrom)),
-		To:          firstOf(sc.hdr.To, r.Header.Get(gpconnect.HeaderTo)),
-		Interaction: firstOf(sc.hdr.InteractionID, r.Header.Get(gpconnect.HeaderInteractionID)),
+		Time:        x.start,
+		TraceID:     firstOf(x.hdr.TraceID, r.Header.Get(gpconnect.HeaderTraceID)),
+		From:        firstOf(x.hdr.From, r.Header.Get(gpconnect.HeaderFrom)),
+		To:          firstOf(x.hdr.To, r.Header.Get(gpconnect.HeaderTo)),
+		Interaction: firstOf(x.hdr.InteractionID, r.Header.Get(gpconnect.HeaderInteractionID)),
 		Method:      clip(r.Method),
 		Target:      clip(firstOf(r.RequestURI, r.URL.RequestURI())),
 	}
@@ -66,7 +54,7 @@ func (d *Demonstrator) record(r *http.Request, sc *scope, rep *reply, o *outcome
 		rec.ClientSubject = clip(leaf.Subject.String())
 		rec.ClientFingerprint = hex.EncodeToString(sum[:])
 	}
-	tok := sc.token
+	tok := x.token
 	if tok == nil {
 		// A request refused before the JWT check still names its user
 		// when its token can be decoded.
@@ -83,28 +71,12 @@ func (d *Demonstrator) record(r *http.Request, sc *scope, rep *reply, o *outcome
 	case o != nil:
 		rec.Decision, rec.Rule, rec.Status, rec.Reason = decisionRefused, o.code, o.status, o.diagnostics
 	case rep.status >= 400:
-		rec.Decision, rec.Status, rec.Reason = decisionRefused, rep.status, sc.note
+		rec.Decision, rec.Status, rec.Reason = decisionRefused, rep.status, x.note
 	default:
-		rec.Decision, rec.Status, rec.Reason = decisionAnswered, rep.status, sc.note
+		rec.Decision, rec.Status, rec.Reason = decisionAnswered, rep.status, x.note
 	}
 	_, err := d.auditor.Append(r.Context(), rec)
 	return err
-}
-
-// commit is the step of a change (book, amend, cancel, register) between
-// deciding it and applying it: it encodes rep and makes the audit record of
-// the change durable. The caller holds d.mu exclusively and applies the
-// change only when commit returns nil, so the in-memory state never holds
-// a change the audit does not, and no other request sees one in between.
-func (d *Demonstrator) commit(rq *request, rep *reply, note string) *outcome {
-	if o := encodeReply(rep); o != nil {
-		return o // serve audits the 500
-	}
-	rq.sc.note = note
-	if err := d.record(rq.r, rq.sc, rep, nil); err != nil {
-		return auditFailed(err)
-	}
-	return nil
 }
 
 // auditFailed is the answer to a request whose audit record could not be
@@ -112,20 +84,6 @@ func (d *Demonstrator) commit(rq *request, rep *reply, note string) *outcome {
 func auditFailed(err error) *outcome {
 	return refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
 		"the provider could not record the request in its audit, so it did not act on it: %v", err)
-}
-
-// encodeReply marshals rep.body into rep.raw once, so that an encoding
-// failure is known before the audit records the answer.
-func encodeReply(rep *reply) *outcome {
-	if rep.body == nil || rep.raw != nil {
-		return nil
-	}
-	b, err := json.Marshal(rep.body)
-	if err != nil {
-		return refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError, "encoding the response: %v", err)
-	}
-	rep.raw = b
-	return nil
 }
 
 func firstOf(a, b string) string {

@@ -3,12 +3,16 @@ package demonstrator
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,8 +138,8 @@ func TestAuditOneRecordPerRequest(t *testing.T) {
 			404, "refused", gpconnect.CodeNoRecordFound, "/elsewhere", testASID, true, "service root"},
 		{"method not allowed", call{method: "DELETE", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient},
 			405, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "DELETE"},
-		{"XML asked for", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Accept": "application/fhir+xml"}},
-			415, "refused", gpconnect.CodeUnsupportedMediaType, "/Patient/2", testASID, true, "JSON only"},
+		{"unsupported type asked for", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Accept": "text/html"}},
+			415, "refused", gpconnect.CodeUnsupportedMediaType, "/Patient/2", testASID, true, "application/fhir+xml"},
 		{"missing Ssp-From", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Ssp-From": ""}},
 			400, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "Ssp-From"},
 		{"another provider's ASID", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Ssp-To": otherASID}},
@@ -328,23 +332,22 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 		}
 	}
 
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if sl := d.st.slots[other["id"].(string)]; !sl.free || sl.version != 1 {
-		t.Errorf("slot %s free=%v version %d after a refused booking, want free at version 1", sl.id, sl.free, sl.version)
+	ms := state(t, d, "")
+	if sl := ms.slot(other["id"].(string)); !sl.Free || sl.Version != 1 {
+		t.Errorf("slot %s free=%v version %d after a refused booking, want free at version 1", sl.ID, sl.Free, sl.Version)
 	}
-	if len(d.st.appointments) != len(d.st.apptOrder) || d.st.nextAppt != len(d.st.appointments) {
-		t.Errorf("%d appointments, order %d, next %d after a refused booking", len(d.st.appointments), len(d.st.apptOrder), d.st.nextAppt)
+	if len(ms.appts) != len(ms.apptOrder) || ms.nextAppt != len(ms.appts) || len(ms.appts) != 7 {
+		t.Errorf("%d appointments, order %d, next %d after a refused booking, want 7", len(ms.appts), len(ms.apptOrder), ms.nextAppt)
 	}
-	a := d.st.appointments[id]
-	if a.version != 1 || a.body.Status != "booked" || a.body.Comment != booked["comment"] {
-		t.Errorf("appointment %s changed by a refused amend or cancel: version %d status %q comment %q", id, a.version, a.body.Status, a.body.Comment)
+	a := ms.appts[id]
+	if a.Version != 1 || a.Body.Status != "booked" || a.Body.Comment != booked["comment"] {
+		t.Errorf("appointment %s changed by a refused amend or cancel: version %d status %q comment %q", id, a.Version, a.Body.Status, a.Body.Comment)
 	}
-	if sl := d.st.slots[slot["id"].(string)]; sl.free {
-		t.Errorf("slot %s freed by a refused cancel", sl.id)
+	if sl := ms.slot(slot["id"].(string)); sl.Free {
+		t.Errorf("slot %s freed by a refused cancel", sl.ID)
 	}
-	if d.st.patientByNHS("9690937405") != nil || d.st.nextPatient != 10 {
-		t.Errorf("patient registered (next %d) with the audit closed", d.st.nextPatient)
+	if _, ok := ms.patientByNHS("9690937405"); ok || ms.nextPatient != 10 {
+		t.Errorf("patient registered (next %d) with the audit closed", ms.nextPatient)
 	}
 	if n := len(auditLines(t, dir)); n != recorded {
 		t.Errorf("%d records after the store closed, want %d", n, recorded)
@@ -441,4 +444,90 @@ func TestAuditPanic(t *testing.T) {
 		t.Fatalf("records %+v, want one refusal naming the panic", lines)
 	}
 	wantChainIntact(t, dir, 1)
+}
+
+// failingAuditor refuses the records of changes (every method but GET)
+// while failing is set, and keeps the records it accepts.
+type failingAuditor struct {
+	mu      sync.Mutex
+	failing bool
+	recs    []*audit.Record
+}
+
+func (f *failingAuditor) Append(_ context.Context, r *audit.Record) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failing && r.Method != "GET" {
+		return 0, errors.New("disk full")
+	}
+	f.recs = append(f.recs, r)
+	return uint64(len(f.recs)), nil
+}
+
+func (f *failingAuditor) fail(on bool) {
+	f.mu.Lock()
+	f.failing = on
+	f.mu.Unlock()
+}
+
+// TestRefusedAuditWriteChangesNothing injects an audit writer that refuses
+// the records of changes: at each practice, a booking, an amendment, a
+// cancellation and a registration are answered 500 and leave the store
+// exactly as it was, IDs included; reads go on; once the audit writes
+// again, the next booking takes the next ID.
+func TestRefusedAuditWriteChangesNothing(t *testing.T) {
+	fa := &failingAuditor{}
+	d := newTwoPractices(t, Options{Audit: fa})
+	h := d.Handler()
+	for _, p := range []testPractice{practiceA, practiceB} {
+		t.Run(p.ods, func(t *testing.T) {
+			slot, loc := freeSlotAt(t, h, p, 0)
+			w := do(t, h, p.call("POST", "/Appointment", gpconnect.CreateAppointment, bookingBody(slot, "Patient/1", loc)))
+			if w.Code != 201 {
+				t.Fatalf("book: %d %s", w.Code, w.Body)
+			}
+			id := decode(t, w.Body.Bytes())["id"].(string)
+			amended := edit(t, w.Body.Bytes(), func(m map[string]any) { m["comment"] = "Amended." })
+			cancelled := edit(t, w.Body.Bytes(), func(m map[string]any) {
+				m["status"] = "cancelled"
+				m["extension"] = append(m["extension"].([]any), map[string]any{"url": extCancellationReason, "valueString": "Better"})
+			})
+			other, otherLoc := freeSlotAt(t, h, p, 0)
+			before := state(t, d, p.ods)
+			fa.fail(true)
+			for _, c := range []call{
+				p.call("POST", "/Appointment", gpconnect.CreateAppointment, bookingBody(other, "Patient/2", otherLoc)),
+				p.call("PUT", "/Appointment/"+id, gpconnect.UpdateAppointment, amended),
+				p.call("PUT", "/Appointment/"+id, gpconnect.CancelAppointment, cancelled),
+				p.call("POST", "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient, registration),
+			} {
+				w := do(t, h, c)
+				if w.Code != 500 || outcomeCode(t, w.Body.Bytes()) != gpconnect.CodeInternalServerError || !strings.Contains(w.Body.String(), "disk full") {
+					t.Errorf("%s %s with the audit refusing: %d %s", c.method, c.path, w.Code, w.Body)
+				}
+				if w.Header().Get("Location") != "" || w.Header().Get("ETag") != "" {
+					t.Errorf("%s %s: a refused change sent Location %q ETag %q", c.method, c.path, w.Header().Get("Location"), w.Header().Get("ETag"))
+				}
+			}
+			if w := do(t, h, p.call("GET", "/Appointment/"+id, gpconnect.ReadAppointment, "")); w.Code != 200 || w.Header().Get("ETag") != `W/"1"` {
+				t.Errorf("read with the audit refusing changes: %d ETag %q", w.Code, w.Header().Get("ETag"))
+			}
+			if after := state(t, d, p.ods); !reflect.DeepEqual(before, after) {
+				t.Errorf("refused audit writes changed the store")
+			}
+			fa.fail(false)
+			w = do(t, h, p.call("POST", "/Appointment", gpconnect.CreateAppointment, bookingBody(other, "Patient/2", otherLoc)))
+			if w.Code != 201 {
+				t.Fatalf("book with the audit back: %d %s", w.Code, w.Body)
+			}
+			if got, want := decode(t, w.Body.Bytes())["id"], strconv.Itoa(number(id)+1); got != want {
+				t.Errorf("the booking after the refused ones is Appointment/%v, want %s", got, want)
+			}
+		})
+	}
+	for _, r := range fa.recs {
+		if r.Method != "GET" && r.Status == 500 {
+			t.Errorf("a refused change has a record: %+v", r)
+		}
+	}
 }

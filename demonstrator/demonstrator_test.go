@@ -23,47 +23,48 @@ func TestNewRejectsBadIdentities(t *testing.T) {
 
 func TestSeed(t *testing.T) {
 	d := newTestDemonstrator(t)
-	st := d.st
+	st := state(t, d, "")
 	if len(st.patients) != 10 {
 		t.Errorf("%d patients, want 10", len(st.patients))
 	}
-	if st.patientByNHS("9690937286") == nil {
+	if _, ok := st.patientByNHS("9690937286"); !ok {
 		t.Error("patient 9690937286 is missing")
 	}
 	for _, p := range st.patients {
-		if !validNHSNumber(p.nhsNumber) {
-			t.Errorf("seed NHS number %s fails the modulus-11 check", p.nhsNumber)
+		if !validNHSNumber(p.NHSNumber) {
+			t.Errorf("seed NHS number %s fails the modulus-11 check", p.NHSNumber)
 		}
 	}
 	if len(st.practitioners) != 3 || len(st.locations) != 2 {
 		t.Errorf("%d practitioners and %d locations, want 3 and 2", len(st.practitioners), len(st.locations))
 	}
+	loc := d.practices[0].loc
 	free := 0
 	for _, sl := range st.slots {
-		if !sl.free {
+		if !sl.Free {
 			continue
 		}
 		free++
-		local := sl.start.In(d.loc)
+		local := sl.Start.In(loc)
 		if wd := local.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			t.Errorf("free slot %s on a %s", sl.id, wd)
+			t.Errorf("free slot %s on a %s", sl.ID, wd)
 		}
 		if h := local.Hour(); h < 9 || h >= 17 || (h >= 12 && h < 14) {
-			t.Errorf("free slot %s at %s is outside surgery hours", sl.id, local)
+			t.Errorf("free slot %s at %s is outside surgery hours", sl.ID, local)
 		}
-		if m := sl.end.Sub(sl.start); m != 10*time.Minute && m != 15*time.Minute {
-			t.Errorf("slot %s lasts %s", sl.id, m)
+		if m := sl.End.Sub(sl.Start); m != 10*time.Minute && m != 15*time.Minute {
+			t.Errorf("slot %s lasts %s", sl.ID, m)
 		}
-		if !sl.start.After(testNow) || sl.start.After(testNow.AddDate(0, 0, 28)) {
-			t.Errorf("free slot %s at %s is not in the next four weeks", sl.id, sl.start)
+		if !sl.Start.After(testNow) || sl.Start.After(testNow.AddDate(0, 0, 28)) {
+			t.Errorf("free slot %s at %s is not in the next four weeks", sl.ID, sl.Start)
 		}
 	}
 	if free < 1000 {
 		t.Errorf("only %d free slots", free)
 	}
 	var past, future int
-	for _, a := range st.appointments {
-		if a.start.Before(testNow) {
+	for _, a := range st.appts {
+		if a.Start.Before(testNow) {
 			past++
 		} else {
 			future++
@@ -315,7 +316,9 @@ func TestReset(t *testing.T) {
 	if w := do(t, h, call{method: "POST", path: testRoot + "/Appointment", interaction: gpconnect.CreateAppointment, body: bookingBody(slot, "Patient/1", loc)}); w.Code != 201 {
 		t.Fatalf("book: %d %s", w.Code, w.Body)
 	}
-	d.Reset()
+	if err := d.Reset(); err != nil {
+		t.Fatal(err)
+	}
 	if again, _ := freeSlot(t, h, 0); again["id"] != slot["id"] {
 		t.Errorf("after Reset the first free slot is %v, want %v", again["id"], slot["id"])
 	}
@@ -333,5 +336,29 @@ func TestRecoverOutcome(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("GET", testRoot+"/metadata", nil))
 	if w.Code != 500 || outcomeCode(t, w.Body.Bytes()) != gpconnect.CodeInternalServerError || w.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("panic answered %d %s", w.Code, w.Body)
+	}
+}
+
+// TestFormatTime checks the hand-written formatter against time.Format,
+// across UK summer and winter time, other offsets and odd years.
+func TestFormatTime(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range []*time.Location{london, time.UTC, time.FixedZone("", -(3*3600 + 30*60)), time.FixedZone("", 14*3600)} {
+		for _, tm := range []time.Time{
+			testNow, time.Date(2025, 3, 30, 0, 59, 59, 0, time.UTC), time.Date(2025, 3, 30, 1, 0, 0, 0, time.UTC),
+			time.Date(2025, 10, 26, 0, 30, 0, 999, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(-1, 6, 1, 12, 0, 0, 0, time.UTC),
+		} {
+			for step := range 50 {
+				x := tm.Add(time.Duration(step) * 97 * time.Minute)
+				if got, want := formatTime(x, loc), x.In(loc).Format(fhirTime); got != want {
+					t.Errorf("formatTime(%v, %v) = %q, want %q", x, loc, got, want)
+				}
+			}
+		}
 	}
 }

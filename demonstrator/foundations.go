@@ -13,68 +13,198 @@ import (
 
 	"github.com/google/uuid"
 
+	"sspemu/fhir"
 	"sspemu/gpconnect"
 )
 
 const orgID = "1"
 
-func (d *Demonstrator) meta(version int, at time.Time, profile string) meta {
-	return meta{VersionID: strconv.Itoa(version), LastUpdated: formatTime(at, d.loc), Profile: []string{profile}}
+// dispatch hands a checked request to its interaction's handler.
+func (p *practice) dispatch(rq *request) (*reply, *outcome) {
+	switch rq.in.ID {
+	case gpconnect.ReadMetadata:
+		return p.capabilityStatement(rq), nil
+	case gpconnect.ReadPatient:
+		return p.readPatient(rq)
+	case gpconnect.SearchPatient:
+		return p.findPatient(rq)
+	case gpconnect.RegisterPatient:
+		return p.registerPatient(rq)
+	case gpconnect.ReadPractitioner:
+		return p.readPractitioner(rq)
+	case gpconnect.SearchPractitioner:
+		return p.findPractitioner(rq)
+	case gpconnect.ReadOrganization:
+		return p.readOrganization(rq)
+	case gpconnect.SearchOrganization:
+		return p.findOrganization(rq)
+	case gpconnect.ReadLocation:
+		return p.readLocation(rq)
+	case gpconnect.SearchSlot:
+		return p.searchSlots(rq)
+	case gpconnect.ReadAppointment:
+		return p.readAppointment(rq)
+	case gpconnect.CreateAppointment:
+		return p.bookAppointment(rq)
+	case gpconnect.UpdateAppointment:
+		return p.amendAppointment(rq)
+	case gpconnect.CancelAppointment:
+		return p.cancelAppointment(rq)
+	case gpconnect.SearchPatientAppts:
+		return p.patientAppointments(rq)
+	}
+	return nil, refuse(http.StatusNotImplemented, gpconnect.CodeNotImplemented, "the demonstrator does not offer %s", rq.in.ID)
 }
 
-func (d *Demonstrator) bundle(now time.Time, resources []any, kinds []string, ids []string) bundleResource {
-	b := bundleResource{
+// view runs fn in a read transaction of the practice's store; a refusal
+// comes back as it is, a store failure as a 500.
+func (p *practice) view(fn func(Tx) (*reply, *outcome)) (*reply, *outcome) {
+	var rep *reply
+	err := p.store.View(func(tx Tx) error {
+		var o *outcome
+		if rep, o = fn(tx); o != nil {
+			return o
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, asOutcome(err)
+	}
+	return rep, nil
+}
+
+// update runs fn in a write transaction: fn decides, writes through tx and
+// returns the reply; the request's commit then records it in the audit,
+// inside the same transaction, so the change lands only with its record.
+func (p *practice) update(rq *request, fn func(Tx) (*reply, string, *outcome)) (*reply, *outcome) {
+	var rep *reply
+	err := p.store.Update(func(tx Tx) error {
+		var note string
+		var o *outcome
+		if rep, note, o = fn(tx); o != nil {
+			return o
+		}
+		if rq.commit == nil {
+			return nil
+		}
+		return rq.commit(rep, note)
+	})
+	if err != nil {
+		return nil, asOutcome(err)
+	}
+	return rep, nil
+}
+
+func (p *practice) meta(version int, at time.Time, profile string) fhir.Meta {
+	return fhir.Meta{VersionID: strconv.Itoa(version), LastUpdated: formatTime(at, p.loc), Profile: []string{profile}}
+}
+
+// bundle is a searchset of resources, each entry's fullUrl the service
+// root, its kind and its ID.
+type bundle struct {
+	p       *practice
+	entries []bundleEntry
+}
+
+func (b *bundle) add(kind, id string, r any) {
+	b.entries = append(b.entries, bundleEntry{FullURL: b.p.baseURL + "/" + kind + "/" + id, Resource: r})
+}
+
+func (b *bundle) resource(now time.Time) bundleResource {
+	return bundleResource{
 		ResourceType: "Bundle",
 		ID:           uuid.NewString(),
-		Meta:         meta{LastUpdated: formatTime(now, d.loc), Profile: []string{profileBundle}},
+		Meta:         fhir.Meta{LastUpdated: formatTime(now, b.p.loc), Profile: []string{profileBundle}},
 		Type:         "searchset",
-		Total:        len(resources),
+		Total:        len(b.entries),
+		Entry:        b.entries,
 	}
-	for i, r := range resources {
-		b.Entry = append(b.Entry, bundleEntry{FullURL: d.baseURL + "/" + kinds[i] + "/" + ids[i], Resource: r})
-	}
-	return b
 }
 
-func (d *Demonstrator) organization(st *state) organizationResource {
+func (p *practice) searchset(rq *request, b *bundle) *reply {
+	return &reply{status: http.StatusOK, body: b.resource(rq.now)}
+}
+
+func (p *practice) organization(seededAt time.Time) organizationResource {
+	s := p.seed
 	return organizationResource{
 		ResourceType: "Organization",
 		ID:           orgID,
-		Meta:         d.meta(1, st.seededAt, profileOrganization),
-		Identifier:   []identifier{{System: systemODSCode, Value: d.ods}},
-		Name:         "GP Connect Demonstrator Surgery",
-		Telecom:      []contactPoint{{System: "phone", Value: "0113 496 0000", Use: "work"}},
-		Address:      []address{{Use: "work", Type: "physical", Line: []string{"12 Leeds Road"}, City: "Leeds", PostalCode: "LS1 4AP"}},
+		Meta:         p.meta(1, seededAt, profileOrganization),
+		Identifier:   []fhir.Identifier{{System: systemODSCode, Value: p.ods}},
+		Name:         p.name,
+		Telecom:      phone(s.Phone),
+		Address:      []fhir.Address{workAddress(s.Address)},
 	}
 }
 
-func (d *Demonstrator) practitioner(st *state, p *practitionerRec) practitionerResource {
+func phone(v string) []fhir.ContactPoint {
+	if v == "" {
+		return nil
+	}
+	return []fhir.ContactPoint{{System: "phone", Value: v, Use: "work"}}
+}
+
+func (p *practice) practitioner(seededAt time.Time, pr Practitioner) practitionerResource {
+	ids := []fhir.Identifier{{System: systemSDSUserID, Value: pr.SDSUserID}}
+	if pr.SDSRoleProfileID != "" {
+		ids = append(ids, fhir.Identifier{System: systemSDSRoleID, Value: pr.SDSRoleProfileID})
+	}
 	return practitionerResource{
 		ResourceType: "Practitioner",
-		ID:           p.id,
-		Meta:         d.meta(1, st.seededAt, profilePractitioner),
-		Identifier:   []identifier{{System: systemSDSUserID, Value: p.sdsUserID}, {System: systemSDSRoleID, Value: p.sdsRoleID}},
-		Name:         []humanName{{Use: "usual", Family: p.name.family, Given: []string{p.name.given}, Prefix: nonEmpty(p.name.prefix)}},
-		Gender:       p.name.gender,
+		ID:           pr.ID,
+		Meta:         p.meta(1, seededAt, profilePractitioner),
+		Identifier:   ids,
+		Name:         []fhir.HumanName{{Use: "usual", Family: pr.Family, Given: nonEmpty(pr.Given), Prefix: nonEmpty(pr.Prefix)}},
+		Gender:       pr.Gender,
 	}
 }
 
-func (d *Demonstrator) location(st *state, l *locationRec) locationResource {
+func (p *practice) location(seededAt time.Time, l Location) locationResource {
+	addr := l.Address
 	return locationResource{
 		ResourceType:         "Location",
-		ID:                   l.id,
-		Meta:                 d.meta(1, st.seededAt, profileLocation),
-		Identifier:           []identifier{{System: systemLocalLocation, Value: "LOC" + l.id}},
+		ID:                   l.ID,
+		Meta:                 p.meta(1, seededAt, profileLocation),
+		Identifier:           []fhir.Identifier{{System: systemLocalLocation, Value: "LOC" + l.ID}},
 		Status:               "active",
-		Name:                 l.name,
-		Telecom:              []contactPoint{{System: "phone", Value: "0113 496 000" + l.id, Use: "work"}},
-		Address:              &address{Use: "work", Type: "physical", Line: []string{l.line}, City: l.city, PostalCode: l.postalCode},
-		ManagingOrganization: &reference{Reference: "Organization/" + orgID},
+		Name:                 l.Name,
+		Telecom:              phone(l.Phone),
+		Address:              &addr,
+		ManagingOrganization: &fhir.Reference{Reference: "Organization/" + orgID},
 	}
 }
 
-// idOf returns the logical ID at the end of the relative path (or the
-// segment before a trailing /Appointment).
+func (p *practice) patient(pt Patient) patientResource {
+	display := map[string]string{"R": "Regular", "T": "Temporary"}[pt.RegistrationType]
+	return patientResource{
+		ResourceType: "Patient",
+		ID:           pt.ID,
+		Meta:         p.meta(pt.Version, pt.LastUpdated, profilePatient),
+		Extension: []fhir.Extension{{
+			URL: extRegistrationDetails,
+			Extension: []fhir.Extension{
+				{URL: "registrationPeriod", ValuePeriod: &fhir.Period{Start: pt.Registered.In(p.loc).Format(time.DateOnly)}},
+				{URL: "registrationType", ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: codeRegistrationType, Code: pt.RegistrationType, Display: display}}}},
+			},
+		}},
+		Identifier: []fhir.Identifier{{
+			Extension: []fhir.Extension{{URL: extNHSNumberVerification, ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: codeNHSNumberVerification, Code: "01", Display: "Number present and verified"}}}}},
+			System:    systemNHSNumber,
+			Value:     pt.NHSNumber,
+		}},
+		Active:               true,
+		Name:                 []fhir.HumanName{{Use: "official", Family: pt.Family, Given: nonEmpty(pt.Given), Prefix: nonEmpty(pt.Prefix)}},
+		Gender:               pt.Gender,
+		BirthDate:            pt.BirthDate,
+		Address:              pt.Address,
+		GeneralPractitioner:  []fhir.Reference{{Reference: "Practitioner/" + pt.GPID}},
+		ManagingOrganization: &fhir.Reference{Reference: "Organization/" + orgID},
+	}
+}
+
+// idOf returns the path segment at index segment of the relative path
+// (/Patient/2 has "2" at 2).
 func idOf(rel string, segment int) string {
 	parts := strings.Split(rel, "/")
 	if segment < len(parts) {
@@ -83,7 +213,7 @@ func idOf(rel string, segment int) string {
 	return ""
 }
 
-func (d *Demonstrator) capabilityStatement(rq *request) *reply {
+func (p *practice) capabilityStatement(rq *request) *reply {
 	read := func(t, profile string, search ...map[string]string) map[string]any {
 		res := map[string]any{
 			"type":        t,
@@ -102,18 +232,18 @@ func (d *Demonstrator) capabilityStatement(rq *request) *reply {
 		"version":      "1.2.7",
 		"name":         "GP Connect",
 		"status":       "active",
-		"date":         rq.now.In(d.loc).Format("2006-01-02"),
+		"date":         rq.now.In(p.loc).Format(time.DateOnly),
 		"publisher":    "sspemu demonstrator",
 		"description":  "An in-memory GP Connect 1.2.7 provider: Foundations and Appointment Management.",
 		"kind":         "instance",
 		"software":     map[string]string{"name": "sspemu demonstrator", "version": "1.2.7"},
 		"implementation": map[string]string{
-			"description": "sspemu GP Connect demonstrator for ODS " + d.ods,
-			"url":         d.baseURL,
+			"description": "sspemu GP Connect demonstrator for ODS " + p.ods + " (" + p.name + ")",
+			"url":         p.baseURL,
 		},
 		"fhirVersion":   "3.0.1",
 		"acceptUnknown": "both",
-		"format":        []string{"application/fhir+json"},
+		"format":        []string{gpconnect.MIMEJSON, gpconnect.MIMEXML},
 		"profile": []map[string]string{
 			{"reference": profilePatient}, {"reference": profilePractitioner}, {"reference": profileOrganization},
 			{"reference": profileLocation}, {"reference": profileSlot}, {"reference": profileSchedule},
@@ -156,18 +286,18 @@ func (d *Demonstrator) capabilityStatement(rq *request) *reply {
 	return &reply{status: http.StatusOK, body: cs}
 }
 
-func (d *Demonstrator) readPatient(rq *request) (*reply, *outcome) {
+func (p *practice) readPatient(rq *request) (*reply, *outcome) {
 	id := idOf(rq.rel, 2)
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	p, ok := d.st.patients[id]
-	if !ok {
-		return nil, refuse(http.StatusNotFound, gpconnect.CodePatientNotFound, "no patient with logical ID %q", id)
-	}
-	return &reply{status: http.StatusOK, etag: p.resource.Meta.VersionID, body: p.resource}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		pt, ok := tx.Patient(id)
+		if !ok {
+			return nil, refuse(http.StatusNotFound, gpconnect.CodePatientNotFound, "no patient with logical ID %q", id)
+		}
+		return &reply{status: http.StatusOK, version: strconv.Itoa(pt.Version), body: p.patient(pt)}, nil
+	})
 }
 
-func (d *Demonstrator) findPatient(rq *request) (*reply, *outcome) {
+func (p *practice) findPatient(rq *request) (*reply, *outcome) {
 	nhs, o := identifierParam(rq.params, systemNHSNumber)
 	if o != nil {
 		return nil, o
@@ -176,78 +306,75 @@ func (d *Demonstrator) findPatient(rq *request) (*reply, *outcome) {
 		return nil, refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber,
 			"%q is not a valid NHS number (10 digits with a modulus-11 check digit)", nhs)
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	var res []any
-	var kinds, ids []string
-	if p := d.st.patientByNHS(nhs); p != nil {
-		res, kinds, ids = []any{p.resource}, []string{"Patient"}, []string{p.resource.ID}
-	}
-	return &reply{status: http.StatusOK, body: d.bundle(rq.now, res, kinds, ids)}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		b := &bundle{p: p}
+		if pt, ok := tx.PatientByNHS(nhs); ok {
+			b.add("Patient", pt.ID, p.patient(pt))
+		}
+		return p.searchset(rq, b), nil
+	})
 }
 
-func (d *Demonstrator) readPractitioner(rq *request) (*reply, *outcome) {
+func (p *practice) readPractitioner(rq *request) (*reply, *outcome) {
 	id := idOf(rq.rel, 2)
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	p := d.st.practitioner(id)
-	if p == nil {
-		return nil, refuse(http.StatusNotFound, gpconnect.CodePractitionerNotFound, "no practitioner with logical ID %q", id)
-	}
-	return &reply{status: http.StatusOK, etag: "1", body: d.practitioner(d.st, p)}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		pr, ok := tx.Practitioner(id)
+		if !ok {
+			return nil, refuse(http.StatusNotFound, gpconnect.CodePractitionerNotFound, "no practitioner with logical ID %q", id)
+		}
+		return &reply{status: http.StatusOK, version: "1", body: p.practitioner(tx.SeededAt(), pr)}, nil
+	})
 }
 
-func (d *Demonstrator) findPractitioner(rq *request) (*reply, *outcome) {
+func (p *practice) findPractitioner(rq *request) (*reply, *outcome) {
 	sds, o := identifierParam(rq.params, systemSDSUserID)
 	if o != nil {
 		return nil, o
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	var res []any
-	var kinds, ids []string
-	for _, p := range d.st.practitioners {
-		if p.sdsUserID == sds {
-			res, kinds, ids = append(res, d.practitioner(d.st, p)), append(kinds, "Practitioner"), append(ids, p.id)
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		b := &bundle{p: p}
+		for _, pr := range tx.Practitioners() {
+			if pr.SDSUserID == sds {
+				b.add("Practitioner", pr.ID, p.practitioner(tx.SeededAt(), pr))
+			}
 		}
-	}
-	return &reply{status: http.StatusOK, body: d.bundle(rq.now, res, kinds, ids)}, nil
+		return p.searchset(rq, b), nil
+	})
 }
 
-func (d *Demonstrator) readOrganization(rq *request) (*reply, *outcome) {
+func (p *practice) readOrganization(rq *request) (*reply, *outcome) {
 	id := idOf(rq.rel, 2)
 	if id != orgID {
 		return nil, refuse(http.StatusNotFound, gpconnect.CodeOrganisationNotFound, "no organisation with logical ID %q", id)
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return &reply{status: http.StatusOK, etag: "1", body: d.organization(d.st)}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		return &reply{status: http.StatusOK, version: "1", body: p.organization(tx.SeededAt())}, nil
+	})
 }
 
-func (d *Demonstrator) findOrganization(rq *request) (*reply, *outcome) {
+func (p *practice) findOrganization(rq *request) (*reply, *outcome) {
 	ods, o := identifierParam(rq.params, systemODSCode)
 	if o != nil {
 		return nil, o
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	var res []any
-	var kinds, ids []string
-	if ods == d.ods {
-		res, kinds, ids = []any{d.organization(d.st)}, []string{"Organization"}, []string{orgID}
-	}
-	return &reply{status: http.StatusOK, body: d.bundle(rq.now, res, kinds, ids)}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		b := &bundle{p: p}
+		if ods == p.ods {
+			b.add("Organization", orgID, p.organization(tx.SeededAt()))
+		}
+		return p.searchset(rq, b), nil
+	})
 }
 
-func (d *Demonstrator) readLocation(rq *request) (*reply, *outcome) {
+func (p *practice) readLocation(rq *request) (*reply, *outcome) {
 	id := idOf(rq.rel, 2)
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	l := d.st.location(id)
-	if l == nil {
-		return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no location with logical ID %q", id)
-	}
-	return &reply{status: http.StatusOK, etag: "1", body: d.location(d.st, l)}, nil
+	return p.view(func(tx Tx) (*reply, *outcome) {
+		l, ok := tx.Location(id)
+		if !ok {
+			return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no location with logical ID %q", id)
+		}
+		return &reply{status: http.StatusOK, version: "1", body: p.location(tx.SeededAt(), l)}, nil
+	})
 }
 
 // parametersBody is the Parameters resource of $gpc.registerpatient.
@@ -275,9 +402,9 @@ type patientBody struct {
 	Contained            json.RawMessage   `json:"contained,omitempty"`
 	Extension            json.RawMessage   `json:"extension,omitempty"`
 	ModifierExtension    json.RawMessage   `json:"modifierExtension,omitempty"`
-	Identifier           []identifierBody  `json:"identifier,omitempty"`
+	Identifier           []fhir.Identifier `json:"identifier,omitempty"`
 	Active               json.RawMessage   `json:"active,omitempty"`
-	Name                 []humanNameBody   `json:"name,omitempty"`
+	Name                 []fhir.HumanName  `json:"name,omitempty"`
 	Telecom              json.RawMessage   `json:"telecom,omitempty"`
 	Gender               string            `json:"gender,omitempty"`
 	BirthDate            string            `json:"birthDate,omitempty"`
@@ -294,29 +421,6 @@ type patientBody struct {
 	GeneralPractitioner  json.RawMessage   `json:"generalPractitioner,omitempty"`
 	ManagingOrganization json.RawMessage   `json:"managingOrganization,omitempty"`
 	Link                 []json.RawMessage `json:"link,omitempty"`
-}
-
-type identifierBody struct {
-	ID        json.RawMessage `json:"id,omitempty"`
-	Extension json.RawMessage `json:"extension,omitempty"`
-	Use       json.RawMessage `json:"use,omitempty"`
-	Type      json.RawMessage `json:"type,omitempty"`
-	System    string          `json:"system,omitempty"`
-	Value     string          `json:"value,omitempty"`
-	Period    json.RawMessage `json:"period,omitempty"`
-	Assigner  json.RawMessage `json:"assigner,omitempty"`
-}
-
-type humanNameBody struct {
-	ID        json.RawMessage `json:"id,omitempty"`
-	Extension json.RawMessage `json:"extension,omitempty"`
-	Use       string          `json:"use,omitempty"`
-	Text      string          `json:"text,omitempty"`
-	Family    string          `json:"family,omitempty"`
-	Given     []string        `json:"given,omitempty"`
-	Prefix    []string        `json:"prefix,omitempty"`
-	Suffix    []string        `json:"suffix,omitempty"`
-	Period    json.RawMessage `json:"period,omitempty"`
 }
 
 // decodeStrict decodes one JSON value into v, refusing unknown members
@@ -347,104 +451,106 @@ func decodeStrict(b []byte, what string, v any) *outcome {
 var genders = map[string]bool{"male": true, "female": true, "other": true, "unknown": true}
 
 // decodeRegistration reads a $gpc.registerpatient Parameters body and
-// returns the patient's NHS number and demographics.
-func decodeRegistration(b []byte, now time.Time) (string, seedPerson, *outcome) {
-	var p seedPerson
+// returns the patient it registers: NHS number, demographics and the
+// addresses sent.
+func decodeRegistration(b []byte, now time.Time) (Patient, *outcome) {
+	var p Patient
 	var params parametersBody
 	if o := decodeStrict(b, "Parameters", &params); o != nil {
-		return "", p, o
+		return p, o
 	}
 	if params.ResourceType != "Parameters" {
-		return "", p, invalidResource("resourceType %q: $gpc.registerpatient takes a Parameters resource", params.ResourceType)
+		return p, invalidResource("resourceType %q: $gpc.registerpatient takes a Parameters resource", params.ResourceType)
 	}
 	var patientRaw json.RawMessage
 	for _, prm := range params.Parameter {
 		if prm.Name != "registerPatient" {
-			return "", p, invalidParameter("parameter %q is not a parameter of $gpc.registerpatient (only registerPatient)", prm.Name)
+			return p, invalidParameter("parameter %q is not a parameter of $gpc.registerpatient (only registerPatient)", prm.Name)
 		}
 		if patientRaw != nil {
-			return "", p, invalidParameter("parameter registerPatient is repeated")
+			return p, invalidParameter("parameter registerPatient is repeated")
 		}
 		if len(prm.Resource) == 0 {
-			return "", p, invalidParameter("parameter registerPatient has no resource")
+			return p, invalidParameter("parameter registerPatient has no resource")
 		}
 		patientRaw = prm.Resource
 	}
 	if patientRaw == nil {
-		return "", p, invalidParameter("parameter registerPatient (a Patient) is missing")
+		return p, invalidParameter("parameter registerPatient (a Patient) is missing")
 	}
 	var pt patientBody
 	if o := decodeStrict(patientRaw, "Patient", &pt); o != nil {
-		return "", p, o
+		return p, o
 	}
 	if pt.ResourceType != "Patient" {
-		return "", p, invalidResource("registerPatient holds a %q, not a Patient", pt.ResourceType)
+		return p, invalidResource("registerPatient holds a %q, not a Patient", pt.ResourceType)
 	}
-	nhs := ""
 	for _, id := range pt.Identifier {
 		if id.System == systemNHSNumber {
-			if nhs != "" {
-				return "", p, invalidResource("the Patient has more than one NHS number")
+			if p.NHSNumber != "" {
+				return p, invalidResource("the Patient has more than one NHS number")
 			}
-			nhs = id.Value
+			p.NHSNumber = id.Value
 		}
 	}
-	if nhs == "" {
-		return "", p, invalidResource("the Patient has no identifier with system %s", systemNHSNumber)
+	if p.NHSNumber == "" {
+		return p, invalidResource("the Patient has no identifier with system %s", systemNHSNumber)
 	}
-	if !validNHSNumber(nhs) {
-		return "", p, refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber, "%q is not a valid NHS number", nhs)
+	if !validNHSNumber(p.NHSNumber) {
+		return p, refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber, "%q is not a valid NHS number", p.NHSNumber)
 	}
 	for _, n := range pt.Name {
-		if n.Family != "" && (p.family == "" || n.Use == "official") {
-			p.family, p.given, p.prefix = n.Family, "", ""
+		if n.Family != "" && (p.Family == "" || n.Use == "official") {
+			p.Family, p.Given, p.Prefix = n.Family, "", ""
 			if len(n.Given) > 0 {
-				p.given = n.Given[0]
+				p.Given = n.Given[0]
 			}
 			if len(n.Prefix) > 0 {
-				p.prefix = n.Prefix[0]
+				p.Prefix = n.Prefix[0]
 			}
 		}
 	}
-	if p.family == "" {
-		return "", p, invalidResource("the Patient has no name with a family name")
+	if p.Family == "" {
+		return p, invalidResource("the Patient has no name with a family name")
 	}
 	if !genders[pt.Gender] {
-		return "", p, invalidResource("the Patient's gender %q is not male, female, other or unknown", pt.Gender)
+		return p, invalidResource("the Patient's gender %q is not male, female, other or unknown", pt.Gender)
 	}
-	p.gender = pt.Gender
-	bd, err := time.Parse("2006-01-02", pt.BirthDate)
+	p.Gender = pt.Gender
+	bd, err := time.Parse(time.DateOnly, pt.BirthDate)
 	if err != nil {
-		return "", p, invalidResource("the Patient's birthDate %q is not a date (2006-01-02)", pt.BirthDate)
+		return p, invalidResource("the Patient's birthDate %q is not a date (2006-01-02)", pt.BirthDate)
 	}
 	if bd.After(now) {
-		return "", p, invalidResource("the Patient's birthDate %q is in the future", pt.BirthDate)
+		return p, invalidResource("the Patient's birthDate %q is in the future", pt.BirthDate)
 	}
-	p.birthDate = pt.BirthDate
-	return nhs, p, nil
+	p.BirthDate = pt.BirthDate
+	if len(pt.Address) > 0 {
+		// Kept as sent, without the members the practice does not write.
+		if err := json.Unmarshal(pt.Address, &p.Address); err != nil {
+			return p, invalidResource("the Patient's address is not a list of Address: %v", err)
+		}
+	}
+	return p, nil
 }
 
-func (d *Demonstrator) registerPatient(rq *request) (*reply, *outcome) {
-	b, o := readBody(rq)
+func (p *practice) registerPatient(rq *request) (*reply, *outcome) {
+	pt, o := decodeRegistration(rq.body, rq.now)
 	if o != nil {
 		return nil, o
 	}
-	nhs, person, o := decodeRegistration(b, rq.now)
-	if o != nil {
-		return nil, o
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.st.patientByNHS(nhs) != nil {
-		return nil, refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected, "the patient with NHS number %s is already registered", nhs)
-	}
-	id := strconv.Itoa(d.st.nextPatient + 1)
-	res := newPatientResource(id, nhs, person, "T", "1", rq.now, d.loc)
-	rep := &reply{status: http.StatusOK, body: d.bundle(rq.now, []any{res}, []string{"Patient"}, []string{id})}
-	if o := d.commit(rq, rep, fmt.Sprintf("registered Patient/%s with NHS number %s", id, nhs)); o != nil {
-		return nil, o
-	}
-	d.st.nextPatient++
-	d.st.addPatient(res, nhs)
-	return rep, nil
+	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+		if _, dup := tx.PatientByNHS(pt.NHSNumber); dup {
+			return nil, "", refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected, "the patient with NHS number %s is already registered", pt.NHSNumber)
+		}
+		pt.ID = tx.NewPatientID()
+		pt.RegistrationType, pt.Registered, pt.Version, pt.LastUpdated = "T", rq.now, 1, rq.now
+		if prs := tx.Practitioners(); len(prs) > 0 {
+			pt.GPID = prs[0].ID
+		}
+		tx.PutPatient(pt)
+		b := &bundle{p: p}
+		b.add("Patient", pt.ID, p.patient(pt))
+		return p.searchset(rq, b), fmt.Sprintf("registered Patient/%s with NHS number %s", pt.ID, pt.NHSNumber), nil
+	})
 }

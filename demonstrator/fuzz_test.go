@@ -1,8 +1,11 @@
 package demonstrator
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+
+	"sspemu/fhir"
 )
 
 // FuzzDecodeAppointment feeds arbitrary bodies to the appointment decoder
@@ -40,15 +43,15 @@ func FuzzDecodeRegistration(f *testing.F) {
 	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient"}]}`)
 	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":[]}]}`)
 	f.Fuzz(func(t *testing.T, body string) {
-		nhs, p, o := decodeRegistration([]byte(body), testNow)
+		p, o := decodeRegistration([]byte(body), testNow)
 		if o != nil {
 			if o.status != 400 && o.status != 422 {
 				t.Fatalf("refused with %d", o.status)
 			}
 			return
 		}
-		if !validNHSNumber(nhs) || p.family == "" || !genders[p.gender] {
-			t.Fatalf("accepted %q %+v", nhs, p)
+		if !validNHSNumber(p.NHSNumber) || p.Family == "" || !genders[p.Gender] {
+			t.Fatalf("accepted %+v", p)
 		}
 	})
 }
@@ -81,5 +84,50 @@ func FuzzSearchParameters(f *testing.F) {
 			t.Fatalf("appointment range %s to %s accepted", from, before)
 		}
 		_, _ = identifierParam(params, systemNHSNumber)
+	})
+}
+
+// FuzzXMLBody feeds arbitrary bodies through the edge's XML reading and
+// then the decoders an XML booking or registration goes through: a
+// refusal is a 400 or a 422, never a panic, and what is accepted is JSON
+// that the same rules as a JSON body then judge.
+func FuzzXMLBody(f *testing.F) {
+	slot := map[string]any{"id": "12", "start": "2025-03-11T09:00:00+00:00", "end": "2025-03-11T09:15:00+00:00"}
+	for _, j := range []string{
+		bookingBody(slot, "Patient/1", "Location/1"),
+		registration,
+		`{"resourceType":"Appointment","participant":[{"status":"accepted"}]}`,
+	} {
+		x, err := fhir.JSONToXML([]byte(j))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(x)
+	}
+	f.Add([]byte(`<Appointment xmlns="http://hl7.org/fhir"><colour value="red"/></Appointment>`))
+	f.Add([]byte(`<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "x">]><Appointment xmlns="http://hl7.org/fhir"/>`))
+	f.Add([]byte(`<Appointment xmlns="http://hl7.org/fhir"><status value="booked"/>`))
+	f.Add([]byte(`{"resourceType":"Appointment"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		j, o := xmlToJSON(body)
+		if o != nil {
+			if o.status != 400 && o.status != 422 {
+				t.Fatalf("XML refused with %d: %s", o.status, o.diagnostics)
+			}
+			return
+		}
+		if !json.Valid(j) {
+			t.Fatalf("XML accepted as invalid JSON: %s", j)
+		}
+		if a, o := decodeAppointment(j); o == nil {
+			if _, o := validateBooking(a, testNow); o != nil && o.status != 422 {
+				t.Fatalf("validateBooking refused with %d", o.status)
+			}
+		} else if o.status != 400 && o.status != 422 {
+			t.Fatalf("decodeAppointment refused with %d", o.status)
+		}
+		if _, o := decodeRegistration(j, testNow); o != nil && o.status != 400 && o.status != 422 {
+			t.Fatalf("decodeRegistration refused with %d", o.status)
+		}
 	})
 }

@@ -34,12 +34,14 @@ func TestRefusals(t *testing.T) {
 			m["extension"] = append(m["extension"].([]any), map[string]any{"url": extCancellationReason, "valueString": "no longer needed"})
 		})
 	}
-	busy := d.st.appointments["2"].slotIDs[0]
+	st := state(t, d, "")
+	busy := st.appts["2"].SlotIDs[0]
 	bookBusy := bookingWith(func(m map[string]any) {
-		sl := d.st.slots[busy]
+		sl := st.slot(busy)
+		loc := d.practices[0].loc
 		m["slot"] = []any{map[string]any{"reference": "Slot/" + busy}}
-		m["start"], m["end"] = formatTime(sl.start, d.loc), formatTime(sl.end, d.loc)
-		m["participant"].([]any)[1] = map[string]any{"actor": map[string]any{"reference": "Location/" + d.st.schedule(sl.scheduleID).locationID}}
+		m["start"], m["end"] = formatTime(sl.Start, loc), formatTime(sl.End, loc)
+		m["participant"].([]any)[1] = map[string]any{"actor": map[string]any{"reference": "Location/" + st.schedule(sl.ScheduleID).LocationID}}
 	})
 	register := func(nhs, extra string) string {
 		return `{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":{"resourceType":"Patient",` +
@@ -66,8 +68,9 @@ func TestRefusals(t *testing.T) {
 		{"wrong case /Metadata", call{method: get, path: testRoot + "/Metadata", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
 		{"outside the service root", call{method: get, path: "/B99999/STU3/1/gpconnect/metadata", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
 		{"root itself", call{method: get, path: "/", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
-		{"_format xml", call{method: get, path: testRoot + "/metadata?_format=xml", interaction: gpconnect.ReadMetadata}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"Accept xml", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "application/fhir+xml"}}, 415, gpconnect.CodeUnsupportedMediaType},
+		{"_format text/html", call{method: get, path: testRoot + "/metadata?_format=text/html", interaction: gpconnect.ReadMetadata}, 415, gpconnect.CodeUnsupportedMediaType},
+		{"Accept application/xml", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "application/xml"}}, 415, gpconnect.CodeUnsupportedMediaType},
+		{"body Content-Type application/xml", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "application/xml", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeUnsupportedMediaType},
 		{"Accept text/html", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "text/html"}}, 415, gpconnect.CodeUnsupportedMediaType},
 		{"body Content-Type text/plain", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "text/plain", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeUnsupportedMediaType},
 		{"structured record", call{method: post, path: pat + "/$gpc.getstructuredrecord", interaction: gpconnect.GetStructuredRecord, body: `{}`}, 501, gpconnect.CodeNotImplemented},
@@ -181,10 +184,11 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 	// None of the refused writes changed anything.
-	if a := d.st.appointments["2"]; a.version != 1 || a.body.Status != "booked" {
-		t.Errorf("appointment 2 is now version %d, status %s", a.version, a.body.Status)
+	st = state(t, d, "")
+	if a := st.appts["2"]; a.Version != 1 || a.Body.Status != "booked" {
+		t.Errorf("appointment 2 is now version %d, status %s", a.Version, a.Body.Status)
 	}
-	if !d.st.slots[slot["id"].(string)].free {
+	if !st.slot(slot["id"].(string)).Free {
 		t.Error("the good slot was booked by a refused request")
 	}
 }

@@ -184,74 +184,86 @@ func TestServerTLSConfig(t *testing.T) {
 	}
 }
 
-// TestBookingRace books one slot twenty times at once over real HTTPS:
-// exactly one booking wins.
+// TestBookingRace books one slot twenty times at once over real HTTPS, at
+// each of two practices at the same time (A20047 in JSON, B82617 half in
+// JSON and half in XML): at each, exactly one booking wins and nineteen
+// get 409 DUPLICATE_REJECTED, and the store holds one appointment for the
+// slot.
 func TestBookingRace(t *testing.T) {
 	p := newTestPKI(t)
-	d := newTestDemonstrator(t)
+	d := newTwoPractices(t, Options{})
 	srv := startTLS(t, p, d.Handler(), "ssp.sspemu.localhost")
 	ssp := p.leaf("ssp.sspemu.localhost", true)
 	client := p.client(&ssp)
+	client.Transport.(*http.Transport).MaxConnsPerHost = 40
 
-	slot, loc := freeSlot(t, d.Handler(), 0)
-	body := bookingBody(slot, "Patient/4", loc)
 	const n = 20
-	statuses := make([]int, n)
-	codes := make([]string, n)
-	errs := make([]error, n)
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	practices := []testPractice{practiceA, practiceB}
+	results := make([][]result, len(practices))
+	slots := make([]map[string]any, len(practices))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			resp, err := sendOver(t, client, srv, call{method: "POST", path: testRoot + "/Appointment", interaction: gpconnect.CreateAppointment, body: body})
-			if err != nil {
-				errs[i] = err
-				return
+	for k, pr := range practices {
+		slot, loc := freeSlotAt(t, d.Handler(), pr, 0)
+		slots[k] = slot
+		results[k] = make([]result, n)
+		body := bookingBody(slot, "Patient/2", loc)
+		for i := range n {
+			c := pr.call("POST", "/Appointment", gpconnect.CreateAppointment, body)
+			if pr == practiceB && i%2 == 1 {
+				c = asXML(t, c)
 			}
-			defer resp.Body.Close()
-			statuses[i] = resp.StatusCode
-			b, err := io.ReadAll(resp.Body)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			codes[i] = string(b)
-		}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				resp, err := sendOver(t, client, srv, c)
+				if err != nil {
+					results[k][i].err = err
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				results[k][i] = result{resp.StatusCode, string(b), err}
+			}()
+		}
 	}
 	close(start)
 	wg.Wait()
-	created, conflicts := 0, 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("request %d: %v", i, errs[i])
-		}
-		switch statuses[i] {
-		case http.StatusCreated:
-			created++
-		case http.StatusConflict:
-			conflicts++
-			if !strings.Contains(codes[i], gpconnect.CodeDuplicateRejected) {
-				t.Errorf("409 without DUPLICATE_REJECTED: %s", codes[i])
+	for k, pr := range practices {
+		created, conflicts := 0, 0
+		for i, r := range results[k] {
+			if r.err != nil {
+				t.Fatalf("%s request %d: %v", pr.ods, i, r.err)
 			}
-		default:
-			t.Errorf("request %d: status %d", i, statuses[i])
+			switch r.status {
+			case http.StatusCreated:
+				created++
+			case http.StatusConflict:
+				conflicts++
+				if !strings.Contains(r.body, gpconnect.CodeDuplicateRejected) {
+					t.Errorf("%s: 409 without DUPLICATE_REJECTED: %s", pr.ods, r.body)
+				}
+			default:
+				t.Errorf("%s request %d: status %d %s", pr.ods, i, r.status, r.body)
+			}
 		}
-	}
-	if created != 1 || conflicts != n-1 {
-		t.Errorf("%d created and %d conflicts, want 1 and %d", created, conflicts, n-1)
-	}
-	booked := 0
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	for _, a := range d.st.appointments {
-		if len(a.slotIDs) == 1 && a.slotIDs[0] == slot["id"] {
-			booked++
+		if created != 1 || conflicts != n-1 {
+			t.Errorf("%s: %d created and %d conflicts, want 1 and %d", pr.ods, created, conflicts, n-1)
 		}
-	}
-	if booked != 1 {
-		t.Errorf("%d appointments hold the slot, want 1", booked)
+		booked := 0
+		for _, a := range state(t, d, pr.ods).appts {
+			if len(a.SlotIDs) == 1 && a.SlotIDs[0] == slots[k]["id"] {
+				booked++
+			}
+		}
+		if booked != 1 {
+			t.Errorf("%s: %d appointments hold the slot, want 1", pr.ods, booked)
+		}
 	}
 }

@@ -22,6 +22,8 @@ package fhir
 // The datatypes below follow the STU3 definitions (http://hl7.org/fhir/STU3/datatypes.html).
 // Members are those GP Connect 1.2.7 reads or writes; JSON member order is the
 // STU3 element order, so that encoding/json writes resources in that order.
+// Where a type carries the STU3 Element members id and extension, it is
+// because a request decoder refusing unknown members must accept them.
 
 // Meta is a resource's metadata.
 type Meta struct {
@@ -62,6 +64,7 @@ type Reference struct {
 
 // Identifier is a business identifier: a system and a value.
 type Identifier struct {
+	ID        string           `json:"id,omitempty"`
 	Extension []Extension      `json:"extension,omitempty"`
 	Use       string           `json:"use,omitempty"`
 	Type      *CodeableConcept `json:"type,omitempty"`
@@ -73,13 +76,15 @@ type Identifier struct {
 
 // HumanName is a person's name.
 type HumanName struct {
-	Use    string   `json:"use,omitempty"`
-	Text   string   `json:"text,omitempty"`
-	Family string   `json:"family,omitempty"`
-	Given  []string `json:"given,omitempty"`
-	Prefix []string `json:"prefix,omitempty"`
-	Suffix []string `json:"suffix,omitempty"`
-	Period *Period  `json:"period,omitempty"`
+	ID        string      `json:"id,omitempty"`
+	Extension []Extension `json:"extension,omitempty"`
+	Use       string      `json:"use,omitempty"`
+	Text      string      `json:"text,omitempty"`
+	Family    string      `json:"family,omitempty"`
+	Given     []string    `json:"given,omitempty"`
+	Prefix    []string    `json:"prefix,omitempty"`
+	Suffix    []string    `json:"suffix,omitempty"`
+	Period    *Period     `json:"period,omitempty"`
 }
 
 // ContactPoint is a phone number, email address or similar.
