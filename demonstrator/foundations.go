@@ -263,7 +263,7 @@ func (p *practice) capabilityStatement(rq *request) *reply {
 					"type":          "Slot",
 					"profile":       map[string]string{"reference": profileSlot},
 					"interaction":   []map[string]string{{"code": "search-type"}},
-					"searchInclude": []string{"Slot:schedule", "Schedule:actor:Practitioner", "Schedule:actor:Location"},
+					"searchInclude": []string{"Slot:schedule", "Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"},
 					"searchParam": []map[string]string{
 						{"name": "start", "type": "date"}, {"name": "end", "type": "date"},
 						{"name": "status", "type": "token"}, {"name": "searchFilter", "type": "token"},
@@ -272,7 +272,7 @@ func (p *practice) capabilityStatement(rq *request) *reply {
 				{
 					"type":        "Appointment",
 					"profile":     map[string]string{"reference": profileAppointment},
-					"interaction": []map[string]string{{"code": "read"}, {"code": "create"}, {"code": "update"}},
+					"interaction": []map[string]string{{"code": "read"}, {"code": "create"}, {"code": "update"}, {"code": "search-type"}},
 					"versioning":  "versioned-update",
 					"searchParam": []map[string]string{{"name": "start", "type": "date"}},
 				},

@@ -127,20 +127,21 @@ type locationResource struct {
 }
 
 type scheduleResource struct {
-	ResourceType    string                 `json:"resourceType"`
-	ID              string                 `json:"id"`
-	Meta            fhir.Meta              `json:"meta"`
-	ServiceCategory *fhir.CodeableConcept  `json:"serviceCategory,omitempty"`
-	ServiceType     []fhir.CodeableConcept `json:"serviceType,omitempty"`
-	Actor           []fhir.Reference       `json:"actor"`
-	PlanningHorizon fhir.Period            `json:"planningHorizon"`
-	Comment         string                 `json:"comment,omitempty"`
+	ResourceType    string                `json:"resourceType"`
+	ID              string                `json:"id"`
+	Meta            fhir.Meta             `json:"meta"`
+	Extension       []fhir.Extension      `json:"extension,omitempty"`
+	ServiceCategory *fhir.CodeableConcept `json:"serviceCategory,omitempty"`
+	Actor           []fhir.Reference      `json:"actor"`
+	PlanningHorizon fhir.Period           `json:"planningHorizon"`
+	Comment         string                `json:"comment,omitempty"`
 }
 
 type slotResource struct {
 	ResourceType string                 `json:"resourceType"`
 	ID           string                 `json:"id"`
 	Meta         fhir.Meta              `json:"meta"`
+	Extension    []fhir.Extension       `json:"extension,omitempty"`
 	ServiceType  []fhir.CodeableConcept `json:"serviceType,omitempty"`
 	Schedule     fhir.Reference         `json:"schedule"`
 	Status       string                 `json:"status"`
