@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/elazarl/goproxy v1.9.3
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/cobra v1.10.2
