@@ -76,18 +76,6 @@ var providerCodes = map[string]providerCode{
 	CodeUnsupportedMediaType:    {415, "not-supported", "Unsupported media type"},
 }
 
-// ProviderCodes lists the provider error codes this package knows, in a
-// fixed order, so tests and tools can walk them.
-func ProviderCodes() []string {
-	return []string{
-		CodeBadRequest, CodeInvalidIdentifierSystem, CodeInvalidIdentifierValue, CodeInvalidNHSNumber,
-		CodeAccessDenied, CodeNoPatientConsent,
-		CodePatientNotFound, CodePractitionerNotFound, CodeOrganisationNotFound, CodeNoRecordFound,
-		CodeDuplicateRejected, CodeInvalidResource, CodeInvalidParameter, CodeReferenceNotFound,
-		CodeInternalServerError, CodeNotImplemented, CodeUnsupportedMediaType,
-	}
-}
-
 // ProviderStatus returns the HTTP status the specification pairs with a
 // provider error code, or 0 for a code it does not know.
 func ProviderStatus(code string) int {
