@@ -207,12 +207,8 @@ func (c Config) ServerTLS() (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		NextProtos:   []string{"http/1.1"},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no client certificate")
-			}
-			return crl.Check(cs.PeerCertificates[0])
-		},
+
+		VerifyConnection: crl.VerifyConnection,
 	}, nil
 }
 
