@@ -74,8 +74,8 @@ func (c Config) Validate() error {
 	if _, err := tlsVersion(c.TLS.MinVersion); err != nil {
 		errs = append(errs, fmt.Errorf("ssp.tls.min_version: %w", err))
 	}
-	if c.Fidelity != "spec" && c.Fidelity != "live" {
-		errs = append(errs, fmt.Errorf("ssp.fidelity: %q is not spec or live", c.Fidelity))
+	if _, err := agreements.ParseFidelity(c.Fidelity); err != nil {
+		errs = append(errs, fmt.Errorf("ssp.fidelity: %w", err))
 	}
 	for key, v := range map[string]string{"ssp.jwt": c.JWT, "ssp.interaction_route": c.InteractionRoute} {
 		if v != ModeEnforce && v != ModeLog && v != ModeOff {
