@@ -30,16 +30,16 @@ func decodeDevice(obj map[string]any) (Device, *ClaimError) {
 	if d.ResourceType, cerr = resource(n, obj, "Device", deviceElement); cerr != nil {
 		return d, cerr
 	}
-	if d.ID, cerr = stringElement(n, nil, obj, "id"); cerr != nil {
+	if d.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
 		return d, cerr
 	}
 	if d.Identifiers, cerr = identifiers(n, obj); cerr != nil {
 		return d, cerr
 	}
-	if d.Model, cerr = stringElement(n, nil, obj, "model"); cerr != nil {
+	if d.Model, cerr = stringElement(n, at(n), obj, "model"); cerr != nil {
 		return d, cerr
 	}
-	d.Version, cerr = stringElement(n, nil, obj, "version")
+	d.Version, cerr = stringElement(n, at(n), obj, "version")
 	return d, cerr
 }
 
@@ -50,13 +50,13 @@ func decodeOrganization(obj map[string]any) (Organization, *ClaimError) {
 	if o.ResourceType, cerr = resource(n, obj, "Organization", organizationElement); cerr != nil {
 		return o, cerr
 	}
-	if o.ID, cerr = stringElement(n, nil, obj, "id"); cerr != nil {
+	if o.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
 		return o, cerr
 	}
 	if o.Identifiers, cerr = identifiers(n, obj); cerr != nil {
 		return o, cerr
 	}
-	o.Name, cerr = stringElement(n, nil, obj, "name")
+	o.Name, cerr = stringElement(n, at(n), obj, "name")
 	return o, cerr
 }
 
@@ -67,7 +67,7 @@ func decodePractitioner(obj map[string]any) (Practitioner, *ClaimError) {
 	if p.ResourceType, cerr = resource(n, obj, "Practitioner", practitionerElement); cerr != nil {
 		return p, cerr
 	}
-	if p.ID, cerr = stringElement(n, nil, obj, "id"); cerr != nil {
+	if p.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
 		return p, cerr
 	}
 	if p.Identifiers, cerr = identifiers(n, obj); cerr != nil {
@@ -127,27 +127,33 @@ func firstMember[V any](obj map[string]V, bad func(string) bool) (string, bool) 
 }
 
 // stringElement returns the string element name of obj, "" when it is
-// absent or null; any other JSON type is 422. where names obj in messages
-// (nil: the claim itself); it is called only to word an error, so a valid
-// token formats no paths.
-func stringElement(claim string, where func() string, obj map[string]any, name string) (string, *ClaimError) {
+// absent or null; any other JSON type is 422. where names obj in messages.
+func stringElement(claim string, where place, obj map[string]any, name string) (string, *ClaimError) {
 	switch v := obj[name].(type) {
 	case string:
 		return v, nil
 	case nil:
 		return "", nil
 	default:
-		at := claim
-		if where != nil {
-			at = where()
-		}
-		return "", invalidResource(claim, "%s.%s must be a JSON string, got %s", at, name, kindOf(v))
+		return "", invalidResource(claim, "%s.%s must be a JSON string, got %s", where, name, kindOf(v))
 	}
 }
 
-// itemPath words the path of an array item for an error.
-func itemPath(claim, array string, i int) func() string {
-	return func() string { return fmt.Sprintf("%s.%s[%d]", claim, array, i) }
+// place is where in a claim an object lies, for messages: the claim
+// itself, or an item of one of its arrays. It is formatted only to word an
+// error, so a valid token formats no paths.
+type place struct {
+	claim, array string
+	item         int
+}
+
+func at(claim string) place { return place{claim: claim} }
+
+func (p place) String() string {
+	if p.array == "" {
+		return p.claim
+	}
+	return fmt.Sprintf("%s.%s[%d]", p.claim, p.array, p.item)
 }
 
 // identifiers decodes the identifier element of a resource: an array of
@@ -162,15 +168,15 @@ func identifiers(claim string, obj map[string]any) ([]fhir.Identifier, *ClaimErr
 	if !ok {
 		return nil, invalidResource(claim, "%s.identifier must be a JSON array of Identifier objects, got %s", claim, kindOf(v))
 	}
-	var out []fhir.Identifier
+	out := make([]fhir.Identifier, 0, len(items))
 	for i, item := range items {
-		path := itemPath(claim, "identifier", i)
+		path := place{claim, "identifier", i}
 		m, ok := item.(map[string]any)
 		if !ok {
-			return out, invalidResource(claim, "%s must be an Identifier object, got %s", path(), kindOf(item))
+			return out, invalidResource(claim, "%s must be an Identifier object, got %s", path, kindOf(item))
 		}
 		if name, bad := firstMember(m, unknownTo(identifierElement)); bad {
-			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path(), truncate(name, 40))
+			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path, truncate(name, 40))
 		}
 		var id fhir.Identifier
 		var cerr *ClaimError
@@ -197,15 +203,15 @@ func humanNames(claim string, obj map[string]any) ([]fhir.HumanName, *ClaimError
 	if !ok {
 		return nil, invalidResource(claim, "%s.name must be a JSON array of HumanName objects, got %s", claim, kindOf(v))
 	}
-	var out []fhir.HumanName
+	out := make([]fhir.HumanName, 0, len(items))
 	for i, item := range items {
-		path := itemPath(claim, "name", i)
+		path := place{claim, "name", i}
 		m, ok := item.(map[string]any)
 		if !ok {
-			return out, invalidResource(claim, "%s must be a HumanName object, got %s", path(), kindOf(item))
+			return out, invalidResource(claim, "%s must be a HumanName object, got %s", path, kindOf(item))
 		}
 		if name, bad := firstMember(m, unknownTo(humanNameElement)); bad {
-			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path(), truncate(name, 40))
+			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path, truncate(name, 40))
 		}
 		var hn fhir.HumanName
 		switch family := m["family"].(type) {
@@ -213,7 +219,7 @@ func humanNames(claim string, obj map[string]any) ([]fhir.HumanName, *ClaimError
 			hn.Family = family
 		case nil:
 		default:
-			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path(), kindOf(family))
+			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path, kindOf(family))
 		}
 		var cerr *ClaimError
 		if hn.Given, cerr = stringList(claim, path, m, "given"); cerr != nil {
@@ -229,14 +235,14 @@ func humanNames(claim string, obj map[string]any) ([]fhir.HumanName, *ClaimError
 
 // stringList decodes the element name of obj as an array of strings, a
 // null item standing for "".
-func stringList(claim string, where func() string, obj map[string]any, name string) ([]string, *ClaimError) {
+func stringList(claim string, where place, obj map[string]any, name string) ([]string, *ClaimError) {
 	v, ok := obj[name]
 	if !ok {
 		return nil, nil
 	}
 	items, ok := v.([]any)
 	if !ok {
-		return nil, invalidResource(claim, "%s.%s must be a JSON array of strings, got %s", where(), name, kindOf(v))
+		return nil, invalidResource(claim, "%s.%s must be a JSON array of strings, got %s", where, name, kindOf(v))
 	}
 	out := make([]string, len(items))
 	for i, item := range items {
@@ -245,7 +251,7 @@ func stringList(claim string, where func() string, obj map[string]any, name stri
 			out[i] = s
 		case nil:
 		default:
-			return nil, invalidResource(claim, "%s.%s[%d] must be a JSON string, got %s", where(), name, i, kindOf(item))
+			return nil, invalidResource(claim, "%s.%s[%d] must be a JSON string, got %s", where, name, i, kindOf(item))
 		}
 	}
 	return out, nil
