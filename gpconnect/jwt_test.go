@@ -366,6 +366,7 @@ func TestJSONDefects(t *testing.T) {
 		{"header alg missing", "Bearer " + enc([]byte(`{"typ":"JWT"}`)) + "." + enc([]byte(valid)) + ".", 400, "header", `lacks "alg"`},
 		{"header an array", "Bearer " + enc([]byte(`["none"]`)) + "." + enc([]byte(valid)) + ".", 400, "header", "must be the JSON object"},
 		{"empty header", "Bearer ." + enc([]byte(valid)) + ".", 400, "header", "must be the JSON object"},
+		{"header with stray trailing bits", "Bearer " + joseHeader[:len(joseHeader)-1] + "1." + enc([]byte(valid)) + ".", 400, "header", "not base64url"},
 		{"signature not base64", "Bearer " + joseHeader + "." + enc([]byte(valid)) + ".!!", 400, "signature", "unsigned"},
 	} {
 		t.Run(d.name, func(t *testing.T) {
