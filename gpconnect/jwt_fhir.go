@@ -16,9 +16,9 @@ import (
 // members encoding/json decodes into any, names exactly as sent, and the
 // typed resource is built from them, naming the first defect. Where several
 // members are wrong, the alphabetically first is named, so a token always
-// gets the same reason. Only two defects go unseen: a member sent twice
-// inside a resource (encoding/json keeps the last), and bytes that are not
-// UTF-8 inside a claim the rules do not read.
+// gets the same reason. One defect goes unseen: a member sent twice, inside
+// a resource claim or as the resource claim itself; encoding/json keeps the
+// last, as RFC 7519 §4 allows.
 //
 // A defect returns the resource with what was decoded before it, so an
 // audit in log-only mode still sees it.

@@ -54,8 +54,8 @@ func ParseAuthorization(header string) (*Token, *ClaimError) {
 	if dots := strings.Count(raw, "."); dots != 2 {
 		return nil, badRequest("Authorization", "the bearer token must be a JWT of three dot-separated parts (header.payload.), got %d part(s)", dots+1)
 	}
-	var p payload
-	jt, err := jwtParser.ParseWithClaims(raw, &p, allowNone)
+	p := newPayload()
+	jt, err := jwtParser.ParseWithClaims(raw, p, allowNone)
 	if err != nil {
 		return nil, envelopeError(raw, err)
 	}
@@ -95,6 +95,11 @@ func envelopeError(raw string, err error) *ClaimError {
 	}
 	var kind *json.UnmarshalTypeError
 	if errors.As(err, &kind) {
+		if strings.HasPrefix(kind.Value, "number ") {
+			// A number inside a resource claim, too large for the float64
+			// that encoding/json decodes it into.
+			return badRequest("payload", "the JWT payload holds a number too large for a 64-bit float: %s", truncate(strings.TrimPrefix(kind.Value, "number "), 40))
+		}
 		return badRequest("payload", "the JWT payload must be one JSON object, got a JSON %s", kind.Value)
 	}
 	if sig != "" {
@@ -143,24 +148,41 @@ func checkJOSEHeader(h map[string]any) *ClaimError {
 // payload is the claims set as golang-jwt decodes it: each claim GP Connect
 // defines, as sent. encoding/json alone would hide what the rules must name:
 // it keeps the last of a claim sent twice, replaces bytes that are not
-// UTF-8, and takes null, a number or an object for "nothing" or an error
-// about Go types. The resource claims' members are kept as encoding/json
-// decodes them into any, names exactly as sent, for the FHIR rules of
-// jwt_fhir.go. Claims golang-jwt would validate are judged by Check
-// instead (WithoutClaimsValidation), so the jwt.Claims methods below are
-// never called.
+// UTF-8, and takes null for "nothing" and a value of another JSON type for
+// an error about Go types. So the plain claims are sentClaims, which
+// record all that, and the resource claims are decoded as any, which keeps
+// their member names exactly as sent (encoding/json matches struct fields
+// regardless of case) for the FHIR rules of jwt_fhir.go. A resource claim
+// sent twice is taken as its last, as RFC 7519 §4 allows: telling would
+// take a second decoding of each resource claim, nearly doubling the cost.
+// golang-jwt validates no claims (WithoutClaimsValidation), so the
+// jwt.Claims methods below are never called.
 type payload struct {
-	Issuer                 sentClaim `json:"iss"`
-	Subject                sentClaim `json:"sub"`
-	Audience               sentClaim `json:"aud"`
-	IssuedAt               sentClaim `json:"iat"`
-	ExpiresAt              sentClaim `json:"exp"`
-	ReasonForRequest       sentClaim `json:"reason_for_request"`
-	RequestedScope         sentClaim `json:"requested_scope"`
-	RequestingDevice       sentClaim `json:"requesting_device"`
-	RequestingOrganization sentClaim `json:"requesting_organization"`
-	RequestingPractitioner sentClaim `json:"requesting_practitioner"`
-	RequestedRecord        sentClaim `json:"requested_record"`
+	Issuer           sentClaim `json:"iss"`
+	Subject          sentClaim `json:"sub"`
+	Audience         sentClaim `json:"aud"`
+	IssuedAt         sentClaim `json:"iat"`
+	ExpiresAt        sentClaim `json:"exp"`
+	ReasonForRequest sentClaim `json:"reason_for_request"`
+	RequestedScope   sentClaim `json:"requested_scope"`
+
+	RequestingDevice       any `json:"requesting_device"`
+	RequestingOrganization any `json:"requesting_organization"`
+	RequestingPractitioner any `json:"requesting_practitioner"`
+	RequestedRecord        any `json:"requested_record"`
+}
+
+// notSent marks a resource claim the payload did not carry: encoding/json
+// replaces it with the value sent, or with nil for null.
+type notSent struct{}
+
+func newPayload() *payload {
+	return &payload{
+		RequestingDevice:       notSent{},
+		RequestingOrganization: notSent{},
+		RequestingPractitioner: notSent{},
+		RequestedRecord:        notSent{},
+	}
 }
 
 func (*payload) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
@@ -170,44 +192,21 @@ func (*payload) GetIssuer() (string, error)                   { return "", nil }
 func (*payload) GetSubject() (string, error)                  { return "", nil }
 func (*payload) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
 
-// namedClaim is one claim of the payload with its name, for messages.
-type namedClaim struct {
-	name string
-	v    *sentClaim
-}
-
-// claims lists the payload's claims in the order their problems are
-// reported.
-func (p *payload) claims() [11]namedClaim {
-	return [...]namedClaim{
-		{ClaimIssuer, &p.Issuer}, {ClaimSubject, &p.Subject}, {ClaimAudience, &p.Audience},
-		{ClaimIssuedAt, &p.IssuedAt}, {ClaimExpiresAt, &p.ExpiresAt},
-		{ClaimReasonForRequest, &p.ReasonForRequest}, {ClaimRequestedScope, &p.RequestedScope},
-		{ClaimRequestingDevice, &p.RequestingDevice}, {ClaimRequestingOrganization, &p.RequestingOrganization},
-		{ClaimRequestingPractitioner, &p.RequestingPractitioner}, {ClaimRequestedRecord, &p.RequestedRecord},
-	}
-}
-
-// sentClaim is one claim as sent: how many times, whether its text is
-// UTF-8, its JSON kind (the value's first byte: '"', '{', '[', 'n', 't',
-// 'f', or a number's), and its value: a string decoded, a number's
-// literal, an object's members.
+// sentClaim is one plain claim as sent: how many times, its JSON kind (the
+// value's first byte: '"', '{', '[', 'n', 't', 'f', or a number's), and a
+// string's value or a number's literal.
 type sentClaim struct {
-	times      int
-	badUTF8    bool
-	hugeNumber bool
-	kind       byte
-	text       string
-	members    map[string]any
+	times int
+	kind  byte
+	text  string
 }
 
 // UnmarshalJSON records the claim. encoding/json calls it once for each
-// member whose name matches the claim's (it matches names regardless of
-// case), with b a complete JSON value.
+// member whose name matches the claim's (regardless of case), with b a
+// complete JSON value.
 func (c *sentClaim) UnmarshalJSON(b []byte) error {
 	c.times++
-	c.badUTF8 = c.badUTF8 || !utf8.Valid(b)
-	c.kind, c.text, c.members, c.hugeNumber = b[0], "", nil, false
+	c.kind, c.text = b[0], ""
 	switch b[0] {
 	case '"':
 		if bytes.IndexByte(b, '\\') < 0 {
@@ -215,16 +214,7 @@ func (c *sentClaim) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 		return json.Unmarshal(b, &c.text)
-	case '{':
-		// No FHIR element the rules read is a number, so a number too large
-		// for a float64 is only noted: encoding/json decodes the rest.
-		err := json.Unmarshal(b, &c.members)
-		var kind *json.UnmarshalTypeError
-		if errors.As(err, &kind) {
-			c.hugeNumber, err = true, nil
-		}
-		return err
-	case '[', 'n', 't', 'f':
+	case '{', '[', 'n', 't', 'f':
 		return nil
 	}
 	c.text = string(b)
@@ -232,29 +222,35 @@ func (c *sentClaim) UnmarshalJSON(b []byte) error {
 }
 
 // wellFormed refuses what encoding/json let through but a strict JSON
-// reader refuses: a claim sent twice and text that is not UTF-8. It also
-// words a payload that is null, which encoding/json decodes as nothing.
+// reader refuses: a claim sent twice, and bytes that are not UTF-8 (which
+// encoding/json replaces); and it words a payload that is not an object at
+// all, such as null, which encoding/json decodes as nothing. It decodes the
+// payload a second time to see its bytes, which costs far less than
+// decoding its JSON.
 func (p *payload) wellFormed(raw string) *ClaimError {
-	sentOne := false
-	for _, c := range p.claims() {
-		if c.v.badUTF8 {
-			return badRequest("payload", "the JWT payload must be UTF-8: the %s claim holds bytes that are not", c.name)
-		}
+	for _, c := range [...]struct {
+		name string
+		v    *sentClaim
+	}{
+		{ClaimIssuer, &p.Issuer}, {ClaimSubject, &p.Subject}, {ClaimAudience, &p.Audience},
+		{ClaimIssuedAt, &p.IssuedAt}, {ClaimExpiresAt, &p.ExpiresAt},
+		{ClaimReasonForRequest, &p.ReasonForRequest}, {ClaimRequestedScope, &p.RequestedScope},
+	} {
 		if c.v.times > 1 {
 			return badRequest("payload", "the JWT payload sends the %s claim %d times (names that differ only in case count too): send each claim once", c.name, c.v.times)
 		}
-		sentOne = sentOne || c.v.times > 0
 	}
-	if !sentOne {
-		// No GP Connect claim at all: say so if the payload is not even an
-		// object.
-		_, rest, _ := strings.Cut(raw, ".")
-		body, _, _ := strings.Cut(rest, ".")
-		if b, err := jwtParser.DecodeSegment(body); err == nil {
-			if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-				return badRequest("payload", "the JWT payload must be one JSON object, got %s", kindName(t))
-			}
-		}
+	_, rest, _ := strings.Cut(raw, ".")
+	body, _, _ := strings.Cut(rest, ".")
+	b, err := jwtParser.DecodeSegment(body)
+	if err != nil { // golang-jwt decoded it already
+		return badRequest("payload", "the JWT payload is not base64url: %v", err)
+	}
+	if !utf8.Valid(b) {
+		return badRequest("payload", "the JWT payload must be UTF-8 JSON: it holds bytes that are not UTF-8")
+	}
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return badRequest("payload", "the JWT payload must be one JSON object, got %s", kindName(t))
 	}
 	return nil
 }
@@ -276,26 +272,18 @@ func (p *payload) decode(c *Claims, d *resourceDefects) *ClaimError {
 	keep(intClaim(ClaimExpiresAt, &p.ExpiresAt, &c.ExpiresAt))
 	keep(stringClaim(ClaimReasonForRequest, &p.ReasonForRequest, &c.ReasonForRequest, `"directcare"`))
 	keep(stringClaim(ClaimRequestedScope, &p.RequestedScope, &c.RequestedScope, "the interaction's scope, e.g. "+ScopePatientRead))
-	keep(objectClaim(ClaimRequestingDevice, &p.RequestingDevice, "Device"))
-	keep(objectClaim(ClaimRequestingOrganization, &p.RequestingOrganization, "Organization"))
-	keep(objectClaim(ClaimRequestingPractitioner, &p.RequestingPractitioner, "Practitioner"))
-	c.RequestingDevice, d.device = decodeDevice(p.RequestingDevice.members)
-	c.RequestingOrganization, d.organization = decodeOrganization(p.RequestingOrganization.members)
-	c.RequestingPractitioner, d.practitioner = decodePractitioner(p.RequestingPractitioner.members)
-	for _, r := range [...]struct {
-		claim  namedClaim
-		defect **ClaimError
-	}{
-		{namedClaim{ClaimRequestingDevice, &p.RequestingDevice}, &d.device},
-		{namedClaim{ClaimRequestingOrganization, &p.RequestingOrganization}, &d.organization},
-		{namedClaim{ClaimRequestingPractitioner, &p.RequestingPractitioner}, &d.practitioner},
-	} {
-		if r.claim.v.hugeNumber { // decoded as null, which the rules would misname
-			*r.defect = invalidResource(r.claim.name, "%s holds a number too large for a 64-bit float, which no FHIR element allows", r.claim.name)
-		}
-	}
-	if p.RequestedRecord.times > 0 {
-		c.RequestedRecord = decodeRequestedRecord(p.RequestedRecord.members)
+	keep(objectClaim(ClaimRequestingDevice, p.RequestingDevice, "Device"))
+	keep(objectClaim(ClaimRequestingOrganization, p.RequestingOrganization, "Organization"))
+	keep(objectClaim(ClaimRequestingPractitioner, p.RequestingPractitioner, "Practitioner"))
+	dev, _ := p.RequestingDevice.(map[string]any)
+	org, _ := p.RequestingOrganization.(map[string]any)
+	pr, _ := p.RequestingPractitioner.(map[string]any)
+	c.RequestingDevice, d.device = decodeDevice(dev)
+	c.RequestingOrganization, d.organization = decodeOrganization(org)
+	c.RequestingPractitioner, d.practitioner = decodePractitioner(pr)
+	if _, absent := p.RequestedRecord.(notSent); !absent {
+		rec, _ := p.RequestedRecord.(map[string]any)
+		c.RequestedRecord = decodeRequestedRecord(rec)
 	}
 	return first
 }
@@ -337,16 +325,16 @@ func intClaim(name string, v *sentClaim, dst *int64) *ClaimError {
 	return nil
 }
 
-func objectClaim(name string, v *sentClaim, resourceType string) *ClaimError {
-	switch {
-	case v.times == 0:
+func objectClaim(name string, v any, resourceType string) *ClaimError {
+	switch v.(type) {
+	case notSent:
 		return badRequest(name, "the %s claim is missing: it must hold a FHIR STU3 %s resource", name, resourceType)
-	case v.kind == 'n':
+	case nil:
 		return badRequest(name, "the %s claim is null: it must hold a FHIR STU3 %s resource", name, resourceType)
-	case v.kind != '{':
-		return badRequest(name, "the %s claim must be a JSON object (a FHIR STU3 %s resource), got %s", name, resourceType, kindName([]byte{v.kind}))
+	case map[string]any:
+		return nil
 	}
-	return nil
+	return badRequest(name, "the %s claim must be a JSON object (a FHIR STU3 %s resource), got %s", name, resourceType, kindOf(v))
 }
 
 // kindName names the JSON type of a value from its first bytes, for
