@@ -102,14 +102,24 @@ func resource(claim string, obj map[string]any, want string, element func(string
 	if got != want {
 		return got, invalidResource(claim, "%s must be a FHIR %s resource, got resourceType %q", claim, want, truncate(got, 40))
 	}
-	if name, bad := firstMember(obj, func(name string) bool {
+	// One walk over the members finds both kinds of defect.
+	var unknown, null string
+	var anyUnknown, anyNull bool
+	for name, v := range obj {
 		base := strings.TrimPrefix(name, "_")
-		return (!domainResourceElement(base) && !element(base)) || name == "_resourceType"
-	}); bad {
-		return got, invalidResource(claim, "%s has %q, which FHIR STU3 %s does not define; remove it", claim, truncate(name, 40), want)
+		if (!domainResourceElement(base) && !element(base)) || name == "_resourceType" {
+			if !anyUnknown || name < unknown {
+				unknown, anyUnknown = name, true
+			}
+		} else if v == nil && (!anyNull || name < null) {
+			null, anyNull = name, true
+		}
 	}
-	if name, null := firstMember(obj, func(name string) bool { return obj[name] == nil }); null {
-		return got, invalidResource(claim, "%s.%s is null; FHIR JSON leaves absent elements out instead", claim, truncate(name, 40))
+	if anyUnknown {
+		return got, invalidResource(claim, "%s has %q, which FHIR STU3 %s does not define; remove it", claim, truncate(unknown, 40), want)
+	}
+	if anyNull {
+		return got, invalidResource(claim, "%s.%s is null; FHIR JSON leaves absent elements out instead", claim, truncate(null, 40))
 	}
 	return got, nil
 }
