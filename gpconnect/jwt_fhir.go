@@ -126,7 +126,7 @@ func resource(claim string, obj map[string]any, want string, element func(string
 
 // firstMember returns the alphabetically first name of obj for which bad
 // holds.
-func firstMember[V any](obj map[string]V, bad func(string) bool) (string, bool) {
+func firstMember(obj map[string]any, bad func(string) bool) (string, bool) {
 	first, found := "", false
 	for name := range obj {
 		if bad(name) && (!found || name < first) {

@@ -249,8 +249,10 @@ func (p *payload) wellFormed(raw string) *ClaimError {
 	if !utf8.Valid(b) {
 		return badRequest("payload", "the JWT payload must be UTF-8 JSON: it holds bytes that are not UTF-8")
 	}
-	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return badRequest("payload", "the JWT payload must be one JSON object, got %s", kindName(t))
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 {
+		return badRequest("payload", "the JWT payload must be one JSON object, got nothing")
+	} else if t[0] != '{' {
+		return badRequest("payload", "the JWT payload must be one JSON object, got %s", kindName(t[0]))
 	}
 	return nil
 }
@@ -298,7 +300,7 @@ func stringClaim(name string, v *sentClaim, dst *string, want string) *ClaimErro
 	case v.kind == 'n':
 		return badRequest(name, "the %s claim is null: it must hold %s", name, want)
 	case v.kind != '"':
-		return badRequest(name, "the %s claim must be a JSON string (%s), got %s", name, want, kindName([]byte{v.kind}))
+		return badRequest(name, "the %s claim must be a JSON string (%s), got %s", name, want, kindName(v.kind))
 	}
 	if *dst = v.text; v.text == "" {
 		return badRequest(name, "the %s claim is empty: it must hold %s", name, want)
@@ -313,7 +315,7 @@ func intClaim(name string, v *sentClaim, dst *int64) *ClaimError {
 	case v.kind == 'n':
 		return badRequest(name, "the %s claim is null: it must hold integer seconds since 1970", name)
 	case v.kind != '-' && (v.kind < '0' || v.kind > '9'):
-		return badRequest(name, "the %s claim must be a JSON number of whole seconds, got %s", name, kindName([]byte{v.kind}))
+		return badRequest(name, "the %s claim must be a JSON number of whole seconds, got %s", name, kindName(v.kind))
 	case strings.ContainsAny(v.text, ".eE"):
 		return badRequest(name, "the %s claim must be whole seconds with no fraction or exponent, got %s", name, truncate(v.text, 40))
 	}
@@ -337,13 +339,10 @@ func objectClaim(name string, v any, resourceType string) *ClaimError {
 	return badRequest(name, "the %s claim must be a JSON object (a FHIR STU3 %s resource), got %s", name, resourceType, kindOf(v))
 }
 
-// kindName names the JSON type of a value from its first bytes, for
+// kindName names the JSON type of a value from its first byte, for
 // messages.
-func kindName(raw []byte) string {
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
+func kindName(first byte) string {
+	switch first {
 	case '{':
 		return "an object"
 	case '[':
