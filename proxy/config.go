@@ -74,8 +74,8 @@ func (c Config) Validate() error {
 	if _, err := tlsVersion(c.TLS.MinVersion); err != nil {
 		errs = append(errs, fmt.Errorf("ssp.tls.min_version: %w", err))
 	}
-	if c.Fidelity != "spec" && c.Fidelity != "live" {
-		errs = append(errs, fmt.Errorf("ssp.fidelity: %q is not spec or live", c.Fidelity))
+	if _, err := agreements.ParseFidelity(c.Fidelity); err != nil {
+		errs = append(errs, fmt.Errorf("ssp.fidelity: %w", err))
 	}
 	for key, v := range map[string]string{"ssp.jwt": c.JWT, "ssp.interaction_route": c.InteractionRoute} {
 		if v != ModeEnforce && v != ModeLog && v != ModeOff {
@@ -207,12 +207,8 @@ func (c Config) ServerTLS() (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		NextProtos:   []string{"http/1.1"},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no client certificate")
-			}
-			return crl.Check(cs.PeerCertificates[0])
-		},
+
+		VerifyConnection: crl.VerifyConnection,
 	}, nil
 }
 
