@@ -190,6 +190,7 @@ func (st *amStack) validateXML(t *testing.T) {
 		args = append(args, f)
 	}
 	out, err := exec.Command("xmllint", args...).CombinedOutput()
+	t.Logf("%d XML answers checked against the STU3 schema", len(docs))
 	if err != nil {
 		var bad []string
 		for _, line := range strings.Split(string(out), "\n") {
