@@ -246,6 +246,20 @@ func newAMSlotPool(t *testing.T, c *amClient) *amSlotPool {
 	if len(pool.slots) < 400 {
 		t.Fatalf("%s: only %d free slots in the next 13 days", c.p.ods, len(pool.slots))
 	}
+	// Surgeries every day, weekends included: each of the days has free
+	// slots, and the day after tomorrow enough for the "in 2 days time"
+	// rows of both passes (14 each).
+	perDay := map[string]int{}
+	for _, s := range pool.slots {
+		start, _ := time.Parse(time.RFC3339, amStr(s.slot, "start"))
+		perDay[start.In(amLondon).Format(time.DateOnly)]++
+	}
+	for n := 2; n <= 12; n++ {
+		day := amLondonToday().AddDate(0, 0, n).Format(time.DateOnly)
+		if perDay[day] == 0 || n == 2 && perDay[day] < 28 {
+			t.Fatalf("%s: %d free slots on %s (%s)", c.p.ods, perDay[day], day, amLondonToday().AddDate(0, 0, n).Weekday())
+		}
+	}
 	return pool
 }
 
@@ -876,9 +890,11 @@ func (c *amClient) appointments(t *testing.T, patientID, query string, edit ...f
 }
 
 // amStartQuery is "a period starting today for n days" of a patient's
-// appointments (dates only).
+// appointments (dates only). The suite takes today in UTC; this takes the
+// UK's, the practice's calendar, so that the rows do not fail between
+// midnight and 01:00 in summer, when the UTC date is still yesterday.
 func amStartQuery(n int) string {
-	d := time.Now().UTC()
+	d := time.Now().In(amLondon)
 	return "start=ge" + d.Format(time.DateOnly) + "&start=le" + d.AddDate(0, 0, n).Format(time.DateOnly)
 }
 
