@@ -132,6 +132,22 @@ func (r *ring) add(ps []*pending) {
 	}
 }
 
+// rollback forgets the transactions after seq: a recovery took them back
+// out of the chain, and their seqs will be given to other records.
+func (r *ring) rollback(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.n > 0 {
+		i := (r.start + r.n - 1) % len(r.items)
+		if r.items[i].Seq <= seq {
+			break
+		}
+		r.items[i] = Transaction{}
+		r.n--
+	}
+	r.next = seq + 1
+}
+
 // query returns matches newest first and the seq below which the files
 // must be read to continue the answer.
 func (r *ring) query(f Filter, limit int) ([]Transaction, uint64) {
