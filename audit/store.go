@@ -702,7 +702,7 @@ func (c *chain) syncDirty() {
 func (c *chain) syncFile(f chainFile, n int) error {
 	start := time.Now()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit: fsync %s: %w", f.Name(), err)
+		return fmt.Errorf("audit: fsync: %w", err) // an *os.PathError: it names the file
 	}
 	c.dirty, c.lastSync = false, time.Now()
 	if c.obs != nil && n > 0 {
@@ -816,7 +816,7 @@ func (c *chain) writeFile(b []byte) error {
 	w, err := c.f.Write(b)
 	c.size += int64(w)
 	if err != nil {
-		return fmt.Errorf("audit: write %s: %w", filepath.Join(c.dir, c.fileName()), err)
+		return fmt.Errorf("audit: %w", err) // an *os.PathError: it names the file
 	}
 	return nil
 }
