@@ -387,3 +387,42 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestConsumerGoneMidBody: a consumer whose connection dies while its body
+// is on the way is the one case of client_aborted among limits refusals:
+// its refusal cannot be delivered. The records still say refused, by
+// limits, and nothing reached the provider.
+func TestConsumerGoneMidBody(t *testing.T) {
+	tr := startTrap(t)
+	root := "https://localhost:" + tr.port + "/A20047/STU3/1/gpconnect"
+	s := startSSP(t, testConfig(), registry(root))
+	raw, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := consumerTLS(t)
+	cfg.ServerName = "localhost"
+	conn := tls.Client(raw, cfg)
+	if err := conn.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	h := validHeaders(mustLookup(t, gpconnect.CreateAppointment), root)
+	h.Set("Content-Type", gpconnect.MIMEJSON)
+	if _, err := io.WriteString(conn, head("POST", "/"+root+"/Appointment", s.addr, h, "Content-Length: 1000")+"0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	// Gone without a goodbye: the kernel answers whatever comes next with
+	// a reset.
+	raw.(*net.TCPConn).SetLinger(0)
+	raw.Close()
+	tx := waitTransaction(t, s, h.Get("Ssp-TraceID"))
+	if tx.Decision != "refused" || tx.Rule != RuleLimits || !tx.ClientAborted {
+		t.Errorf("transaction %+v, want refused by limits and client_aborted", tx)
+	}
+	if rec := auditRecord(t, s, h.Get("Ssp-TraceID")); rec.Decision != "refused" || rec.Rule != RuleLimits {
+		t.Errorf("audit record %+v, want refused by limits", rec)
+	}
+	if n := tr.dials.Load(); n != 0 {
+		t.Fatalf("a body cut short opened %d provider connections", n)
+	}
+}

@@ -63,8 +63,9 @@ type Server struct {
 	handler    http.Handler
 	identities identities
 
-	mu   sync.Mutex
-	srvs []*http.Server
+	mu       sync.Mutex
+	srvs     []*http.Server
+	shutdown bool // Shutdown has begun: a Serve that starts later serves nothing
 }
 
 // New builds the server: TLS on both legs, the engine and the chain.
@@ -148,6 +149,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return ln.Close() // Shutdown came first: it could not close this listener
+	}
 	s.srvs = append(s.srvs, srv)
 	s.mu.Unlock()
 	err := srv.Serve(&consumerListener{
@@ -167,6 +172,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // provider leg's idle connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.shutdown = true
 	srvs := s.srvs
 	s.mu.Unlock()
 	var errs []error
