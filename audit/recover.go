@@ -149,6 +149,12 @@ func (c *chain) tryRecover() {
 // the pages it could not write, so bytes written after the last good fsync
 // are never kept, even if they read back fine.
 func (c *chain) recover() error {
+	// A disk that has only the failed batch's bytes to give back would let
+	// the small gap notice through and fail again at the next batch, over
+	// and over: first prove there is room for a good many records.
+	if err := c.probe(); err != nil {
+		return err
+	}
 	m := c.durable
 	if c.f != nil {
 		_ = c.f.Close()
@@ -229,6 +235,34 @@ func (c *chain) recover() error {
 	c.durable = c.here()
 	if c.onDurable != nil {
 		c.onDurable([]*pending{p})
+	}
+	return nil
+}
+
+// probeBytes is how much a recovery must be able to write and fsync
+// before it trusts the disk again: a few hundred records.
+const probeBytes = 256 << 10
+
+// probe writes, fsyncs and removes probeBytes in a scratch file beside the
+// chain (<chain>.probe, which no reader of the chain looks at).
+func (c *chain) probe() error {
+	path := filepath.Join(c.dir, c.name+".probe")
+	f, err := c.open(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: probe %s: %w", path, err)
+	}
+	_, err = f.Write(make([]byte, probeBytes))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(path); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit: probe: %w", err)
 	}
 	return nil
 }
