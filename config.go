@@ -18,6 +18,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/demonstrator"
+	"sspemu/faults"
 	"sspemu/proxy"
 )
 
@@ -35,6 +36,7 @@ type Config struct {
 	Spine        SpineConfig         `mapstructure:"spine"`
 	RegistryFile string              `mapstructure:"registry_file"`
 	Registry     agreements.Config   `mapstructure:"registry"`
+	Faults       faults.Config       `mapstructure:"faults"`
 }
 
 // AdminConfig is the admin: section.
@@ -199,6 +201,7 @@ func (c Config) validate() error {
 	if c.Demonstrator.Enabled {
 		errs = append(errs, c.validatePractices(t))
 	}
+	errs = append(errs, c.Faults.Validate())
 	return errors.Join(errs...)
 }
 
