@@ -10,6 +10,7 @@ import (
 
 	"sspemu/agreements"
 	"sspemu/audit"
+	"sspemu/faults"
 	"sspemu/gpconnect"
 )
 
@@ -39,6 +40,9 @@ type scope struct {
 
 	upstream      time.Duration
 	clientAborted bool
+
+	fault string // the fault rules that acted at the SSP, comma-separated
+	reset bool   // a fault closed the connection unanswered
 }
 
 type scopeKey struct{}
@@ -75,8 +79,13 @@ func (s *Server) begin(next http.Handler) http.Handler {
 func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *countingBody) {
 	total := s.now().Sub(sc.start)
 	status := cw.status
-	if status == 0 {
+	if status == 0 && !sc.reset {
 		status = http.StatusOK
+	}
+	fault := sc.fault
+	if fault == "" {
+		// A fault at the practice says so in its answer.
+		fault = cw.Header().Get(faults.Header)
 	}
 	if r.Context().Err() != nil && !cw.complete() {
 		sc.clientAborted = true
@@ -99,6 +108,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		From:            sc.hdr.From,
 		To:              sc.hdr.To,
 		Interaction:     sc.hdr.InteractionID,
+		Fault:           fault,
 	}
 	if t.TraceID == "" {
 		t.TraceID = rawHeader(r, "Ssp-TraceID")
@@ -338,6 +348,7 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 		Status:            sc.status,
 		Token:             sc.sspToken,
 		Reason:            sc.reason,
+		Fault:             sc.fault,
 	}
 	// Refused before the Ssp-* headers were judged (or because they were
 	// malformed): keep what was sent, bounded, so the record still says
