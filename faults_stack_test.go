@@ -126,7 +126,6 @@ func (f *faultStack) transaction(trace string) audit.Transaction {
 	return audit.Transaction{}
 }
 
-
 // raw sends GET /metadata through the SSP and returns the transport's
 // answer, for faults that leave no answer to decode.
 func (f *faultStack) raw(trace string) (*http.Response, error) {
@@ -378,4 +377,65 @@ func (f *faultStack) sspAudit(trace string, want ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestClockAcrossChangeovers moves the practices' business time with PUT
+// /api/clock to the week of each UK changeover, reseeds the practice, and
+// searches its free slots through the SSP: every slot before the change
+// carries the old offset and every slot after it the new one, and the
+// Bundle's lastUpdated is business time.
+func TestClockAcrossChangeovers(t *testing.T) {
+	f := startFaultStack(t)
+	for _, c := range []struct {
+		now           string
+		change        string // the changeover's UK date
+		before, after string
+	}{
+		{"2026-03-26T08:00:00Z", "2026-03-29", "+00:00", "+01:00"},
+		{"2026-10-22T08:00:00+01:00", "2026-10-25", "+01:00", "+00:00"},
+	} {
+		if code, b := f.adminCall("PUT", "/api/clock", `{"now":"`+c.now+`"}`); code != 200 {
+			t.Fatalf("PUT /api/clock: %d %s", code, b)
+		}
+		if code, b := f.adminCall("POST", "/api/demonstrator/reset", ""); code != 200 {
+			t.Fatalf("reset: %d %s", code, b)
+		}
+		from := c.now[:10]
+		day, err := time.Parse(time.DateOnly, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := "/Slot?start=ge" + from + "&end=le" + day.AddDate(0, 0, 6).Format(time.DateOnly) +
+			"&status=free&_include=Slot:schedule"
+		code, _, bundle := f.c.call(f.asid, f.root, "GET", q, gpconnect.SearchSlot, "", nil)
+		if code != 200 {
+			t.Fatalf("slot search at %s: %d %v", c.now, code, bundle)
+		}
+		meta, _ := bundle["meta"].(map[string]any)
+		if lu, _ := meta["lastUpdated"].(string); !strings.HasPrefix(lu, from) {
+			t.Errorf("Bundle lastUpdated %q is not business time %s", lu, c.now)
+		}
+		var early, late int
+		for _, r := range entryResources(bundle) {
+			if r["resourceType"] != "Slot" {
+				continue
+			}
+			start := r["start"].(string)
+			want := c.before
+			if start[:10] > c.change {
+				want, late = c.after, late+1
+			} else {
+				early++
+			}
+			if !strings.HasSuffix(start, want) || !strings.HasSuffix(r["end"].(string), want) {
+				t.Errorf("clock %s: slot %s–%s, want offset %s", c.now, start, r["end"], want)
+			}
+		}
+		if early == 0 || late == 0 {
+			t.Errorf("clock %s: %d slots before and %d after the changeover; want some of each", c.now, early, late)
+		}
+	}
+	if code, b := f.adminCall("DELETE", "/api/clock", ""); code != 200 || !bytes.Contains(b, []byte(`"mode": "real"`)) {
+		t.Errorf("DELETE /api/clock: %d %s", code, b)
+	}
 }
