@@ -1,0 +1,77 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// EnvDir is the environment variable that names the profiles folder; when
+// unset, tests use ../shared/gpconnect-fhir beside the module root.
+const EnvDir = "SSPEMU_GPCONNECT_FHIR"
+
+// Where the profiles come from, for the message when they are missing.
+const source = "the folders StructureDefinitions/, ValueSets/ and CodeSystems/ of " +
+	"https://github.com/nhsconnect/gpconnect-fhir, branch release/1.2.7"
+
+// Dir returns the profiles folder a test should use: $SSPEMU_GPCONNECT_FHIR,
+// or ../shared/gpconnect-fhir relative to the module root (the first
+// directory up from the working directory with go.mod).
+func Dir() (string, error) {
+	if d := os.Getenv(EnvDir); d != "" {
+		return d, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "..", "shared", "gpconnect-fhir"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s", wd)
+		}
+		dir = parent
+	}
+}
+
+// loaded keeps each folder's Set for the test binary's life: loading the
+// published set takes a noticeable fraction of a second, checking with it
+// does not.
+var loaded sync.Map // dir → *onceSet
+
+type onceSet struct {
+	once sync.Once
+	set  *Set
+	err  error
+}
+
+// ForTest returns the Set of Dir(), loaded once per test binary. A folder
+// that is missing or unreadable fails the test, saying where to get the
+// profiles: the check is the point of the test, so it never skips.
+func ForTest(tb testing.TB) *Set {
+	tb.Helper()
+	dir, err := Dir()
+	if err != nil {
+		tb.Fatalf("profile: cannot find the GP Connect profiles folder: %v", err)
+	}
+	v, _ := loaded.LoadOrStore(dir, &onceSet{})
+	o := v.(*onceSet)
+	o.once.Do(func() {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			o.err = fmt.Errorf("%s does not exist", dir)
+			return
+		}
+		o.set, o.err = Load(dir)
+	})
+	if o.err != nil {
+		tb.Fatalf("profile: the GP Connect 1.2.7 profiles are needed: %v.\n"+
+			"Put %s in %s, or set %s to the folder that holds them.", o.err, source, dir, EnvDir)
+	}
+	return o.set
+}
