@@ -64,12 +64,16 @@ func (w *walker) resource(obj map[string]any, prefix string) {
 			profiles = append(profiles, sd)
 		}
 	}
-	if len(claimed) == 0 {
+	if len(profiles) == 0 {
+		// Check against the type's default all the same, so that a wrong or
+		// missing meta.profile does not hide the rest.
 		bt, _ := obj["type"].(string)
 		if u := w.s.DefaultProfile(rt, bt); u != "" {
 			profiles = append(profiles, w.s.structures[u])
-			w.result.Problems = append(w.result.Problems, Problem{Path: path + ".meta.profile", Rule: RuleProfile, Profile: u,
-				Element: rt + ".meta", Detail: "absent: a GP Connect " + rt + " names its profile " + u})
+			if len(claimed) == 0 {
+				w.result.Problems = append(w.result.Problems, Problem{Path: path + ".meta.profile", Rule: RuleProfile, Profile: u,
+					Element: rt + ".meta", Detail: "absent: a GP Connect " + rt + " names its profile " + u})
+			}
 		}
 	}
 	if len(profiles) == 0 {
@@ -209,7 +213,7 @@ func (w *walker) members(obj map[string]any, owner *elem, defs []*elem, path str
 			for _, p := range ps {
 				names = append(names, p.key)
 			}
-			w.problem(path, RuleType, d, "%s: one choice of %s at most, not %s", d.name, d.name, strings.Join(names, " and "))
+			w.problem(path+"."+d.name, RuleType, d, "one type of %s at most, not %s", d.name, strings.Join(names, " and "))
 		}
 		var items []any
 		var exts []any
@@ -224,7 +228,11 @@ func (w *walker) members(obj map[string]any, owner *elem, defs []*elem, path str
 				itemTypes = append(itemTypes, p.typ)
 			}
 		}
-		w.cardinality(path+"."+key, d, len(items), "")
+		n := len(items)
+		if len(ps) > 1 && !d.list {
+			n = 1 // reported above
+		}
+		w.cardinality(path+"."+key, d, n, "")
 		itemPath := func(i int) string {
 			if d.list {
 				return fmt.Sprintf("%s.%s[%d]", path, key, i)

@@ -213,8 +213,10 @@ func (s *Set) Profiles() []string {
 }
 
 // DefaultProfile is the profile a resource of type resourceType without
-// meta.profile is checked against ("" when the set has none); for a Bundle
-// it depends on Bundle.type: see Check.
+// meta.profile is checked against ("" when the set has none): the only
+// profile of that type in the set; for a Bundle of type searchset or
+// collection, GP Connect's profile for it; for an Observation,
+// CareConnect-GPC-Observation-1.
 func (s *Set) DefaultProfile(resourceType, bundleType string) string {
 	if resourceType == "Bundle" {
 		switch bundleType {
@@ -227,16 +229,16 @@ func (s *Set) DefaultProfile(resourceType, bundleType string) string {
 				return StructuredBundle
 			}
 		}
-		return ""
 	}
 	return s.defaults[resourceType]
 }
 
 // Check checks one resource (JSON) against its profiles and returns the
 // problems found, none when it conforms. The profiles are those its
-// meta.profile names; without meta.profile, DefaultProfile's (which is then
-// itself a problem: GP Connect resources name their profile). Contained
-// resources and Bundle entries are checked against their own.
+// meta.profile names; without meta.profile (itself a problem: GP Connect
+// resources name their profile), or when it names none of the set,
+// DefaultProfile's. Contained resources and Bundle entries are checked
+// against their own.
 func (s *Set) Check(resource []byte) []Problem { return s.Validate(resource).Problems }
 
 // Validate is Check, also saying which resources it checked against which

@@ -123,5 +123,5 @@ func (s *Set) valueSetCheckable(url string, seen []string) (bool, string) {
 	if len(reasons) == 0 {
 		return true, ""
 	}
-	return false, strings.Join(reasons, "; ") + " (codes it enumerates are still checked)"
+	return false, strings.Join(reasons, "; ") + " (a code outside the parts listed cannot be refused)"
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -18,8 +19,12 @@ const source = "the folders StructureDefinitions/, ValueSets/ and CodeSystems/ o
 	"https://github.com/nhsconnect/gpconnect-fhir, branch release/1.2.7"
 
 // Dir returns the profiles folder a test should use: $SSPEMU_GPCONNECT_FHIR,
-// or ../shared/gpconnect-fhir relative to the module root (the first
-// directory up from the working directory with go.mod).
+// or else ../shared/gpconnect-fhir relative to the module root (the first
+// directory up from the working directory with go.mod). In a linked git
+// worktree the repository's own root counts too: the worktree's module
+// root is then tried first, then the root of the main working tree its
+// .git file leads to. When no candidate exists, Dir returns the first, for
+// the message.
 func Dir() (string, error) {
 	if d := os.Getenv(EnvDir); d != "" {
 		return d, nil
@@ -28,9 +33,11 @@ func Dir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for dir := wd; ; {
+	root := ""
+	for dir := wd; root == ""; {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "gpconnect-fhir"), nil
+			root = dir
+			break
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -38,6 +45,45 @@ func Dir() (string, error) {
 		}
 		dir = parent
 	}
+	candidates := []string{filepath.Join(root, "..", "shared", "gpconnect-fhir")}
+	if main := mainWorktree(root); main != "" {
+		candidates = append(candidates, filepath.Join(main, "..", "shared", "gpconnect-fhir"))
+	}
+	for _, c := range candidates {
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	return candidates[0], nil
+}
+
+// mainWorktree is the root of the main working tree when dir is a linked
+// git worktree (its .git is a file "gitdir: <repo>/.git/worktrees/<name>",
+// and that directory's commondir leads to <repo>/.git), else "".
+func mainWorktree(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, ".git"))
+	if err != nil {
+		return "" // not a worktree, or .git is the repository itself
+	}
+	gitdir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir: ")
+	if !ok {
+		return ""
+	}
+	if !filepath.IsAbs(gitdir) {
+		gitdir = filepath.Join(dir, gitdir)
+	}
+	common, err := os.ReadFile(filepath.Join(gitdir, "commondir"))
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(common))
+	if !filepath.IsAbs(c) {
+		c = filepath.Join(gitdir, c)
+	}
+	if filepath.Base(c) != ".git" {
+		return ""
+	}
+	return filepath.Dir(c)
 }
 
 // loaded keeps each folder's Set for the test binary's life: loading the
