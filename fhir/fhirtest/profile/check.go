@@ -190,7 +190,7 @@ func (w *walker) members(obj map[string]any, owner *elem, defs []*elem, path str
 		}
 		def, typ, ok := w.definition(exact, choices, name)
 		if !ok {
-			w.unknownMember(obj, owner, defs, choices, path, k)
+			w.unknownMember(owner, defs, choices, path, k)
 			continue
 		}
 		p := present{key: name, def: def, typ: typ}
@@ -239,7 +239,7 @@ func (w *walker) members(obj map[string]any, owner *elem, defs []*elem, path str
 			}
 			return path + "." + key
 		}
-		if d.slicing != nil && len(d.slices) > 0 {
+		if d.slicing != nil && len(d.slices) > 0 && len(d.slicing.discriminators) > 0 {
 			w.sliced(d, items, itemTypes, itemPath, path+"."+key)
 		} else {
 			if isExtension(d) {
@@ -289,7 +289,7 @@ func (w *walker) definition(exact map[string]*elem, choices []*elem, name string
 // unknownMember reports a member the definitions do not have: the wrong
 // type of a choice (an extension's value most often), or an element the
 // profile does not define.
-func (w *walker) unknownMember(obj map[string]any, owner *elem, defs []*elem, choices []*elem, path, key string) {
+func (w *walker) unknownMember(owner *elem, defs []*elem, choices []*elem, path, key string) {
 	name := strings.TrimPrefix(key, "_")
 	for _, c := range choices {
 		prefix := strings.TrimSuffix(c.name, "[x]")
@@ -363,7 +363,7 @@ func (w *walker) shape(path string, d *elem, value any, hasValue bool, ext any) 
 		}
 		return []any{nil}, []any{ext}
 	case d.list && !isArr:
-		w.problem(path, RuleType, d, "must be an array: %s repeats (max %s in the base)", d.name, "*")
+		w.problem(path, RuleType, d, "must be an array: %s repeats in the base resource", d.name)
 		return []any{value}, []any{ext}
 	case !d.list && isArr:
 		w.problem(path, RuleType, d, "must not be an array: %s is single", d.name)
@@ -375,7 +375,7 @@ func (w *walker) shape(path string, d *elem, value any, hasValue bool, ext any) 
 		exts = make([]any, len(arr))
 		if extIsArr {
 			if len(extArr) != len(arr) {
-				w.problem("_"+path, RuleType, d, "companion has %d items for %d values", len(extArr), len(arr))
+				w.problem(path, RuleType, d, "its _%s companion has %d items for %d values", d.name, len(extArr), len(arr))
 			}
 			copy(exts, extArr)
 		}
@@ -442,7 +442,7 @@ func (w *walker) sliced(d *elem, items []any, types []typeRef, itemPath func(int
 				url, _ := m["url"].(string)
 				var allowed []string
 				for _, sl := range d.slices {
-					if sl.max != 0 {
+					if sl.max != 0 && len(sl.discValues) > 0 {
 						allowed = append(allowed, sl.discValues[0])
 					}
 				}
@@ -562,7 +562,7 @@ func (w *walker) value(v any, d *elem, t typeRef, path string) {
 	}
 	for _, p := range t.profiles {
 		sd, ok := w.s.structures[p]
-		if !ok || sd == d.sd {
+		if !ok || sd == d.sd || sd.typ != t.code {
 			continue // listed by Unchecked
 		}
 		w.members(m, sd.root, sd.root.children, path, false)
@@ -663,7 +663,7 @@ var formats = map[string]*regexp.Regexp{
 	"instant":     regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$`),
 	"time":        regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?$`),
 	"id":          regexp.MustCompile(`^[A-Za-z0-9\-\.]{1,64}$`),
-	"code":        regexp.MustCompile(`^[^\s]+( [^\s]+)*$`),
+	"code":        regexp.MustCompile(`^[^\s]+(\s?[^\s]+)*$`),
 	"oid":         regexp.MustCompile(`^urn:oid:(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$`),
 	"uuid":        regexp.MustCompile(`^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`),
 	"integer":     regexp.MustCompile(`^-?([0]|([1-9][0-9]*))$`),
@@ -701,7 +701,7 @@ func (w *walker) primitive(v any, d *elem, code, path string) {
 		w.problem(path, RuleType, d, "a %s must be a JSON string, not %s", code, jsonText(v))
 		return
 	}
-	if strings.TrimSpace(s) == "" {
+	if s == "" {
 		w.problem(path, RuleType, d, "empty %s: a primitive has a value or extensions (ele-1)", code)
 		return
 	}

@@ -75,9 +75,6 @@ type discriminator struct{ kind, path string }
 // choice reports whether the element is a choice of types (value[x]).
 func (e *elem) choice() bool { return strings.HasSuffix(e.name, "[x]") }
 
-// label is the element as messages name it: its id in the snapshot.
-func (e *elem) label() string { return e.id }
-
 // valueSet is a ValueSet's compose.
 type valueSet struct {
 	url      string
@@ -95,9 +92,13 @@ type include struct {
 
 // codeSystem is a CodeSystem: every code it defines, at any depth.
 type codeSystem struct {
-	url   string
-	codes map[string]bool
+	url     string
+	content string // complete, or example, fragment, not-present: then codes are not all of it
+	codes   map[string]bool
 }
+
+// complete reports whether codes holds every code of the system.
+func (cs *codeSystem) complete() bool { return cs.content == "" || cs.content == "complete" }
 
 // Load reads the StructureDefinitions, ValueSets and CodeSystems (FHIR STU3
 // XML) under dir, in the layout of nhsconnect/gpconnect-fhir
@@ -189,7 +190,7 @@ func (s *Set) add(root *node, file string) error {
 		}
 		s.valueSets[vs.url] = vs
 	case "CodeSystem":
-		cs := &codeSystem{url: root.val("url"), codes: map[string]bool{}}
+		cs := &codeSystem{url: root.val("url"), content: root.val("content"), codes: map[string]bool{}}
 		if cs.url == "" {
 			return errors.New("CodeSystem without url")
 		}
@@ -331,6 +332,11 @@ func elemOf(sd *structure, en *node) (*elem, error) {
 		}
 		for _, p := range t.all("targetProfile") {
 			tr.targetProfiles = append(tr.targetProfiles, p.value)
+		}
+		if tr.code == "Reference" && len(tr.targetProfiles) == 0 {
+			// Some published snapshots name a reference's target in
+			// type.profile, as STU3 before 3.0.1 did.
+			tr.targetProfiles, tr.profiles = tr.profiles, nil
 		}
 		e.types = append(e.types, tr)
 	}

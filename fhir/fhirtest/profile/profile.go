@@ -23,12 +23,18 @@
 // Contained resources and Bundle entries are checked against their own
 // profiles.
 //
+// Required bindings to core FHIR ValueSets (issue-type, slotstatus, ...)
+// are checked when the Set is given the STU3 core terminology
+// (WithCoreTerminology; ForTestWithCore in tests).
+//
 // What it does not check: FHIRPath invariants (ElementDefinition.constraint,
-// e.g. ele-1 beyond empty values); extensible and preferred bindings; the
-// inside of data types the snapshot does not expand (the base STU3 data
-// types are not in the folder); required bindings to ValueSets that are
-// not in the folder or need a terminology server. Unchecked lists the last
-// kind, with the reason, for the profiles a caller uses.
+// e.g. ele-1 beyond empty values and objects); extensible and preferred
+// bindings; displays; the inside of data types the snapshot does not expand
+// (Meta, Narrative; the base STU3 data types are not in the folder);
+// required bindings to ValueSets that are in neither the folder nor the core
+// terminology, or that need a terminology server (SNOMED CT filters).
+// Unchecked lists the last kind, with the reason, for the profiles a caller
+// uses.
 package profile
 
 import (
@@ -103,6 +109,7 @@ type Set struct {
 	codeSystems map[string]*codeSystem
 	broken      []brokenFile
 	defaults    map[string]string // resourceType → profile URL
+	core        string            // the core terminology file added, if any
 }
 
 func newSet(dir string) *Set {
@@ -256,6 +263,17 @@ func (s *Set) Validate(resource []byte) Result {
 	}
 	w := &walker{s: s}
 	w.resource(obj, "")
+	// An extension whose definition the referencing snapshot also expands
+	// is checked against both: say each problem once.
+	seen := map[Problem]bool{}
+	kept := w.result.Problems[:0]
+	for _, p := range w.result.Problems {
+		if !seen[p] {
+			seen[p] = true
+			kept = append(kept, p)
+		}
+	}
+	w.result.Problems = kept
 	return w.result
 }
 
@@ -309,18 +327,24 @@ func (s *Set) Unchecked(profiles ...string) []Unchecked {
 			}
 		}
 		for _, t := range e.types {
-			if t.code != "Extension" {
-				continue
-			}
 			for _, p := range t.profiles {
-				if _, ok := s.structures[p]; ok {
+				sd, ok := s.structures[p]
+				switch {
+				case ok && sd.typ == t.code:
 					visit(p)
-				} else {
+				case t.code == "Extension":
 					note(RuleExtension, p, s.missingReason(p), where)
+				case ok:
+					note(RuleType, p, "a profile of "+sd.typ+", not of the element's type "+t.code, where)
+				default:
+					note(RuleType, p, s.missingReason(p), where)
 				}
 			}
 		}
 		if e.slicing != nil {
+			if len(e.slicing.discriminators) == 0 && len(e.slices) > 0 {
+				note(RuleSlicing, e.id, "slicing without a discriminator: its slices are not told apart", where)
+			}
 			for _, d := range e.slicing.discriminators {
 				if d.kind != "value" && d.kind != "pattern" {
 					note(RuleSlicing, d.kind+":"+d.path, "discriminator type "+d.kind+" is not evaluated", where)

@@ -45,6 +45,7 @@ const validPatient = `{
     {"system": "https://example.org/Id/local", "value": "L1"}],
   "name": [{"use": "official", "family": "SMITH", "given": ["Ann", "Marie"]}],
   "telecom": [{"system": "phone", "value": "0113 496 0000"}],
+  "address": [{"use": "home", "line": ["1 Leeds Road"]}, {"use": "temp", "line": ["2 York Road"]}, {"use": "work"}],
   "gender": "female",
   "birthDate": "1980-01-02",
   "_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "1980-01-02T06:30:00+00:00"}]},
@@ -154,6 +155,15 @@ func TestCheckRules(t *testing.T) {
 			m["identifier"] = []any{ids[1], ids[0]}
 		}, []want{{RuleSlicing, "Patient.identifier[1]"}}},
 
+		{"slices out of order (ordered)", func(m map[string]any) {
+			as := m["address"].([]any)
+			m["address"] = []any{as[1], as[0]}
+		}, []want{{RuleSlicing, "Patient.address[1]"}}},
+		{"a member a slice makes mandatory missing", func(m map[string]any) { delete(at(m, "address", 0), "line") },
+			[]want{{RuleCardinality, "Patient.address[0].line"}}},
+		{"more of a slice than its max", func(m map[string]any) { m["address"] = append([]any{at(m, "address", 0)}, m["address"].([]any)...) },
+			[]want{{RuleCardinality, "Patient.address"}}},
+
 		// JSON types and formats.
 		{"a date in another format", func(m map[string]any) { m["birthDate"] = "02/01/1980" },
 			[]want{{RuleType, "Patient.birthDate"}}},
@@ -167,7 +177,7 @@ func TestCheckRules(t *testing.T) {
 			[]want{{RuleType, "Patient.gender"}}},
 		{"a repeating element not as an array", func(m map[string]any) { at(m, "name", 0)["given"] = "Ann" },
 			[]want{{RuleType, "Patient.name[0].given"}}},
-		{"an empty string", func(m map[string]any) { at(m, "name", 0)["family"] = " " },
+		{"an empty string", func(m map[string]any) { at(m, "name", 0)["family"] = "" },
 			[]want{{RuleType, "Patient.name[0].family"}}},
 		{"an empty array", func(m map[string]any) { at(m, "name", 0)["given"] = []any{} },
 			[]want{{RuleType, "Patient.name[0].given"}}},
@@ -439,4 +449,52 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWithCoreTerminology adds ValueSets and CodeSystems from a core
+// terminology bundle: bindings to them are then checked, the folder's own
+// definitions win, and a CodeSystem that is not complete decides nothing.
+func TestWithCoreTerminology(t *testing.T) {
+	s := fixtureSet(t)
+	c, err := s.WithCoreTerminology(filepath.Join("testdata", "core-terminology.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient := func(edit func(m map[string]any)) []byte {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(validPatient), &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		b, _ := json.Marshal(m)
+		return b
+	}
+	french := patient(func(m map[string]any) { m["language"] = "fr" })
+	expect(t, s.Check(french), nil) // no ValueSet: not checked
+	expect(t, c.Check(french), []want{{RuleBinding, "Patient.language"}})
+	expect(t, c.Check(patient(func(m map[string]any) { m["language"] = "en-GB" })), nil)
+	// The folder's Test-Gender-1 (male, female) wins over the bundle's.
+	expect(t, c.Check(patient(func(m map[string]any) { m["gender"] = "other" })), []want{{RuleBinding, "Patient.gender"}})
+	// The SNOMED CT stub is "not-present": a colour outside the enumerated
+	// ones is still not refused.
+	expect(t, c.Check(patient(func(m map[string]any) { at(m, "extension", 0)["valueCode"] = "blue" })), nil)
+
+	for _, u := range c.Unchecked(testPatient) {
+		if u.Target == "http://hl7.org/fhir/ValueSet/languages-required" {
+			t.Errorf("still unchecked with the core terminology: %s", u)
+		}
+	}
+	if len(s.Unchecked(testPatient)) != len(c.Unchecked(testPatient))+1 {
+		t.Errorf("Unchecked: %d without the core terminology, %d with", len(s.Unchecked(testPatient)), len(c.Unchecked(testPatient)))
+	}
+
+	for _, bad := range []string{`{"resourceType":"Patient"}`, `{"resourceType":"Bundle","entry":[]}`, `not json`} {
+		f := filepath.Join(t.TempDir(), "core.json")
+		if err := os.WriteFile(f, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WithCoreTerminology(f); err == nil {
+			t.Errorf("WithCoreTerminology(%s) succeeded", bad)
+		}
+	}
 }

@@ -125,3 +125,22 @@ func BenchmarkCheckSlotSearch(b *testing.B) {
 		s.Check(doc)
 	}
 }
+
+// TestPublishedWithCore checks required bindings to core ValueSets with the
+// STU3 core terminology.
+func TestPublishedWithCore(t *testing.T) {
+	s := ForTestWithCore(t)
+	slot := func(status string) string {
+		return `{"resourceType":"Slot","id":"1","meta":{"profile":["https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-Slot-1"]},
+		"schedule":{"reference":"Schedule/1"},"status":"` + status + `","start":"2025-03-10T09:00:00+00:00","end":"2025-03-10T09:15:00+00:00"}`
+	}
+	expect(t, s.Check([]byte(slot("free"))), nil)
+	expect(t, s.Check([]byte(slot("available"))), []want{{RuleBinding, "Slot.status"}})
+	outcome := strings.Replace(publishedOutcome("INVALID_RESOURCE", "Invalid validation of resource"), `"code":"invalid"`, `"code":"wrong"`, 1)
+	expect(t, s.Check([]byte(outcome)), []want{{RuleBinding, "OperationOutcome.issue[0].code"}})
+	for _, u := range s.Unchecked(OperationOutcome, "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-Slot-1") {
+		if u.Rule == RuleBinding {
+			t.Errorf("unchecked with the core terminology: %s", u)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func (s *Set) includes(in include, system, code string, seen []string) membershi
 		r = yes
 	default:
 		cs, ok := s.codeSystems[in.system]
-		if !ok {
+		if !ok || !cs.complete() {
 			return unknown
 		}
 		if !cs.codes[code] {
@@ -98,6 +98,8 @@ func (s *Set) valueSetCheckable(url string, seen []string) (bool, string) {
 	case ok:
 	case url == "http://www.rfc-editor.org/bcp/bcp13.txt":
 		return false, "MIME types (BCP 13): not a ValueSet resource"
+	case s.core != "":
+		return false, "ValueSet in neither " + s.dir + " nor " + s.core
 	case strings.HasPrefix(url, "http://hl7.org/fhir/ValueSet/"):
 		return false, "a core FHIR STU3 ValueSet, not published in gpconnect-fhir"
 	default:
@@ -110,8 +112,10 @@ func (s *Set) valueSetCheckable(url string, seen []string) (bool, string) {
 		case in.filtered:
 			reasons = append(reasons, "includes "+in.system+" by filter: needs a terminology server")
 		case in.system != "" && in.concepts == nil:
-			if _, ok := s.codeSystems[in.system]; !ok {
-				reasons = append(reasons, "includes all of "+in.system+", whose CodeSystem is not in "+s.dir)
+			if cs, ok := s.codeSystems[in.system]; !ok {
+				reasons = append(reasons, "includes all of "+in.system+", whose CodeSystem is not here")
+			} else if !cs.complete() {
+				reasons = append(reasons, "includes all of "+in.system+", whose CodeSystem here is not complete (content "+cs.content+")")
 			}
 		}
 		for _, u := range in.valueSets {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"sspemu/fhir/fhirtest"
 )
 
 // EnvDir is the environment variable that names the profiles folder; when
@@ -118,6 +120,25 @@ func ForTest(tb testing.TB) *Set {
 	if o.err != nil {
 		tb.Fatalf("profile: the GP Connect 1.2.7 profiles are needed: %v.\n"+
 			"Put %s in %s, or set %s to the folder that holds them.", o.err, source, dir, EnvDir)
+	}
+	return o.set
+}
+
+// ForTestWithCore is ForTest's Set with the FHIR STU3 core terminology
+// added (WithCoreTerminology): valuesets.json of the npm package fhir@3.3.1,
+// which fhirtest.SchemaPath installs with the STU3 schema (scripts/fhir-xsd)
+// and which lies beside it. Loaded once per test binary; a failure fails
+// the test.
+func ForTestWithCore(tb testing.TB) *Set {
+	tb.Helper()
+	set := ForTest(tb)
+	xsd := fhirtest.SchemaPath(tb) // <cache>/package/schemas/stu3/fhir-single.xsd
+	file := filepath.Join(filepath.Dir(xsd), "..", "..", "profiles", "stu3", "valuesets.json")
+	v, _ := loaded.LoadOrStore(set.dir+"\x00"+file, &onceSet{})
+	o := v.(*onceSet)
+	o.once.Do(func() { o.set, o.err = set.WithCoreTerminology(file) })
+	if o.err != nil {
+		tb.Fatalf("%v", o.err)
 	}
 	return o.set
 }
