@@ -127,5 +127,7 @@ func (s *Set) valueSetCheckable(url string, seen []string) (bool, string) {
 	if len(reasons) == 0 {
 		return true, ""
 	}
+	slices.Sort(reasons)
+	reasons = slices.Compact(reasons)
 	return false, strings.Join(reasons, "; ") + " (a code outside the parts listed cannot be refused)"
 }
