@@ -593,7 +593,7 @@ func (w *walker) childrenOf(d *elem) []*elem {
 func (w *walker) primitiveExtensions(ext any, d *elem, path string) {
 	m, ok := ext.(map[string]any)
 	if !ok {
-		w.problem("_"+path, RuleType, d, "the companion of a primitive must be a JSON object")
+		w.problem(path, RuleType, d, "its _%s companion must be a JSON object", d.name)
 		return
 	}
 	kids := w.childrenOf(d)
