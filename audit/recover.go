@@ -250,6 +250,7 @@ func (c *chain) recover() error {
 		// of records just taken out.
 		c.wmu.Lock()
 		c.written, c.unsynced = c.durable, 0
+		c.drainKick()
 		c.wmu.Unlock()
 	}
 	if c.onDurable != nil {

@@ -53,6 +53,7 @@ func (c *chain) syncWritten() {
 	c.wmu.Lock()
 	m, n := c.written, c.unsynced
 	c.unsynced = 0
+	c.drainKick()
 	c.wmu.Unlock()
 	if n == 0 {
 		return // the rotation or a recovery made them durable already
@@ -83,14 +84,26 @@ func (c *chain) syncWritten() {
 
 // publishWritten tells the syncer that n more records were written, up to
 // where the writer now stands.
+// The kick is sent and taken back under wmu, so a kick waits exactly when
+// records were written since the syncer last took them: the syncer never
+// starts an interval for nothing.
 func (c *chain) publishWritten(n int) {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.written = c.here()
 	c.unsynced += n
-	c.wmu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
 	default: // a kick is already waiting
+	}
+}
+
+// drainKick takes back a waiting kick; the caller holds wmu and has taken
+// (or dropped) the unsynced records it announced.
+func (c *chain) drainKick() {
+	select {
+	case <-c.kick:
+	default:
 	}
 }
 
@@ -101,6 +114,7 @@ func (c *chain) takeUnsynced() int {
 	defer c.wmu.Unlock()
 	n := c.unsynced
 	c.unsynced = 0
+	c.drainKick()
 	return n
 }
 
