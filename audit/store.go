@@ -36,7 +36,7 @@ type Observer interface {
 type Options struct {
 	Sync               string        // interval (default) | batch | always | none
 	SyncInterval       time.Duration // sync interval only: the longest a written record waits for its fsync; 0 means DefaultSyncInterval
-	MaxFileBytes       int64  // 0 means DefaultMaxFileBytes
+	MaxFileBytes       int64         // 0 means DefaultMaxFileBytes
 	Observer           Observer
 	RecentTransactions int // in-memory ring for Transactions; 0 means DefaultRecentTransactions
 	// Logger receives a line when a chain stops being writable and when it
@@ -514,8 +514,8 @@ func openChain(dir, name string, o chainOptions) (*chain, error) {
 	mode := o.mode
 	c := &chain{
 		name: name, dir: dir, mode: mode, maxBytes: o.maxBytes, obs: o.obs, open: o.open, log: o.log,
-		reqs: make(chan *pending, maxBatch),
-		done: make(chan struct{}),
+		reqs:     make(chan *pending, maxBatch),
+		done:     make(chan struct{}),
 		interval: o.interval, after: o.after,
 		kick: make(chan struct{}, 1), stopSync: make(chan struct{}), syncDone: make(chan struct{}),
 		syncFailed: make(chan error, 1),
