@@ -86,6 +86,10 @@ func TestReportFromRealSession(t *testing.T) {
 	dir := f.st.store.Dir()
 	out := t.TempDir()
 	files := map[string]string{}
+	// REPORT_OUT_DIR keeps the three files, to look at (the README excerpt).
+	if d := os.Getenv("REPORT_OUT_DIR"); d != "" {
+		out = d
+	}
 	for _, format := range report.Formats {
 		files[format] = filepath.Join(out, "report."+format)
 		if _, err := run(t, "report", "--audit", dir, "--from", "200000000359", "--format", format, "--out", files[format]); err != nil {
