@@ -42,6 +42,11 @@ const (
 	CodeInternalServerError     = "INTERNAL_SERVER_ERROR"
 	CodeNotImplemented          = "NOT_IMPLEMENTED"
 	CodeUnsupportedMediaType    = "UNSUPPORTED_MEDIA_TYPE"
+
+	// CodeInvalidPatientDemographics is Register Patient's refusal when PDS
+	// does not hold the NHS number, its record does not verify, or it is a
+	// deceased or sensitive patient's.
+	CodeInvalidPatientDemographics = "INVALID_PATIENT_DEMOGRAPHICS"
 )
 
 // providerCode is one row of the error table: HTTP status, FHIR issue type
@@ -74,6 +79,8 @@ var providerCodes = map[string]providerCode{
 	CodeInternalServerError:     {500, "exception", "Unexpected internal server error"},
 	CodeNotImplemented:          {501, "not-supported", "Not implemented"},
 	CodeUnsupportedMediaType:    {415, "not-supported", "Unsupported media type"},
+
+	CodeInvalidPatientDemographics: {400, "business-rule", "Invalid patient demographics"},
 }
 
 // ProviderCodes lists the provider error codes this package knows, in a
@@ -84,7 +91,7 @@ func ProviderCodes() []string {
 		CodeAccessDenied, CodeNoPatientConsent,
 		CodePatientNotFound, CodePractitionerNotFound, CodeOrganisationNotFound, CodeNoRecordFound,
 		CodeDuplicateRejected, CodeInvalidResource, CodeInvalidParameter, CodeReferenceNotFound,
-		CodeInternalServerError, CodeNotImplemented, CodeUnsupportedMediaType,
+		CodeInternalServerError, CodeNotImplemented, CodeUnsupportedMediaType, CodeInvalidPatientDemographics,
 	}
 }
 
