@@ -139,7 +139,7 @@ func TestAuditOneRecordPerRequest(t *testing.T) {
 		{"method not allowed", call{method: "DELETE", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient},
 			405, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "DELETE"},
 		{"unsupported type asked for", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Accept": "text/html"}},
-			415, "refused", gpconnect.CodeUnsupportedMediaType, "/Patient/2", testASID, true, "application/fhir+xml"},
+			415, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "application/fhir+xml"},
 		{"missing Ssp-From", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Ssp-From": ""}},
 			400, "refused", gpconnect.CodeBadRequest, "/Patient/2", testASID, true, "Ssp-From"},
 		{"another provider's ASID", call{method: "GET", path: testRoot + "/Patient/2", interaction: gpconnect.ReadPatient, header: map[string]string{"Ssp-To": otherASID}},

@@ -68,11 +68,11 @@ func TestRefusals(t *testing.T) {
 		{"wrong case /Metadata", call{method: get, path: testRoot + "/Metadata", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
 		{"outside the service root", call{method: get, path: "/B99999/STU3/1/gpconnect/metadata", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
 		{"root itself", call{method: get, path: "/", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
-		{"_format text/html", call{method: get, path: testRoot + "/metadata?_format=text/html", interaction: gpconnect.ReadMetadata}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"Accept application/xml", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "application/xml"}}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"body Content-Type application/xml", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "application/xml", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"Accept text/html", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "text/html"}}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"body Content-Type text/plain", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "text/plain", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeUnsupportedMediaType},
+		{"_format text/html", call{method: get, path: testRoot + "/metadata?_format=text/html", interaction: gpconnect.ReadMetadata}, 415, gpconnect.CodeBadRequest},
+		{"Accept application/xml", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "application/xml"}}, 415, gpconnect.CodeBadRequest},
+		{"body Content-Type application/xml", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "application/xml", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeBadRequest},
+		{"Accept text/html", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "text/html"}}, 415, gpconnect.CodeBadRequest},
+		{"body Content-Type text/plain", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "text/plain", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeBadRequest},
 		{"structured record", call{method: post, path: pat + "/$gpc.getstructuredrecord", interaction: gpconnect.GetStructuredRecord, body: `{}`}, 501, gpconnect.CodeNotImplemented},
 
 		// Ssp headers and interaction.
