@@ -582,8 +582,9 @@ func practicePatients(d *demonstrator.Demonstrator, log *slog.Logger) pds.Source
 			p := r.Patient
 			// A temporary registration leaves PDS as it was ("It does not
 			// change a patient's registered practice information as held on
-			// PDS"), and a record never traced is not on PDS at all.
-			if seen[p.NHSNumber] || p.NotOnPDS || p.RegistrationType == "T" {
+			// PDS"): PDS holds the seeded patients, whatever the practice
+			// did since. A record never traced is not on PDS at all.
+			if seen[p.NHSNumber] || !p.Seeded || p.NotOnPDS {
 				continue
 			}
 			seen[p.NHSNumber] = true

@@ -422,7 +422,7 @@ func (p *practice) registerPatient(rq *request) (*reply, *outcome) {
 				"the patient with NHS number %s is already registered (Patient/%s)", sent.NHSNumber, pt.ID)
 		case held:
 			note = "re-activated"
-			sent.ID, sent.Version, sent.GPID = pt.ID, pt.Version+1, pt.GPID
+			sent.ID, sent.Version, sent.GPID, sent.Seeded = pt.ID, pt.Version+1, pt.GPID, pt.Seeded
 		default:
 			sent.ID, sent.Version = tx.NewPatientID(), 1
 			if prs := tx.Practitioners(); len(prs) > 0 {

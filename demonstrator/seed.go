@@ -40,7 +40,7 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 			ID: id(i), NHSNumber: p.NHSNumber, Family: p.Family, Given: p.Given, Prefix: p.Prefix,
 			Gender: p.Gender, BirthDate: p.BirthDate, GPID: strconv.Itoa(gp),
 			RegistrationType: "R", Registered: now, Version: 1, LastUpdated: now,
-			Deceased: p.Deceased, Inactive: p.Inactive, Sensitive: p.Sensitive, NotOnPDS: p.NotOnPDS,
+			Deceased: p.Deceased, Inactive: p.Inactive, Sensitive: p.Sensitive, NotOnPDS: p.NotOnPDS, Seeded: true,
 		}
 		if p.Address != nil {
 			pt.Address = []fhir.Address{{Use: "home", Type: "physical", Line: nonEmpty(p.Address.Line), City: p.Address.City, PostalCode: p.Address.PostalCode}}

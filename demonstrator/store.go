@@ -158,6 +158,10 @@ type Patient struct {
 	// does not know (one never traced): PDS answers 404 for it, so Register
 	// Patient refuses it.
 	NotOnPDS bool
+	// Seeded marks a patient of the practice's seed, whom the Spine's PDS
+	// holds as registered there. A patient Register Patient adds was on PDS
+	// before, and a temporary registration leaves PDS as it was.
+	Seeded bool
 }
 
 // Communication is a patient's language preference, as the
