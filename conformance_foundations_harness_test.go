@@ -217,7 +217,7 @@ type fdnCall struct {
 	jwt                         func(claims map[string]any)
 	authorization               string // the whole header, when not the suite's JWT
 	header                      map[string]string
-	direct                      bool // to the demonstrator with the SSP's certificate, not through the SSP
+	direct                      bool         // to the demonstrator with the SSP's certificate, not through the SSP
 	client                      *http.Client // instead of the consumer's (or, direct, the SSP's)
 }
 

@@ -366,7 +366,9 @@ func fdnPatientRegisterRows() []fdnRow {
 	}{
 		{"Active", func(pt map[string]any) { pt["active"] = true }},
 		{"Births", func(pt map[string]any) { pt["multipleBirthBoolean"] = true }},
-		{"CareProvider", func(pt map[string]any) { pt["generalPractitioner"] = []any{map[string]any{"display": "Test Care Provider"}} }},
+		{"CareProvider", func(pt map[string]any) {
+			pt["generalPractitioner"] = []any{map[string]any{"display": "Test Care Provider"}}
+		}},
 		{"Contact", func(pt map[string]any) {
 			pt["contact"] = []any{map[string]any{"name": map[string]any{"use": "anonymous", "family": "TestFamily", "given": []any{"TestGiven"}}}}
 		}},

@@ -447,7 +447,9 @@ func fdnPatientSearchRows() []fdnRow {
 		}
 	}
 	query := func(q func(r *fdnRun) string) func(*testing.T, *fdnRun) fdnCall {
-		return func(_ *testing.T, r *fdnRun) fdnCall { return fdnCall{rel: "/Patient" + q(r), interaction: gpconnect.SearchPatient} }
+		return func(_ *testing.T, r *fdnRun) fdnCall {
+			return fdnCall{rel: "/Patient" + q(r), interaction: gpconnect.SearchPatient}
+		}
 	}
 	state := func(pick func(*fdnPractice, *testing.T) (string, string)) func(*testing.T, *fdnRun) fdnCall {
 		return func(t *testing.T, r *fdnRun) fdnCall {
