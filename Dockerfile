@@ -23,9 +23,10 @@ COPY . .
 # loads Europe/London, and the runtime image has no /usr/share/zoneinfo.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -tags timetzdata -ldflags="-s -w" -o /out/sspemu .
-# An empty state directory to copy with the runtime user as owner: a new
-# named volume mounted on /state takes this ownership.
-RUN mkdir -p /out/state
+# Empty state and audit directories to copy with the runtime user as owner:
+# a new named volume mounted on /state (the PKI, the SSP's audit) or /audit
+# (the practices' audit in docker-compose.yml) takes this ownership.
+RUN mkdir -p /out/state /out/audit
 
 # Runtime: distroless static (CA roots, /etc/passwd, no libc) in its
 # "debug-nonroot" variant, which adds a busybox shell at /busybox. The
@@ -40,6 +41,7 @@ FROM gcr.io/distroless/static-debian12:debug-nonroot
 COPY --from=build /out/sspemu /usr/local/bin/sspemu
 COPY --chmod=0755 docker/init-pki.sh /usr/local/bin/sspemu-init-pki
 COPY --from=build --chown=65532:65532 /out/state /state
+COPY --from=build --chown=65532:65532 /out/audit /audit
 # Container defaults; SSPEMU_* variables beat a --config file, so change
 # these with -e or compose's environment:, not in the file. Every listener
 # binds all interfaces of the container: publish ports to the host's

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -46,6 +49,9 @@ func newCertsCmd(stdout io.Writer) *cobra.Command {
 			if client == server {
 				return errors.New("say --client or --server (exactly one)")
 			}
+			if err := needCA(dir); err != nil {
+				return err
+			}
 			opt := certs.IssueOptions{Purpose: certs.Client, Force: force}
 			if server {
 				opt.Purpose = certs.Server
@@ -72,6 +78,9 @@ func newCertsCmd(stdout io.Writer) *cobra.Command {
 		Short: "Add a certificate to the dev CA's CRL; a running SSP refuses it from its next handshake",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if err := needCA(dir); err != nil {
+				return err
+			}
 			if err := certs.Revoke(dir, certFile); err != nil {
 				return err
 			}
@@ -85,4 +94,17 @@ func newCertsCmd(stdout io.Writer) *cobra.Command {
 
 	cmd.AddCommand(initCmd, issueCmd, revokeCmd)
 	return cmd
+}
+
+// needCA says what to do when dir holds no dev CA, instead of the bare
+// "no such file" of the first file a command would open.
+func needCA(dir string) error {
+	for _, f := range []string{certs.CAFile, certs.CAKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no dev CA in %s (%s is missing): run `sspemu certs init --dir %s` first "+
+				"(or start `sspemu`, which makes it in .sspemu/pki), or give --dir the folder that holds %s and %s",
+				dir, f, dir, certs.CAFile, certs.CAKeyFile)
+		}
+	}
+	return nil
 }

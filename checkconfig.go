@@ -22,28 +22,36 @@ func newCheckConfigCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(viper.New(), file, nil)
-			// The dev PKI is made on first start: until then its files are
-			// not there to read, but every file the user named is.
-			var pending func(string) bool
-			if _, statErr := os.Stat(filepath.Join(cfg.PKIDir(), certs.CAFile)); statErr != nil {
-				prefix := filepath.Clean(cfg.PKIDir()) + string(filepath.Separator)
-				pending = func(p string) bool { return strings.HasPrefix(filepath.Clean(p), prefix) }
+			if !unusable(err) {
+				// The dev PKI is made on first start: until then its files
+				// are not there to read, but every file the user named is.
+				var pending func(string) bool
+				if _, statErr := os.Stat(filepath.Join(cfg.PKIDir(), certs.CAFile)); statErr != nil {
+					prefix := filepath.Clean(cfg.PKIDir()) + string(filepath.Separator)
+					pending = func(p string) bool { return strings.HasPrefix(filepath.Clean(p), prefix) }
+				}
+				err = errors.Join(err, cfg.validate(), cfg.SSP.Files(pending))
 			}
-			err = errors.Join(err, cfg.validate(), cfg.SSP.Files(pending))
 			if err == nil {
 				fmt.Fprintln(stdout, "configuration OK")
 				return nil
 			}
-			problems := flatten(err)
-			for _, p := range problems {
-				fmt.Fprintln(stdout, "problem:", p)
-			}
-			fmt.Fprintf(stdout, "%d problem(s)\n", len(problems))
-			return errReported
+			return reportProblems(stdout, err)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file merged over the embedded default")
 	return cmd
+}
+
+// reportProblems prints every problem in err, one a line, and their count;
+// the command then exits 1 without printing err again.
+func reportProblems(w io.Writer, err error) error {
+	problems := flatten(err)
+	for _, p := range problems {
+		fmt.Fprintln(w, "problem:", p)
+	}
+	fmt.Fprintf(w, "%d problem(s)\n", len(problems))
+	return errReported
 }
 
 // flatten lists the leaves of joined errors, one problem each.

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -96,27 +97,50 @@ func (c Config) AuditDir() string {
 	return filepath.Join(c.StateDir, "audit")
 }
 
+// noConfigError is a configuration that could not be read at all (a
+// missing or unparseable --config file): there is nothing to check
+// further, so it is the one problem reported.
+type noConfigError struct{ msg string }
+
+func (e *noConfigError) Error() string { return e.msg }
+
+func noConfig(format string, args ...any) error {
+	return &noConfigError{fmt.Sprintf(format, args...)}
+}
+
+// unusable reports whether err means loadConfig could not read a
+// configuration at all.
+func unusable(err error) bool {
+	var nc *noConfigError
+	return errors.As(err, &nc)
+}
+
 // loadConfig reads the embedded defaults, merges file over them, then the
-// SSPEMU_* environment and the flags bound to v; unknown keys are errors.
-// The returned Config is usable for further checks even when err names
-// unknown keys, so check-config can report every problem at once.
+// SSPEMU_* environment and the flags bound to v; unknown keys and unknown
+// SSPEMU_* variables are errors. The returned Config is usable for further
+// checks even when err names unknown keys, so check-config can report every
+// problem at once; an error for which unusable is true means it is not.
 func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, error) {
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(defaultConfig)); err != nil {
 		return Config{}, fmt.Errorf("embedded config.yaml: %w", err)
 	}
 	known := v.AllKeys()
-	var problems []error
+	problems := unknownEnv(os.Environ(), known)
 	filePractices := false // the user's file lists demonstrator.practices
 	if file != "" {
 		data, err := os.ReadFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return Config{}, noConfig("config file %s does not exist: give --config an existing file, "+
+				"or leave --config out to run with the embedded defaults (config.yaml in the repository shows every key)", file)
+		}
 		if err != nil {
-			return Config{}, fmt.Errorf("config file: %w", err)
+			return Config{}, noConfig("config file %s cannot be read: %v", file, err)
 		}
 		user := viper.New()
 		user.SetConfigType("yaml")
 		if err := user.ReadConfig(bytes.NewReader(data)); err != nil {
-			return Config{}, fmt.Errorf("config file %s: %w", file, err)
+			return Config{}, noConfig("config file %s is not valid YAML: %v", file, yamlCause(err))
 		}
 		for _, k := range user.AllKeys() {
 			if !slices.Contains(known, k) {
@@ -125,7 +149,7 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 		}
 		filePractices = user.IsSet("demonstrator.practices")
 		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
-			return Config{}, fmt.Errorf("config file %s: %w", file, err)
+			return Config{}, noConfig("config file %s: %v", file, err)
 		}
 	}
 	v.SetEnvPrefix("SSPEMU")
@@ -164,6 +188,81 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	}
 	c.SSP.ResolvePKI(c.PKIDir())
 	return c, errors.Join(problems...)
+}
+
+// envPrefix starts every environment variable that sets a key.
+const envPrefix = "SSPEMU_"
+
+// envName is the environment variable of a configuration key.
+func envName(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// unknownEnv names every SSPEMU_* variable in environ that sets no key:
+// viper would ignore it, and a mistyped variable silently doing nothing is
+// worse than an unknown key in a file, which is already an error.
+func unknownEnv(environ, keys []string) []error {
+	names := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		names[envName(k)] = true
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) || names[name] {
+			continue
+		}
+		msg := fmt.Sprintf("environment variable %s: no configuration key has this name", name)
+		if near := nearest(name, names); near != "" {
+			msg += "; did you mean " + near + "?"
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errs
+}
+
+// nearest is the name in names closest to s by edit distance, when it is
+// close enough (at most a third of s's length) to be a likely typo.
+func nearest(s string, names map[string]bool) string {
+	best, bestD := "", len(s)/3+1
+	for n := range names {
+		if d := editDistance(s, n); d < bestD || (d == bestD && best != "" && n < best) {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// yamlCause is the YAML parser's own message without viper's wrapping.
+func yamlCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
 }
 
 // configKey marks a flag with the config key it overrides.

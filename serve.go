@@ -40,8 +40,13 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(viper.New(), file, cmd.Flags())
-			if err != nil {
+			if unusable(err) {
 				return err
+			}
+			// Every problem at once, as check-config lists them, rather
+			// than the first one per start.
+			if err := errors.Join(err, cfg.validate()); err != nil {
+				return reportProblems(stderr, err)
 			}
 			return serve(cmd.Context(), cfg, &reloader{file: file, flags: cmd.Flags(), interval: time.Second}, stderr)
 		},
@@ -143,17 +148,31 @@ func tuneGC(log *slog.Logger) {
 	log.Debug("garbage collector tuned", "gogc_env", os.Getenv("GOGC"), "gomemlimit_env", os.Getenv("GOMEMLIMIT"))
 }
 
-// wait serves until ctx ends or a listener fails, then shuts the stack down.
+// wait serves until ctx ends or a listener fails, then shuts the stack down,
+// saying so in the log: a stack that stops without a word looks like one
+// that crashed.
 func wait(ctx context.Context, st *stack) error {
 	var err error
+	why := "stopped"
 	select {
 	case <-ctx.Done():
+		if cause := context.Cause(ctx); cause != nil {
+			why = cause.Error() // "interrupt signal received"
+		}
 	case err = <-st.errc:
 		st.ready.Store(false)
+		why = err.Error()
 	}
+	st.log.Info("sspemu shutting down: finishing requests in flight (10 s at most)", "reason", why)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(err, st.shutdown(sctx))
+	serr := st.shutdown(sctx)
+	if serr != nil {
+		st.log.Error("sspemu shut down with errors", "err", serr)
+	} else {
+		st.log.Info("sspemu shut down: the audit logs are closed")
+	}
+	return errors.Join(err, serr)
 }
 
 // ensurePKI makes the dev PKI in <state_dir>/pki when it is missing.
@@ -191,6 +210,7 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 
 	opts := cfg.Audit.Options()
 	opts.Observer = st.metrics
+	opts.Logger = log
 	if st.store, err = audit.Open(cfg.AuditDir(), opts); err != nil {
 		if errors.Is(err, audit.ErrChainBroken) {
 			return nil, fmt.Errorf("audit log in %s: %w\nsspemu will not write on top of a damaged chain: run `sspemu audit verify %s` "+
@@ -293,7 +313,9 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	// The practices keep their own audit (ssp-behaviour §8), apart from the
 	// SSP's: a store locks its directory.
 	auditDir := filepath.Join(cfg.AuditDir(), "demonstrator")
-	store, err := audit.Open(auditDir, cfg.Audit.Options())
+	opts := cfg.Audit.Options()
+	opts.Logger = st.log.With("store", "demonstrator")
+	store, err := audit.Open(auditDir, opts)
 	if err != nil {
 		return fmt.Errorf("demonstrator audit log in %s: %w", auditDir, err)
 	}

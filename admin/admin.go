@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"sspemu/agreements"
@@ -85,6 +87,10 @@ func (a *Admin) transactions(w http.ResponseWriter, r *http.Request) {
 		To:          q.Get("to"),
 		Interaction: q.Get("interaction"),
 		Outcome:     q.Get("outcome"),
+	}
+	if o := f.Outcome; o != "" && o != OutcomeTLS && !slices.Contains(audit.Outcomes, o) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("outcome %q is not one of %s, %s", o, strings.Join(audit.Outcomes, ", "), OutcomeTLS)})
+		return
 	}
 	if s := q.Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)

@@ -62,10 +62,19 @@ func TestAdminEndpoints(t *testing.T) {
 	ctx := context.Background()
 	base := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	for i, d := range []string{"forwarded", "refused", "forwarded"} {
-		if _, err := store.AppendTransaction(ctx, &audit.Transaction{Time: base.Add(time.Duration(i) * time.Minute),
-			TraceID: "t" + string(rune('0'+i)), Decision: d, From: "200000000359", Status: 200}); err != nil {
+		tr := &audit.Transaction{Time: base.Add(time.Duration(i) * time.Minute),
+			TraceID: "t" + string(rune('0'+i)), Decision: d, From: "200000000359", Status: 200}
+		if d == "refused" {
+			tr.Status, tr.Rule, tr.Reason = 403, "receiver", "Ssp-To 918999198999 is not a registered ASID"
+		}
+		if _, err := store.AppendTransaction(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A trace ID as macOS uuidgen writes it, upper case.
+	if _, err := store.AppendTransaction(ctx, &audit.Transaction{Time: base.Add(3 * time.Minute),
+		TraceID: "6BA7B810-9DAD-11D1-80B4-00C04FD430C8", Decision: "forwarded", Status: 200}); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
 		method, path string
@@ -76,6 +85,11 @@ func TestAdminEndpoints(t *testing.T) {
 		{"GET", "/readyz", 200, `"ready"`},
 		{"GET", "/api/registry", 200, `"200000000359"`},
 		{"GET", "/api/transactions?outcome=refused", 200, `"t1"`},
+		{"GET", "/api/transactions?outcome=refused", 200, `"reason": "Ssp-To 918999198999 is not a registered ASID"`},
+		{"GET", "/api/transactions?outcome=answered", 200, `[]`},
+		{"GET", "/api/transactions?outcome=refsued", 400, `outcome \"refsued\" is not one of forwarded, refused, answered, error, aborted`},
+		{"GET", "/api/transactions?trace_id=6ba7b810-9dad-11d1-80b4-00c04fd430c8", 200, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`},
+		{"GET", "/api/transactions?trace_id=T2", 200, `"t2"`},
 		{"GET", "/api/transactions?trace_id=t2", 200, `"t2"`},
 		{"GET", "/api/transactions?since=2026-11-24T09:01:30Z", 200, `"t2"`},
 		{"GET", "/api/transactions?since=yesterday", 400, "RFC 3339"},
@@ -95,7 +109,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	_, body := get(t, "GET", srv.URL+"/api/transactions?limit=2")
 	var ts []audit.Transaction
-	if err := json.Unmarshal([]byte(body), &ts); err != nil || len(ts) != 2 || ts[0].TraceID != "t2" {
+	if err := json.Unmarshal([]byte(body), &ts); err != nil || len(ts) != 2 || ts[1].TraceID != "t2" {
 		t.Errorf("limit=2, newest first: %v %s", err, body)
 	}
 	store.Close()

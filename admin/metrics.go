@@ -27,7 +27,7 @@ var knownOutcomes = []string{"forwarded", "refused", "answered", "error"}
 // The proxy's named rules (design.md, the request path).
 var knownRules = []string{
 	"method", "target", "ssp-headers", "cert-asid", "sender", "receiver",
-	"endpoint", "agreement", "jwt", "interaction-route", "upstream", "audit",
+	"endpoint", "agreement", "jwt", "interaction-route", "upstream", "audit", "limits",
 }
 
 // latencyBuckets run from half a millisecond, where the SSP's own refusals

@@ -26,7 +26,7 @@ func ParseFidelity(s string) (Fidelity, error) {
 	case FidelitySpec, FidelityLive:
 		return f, nil
 	}
-	return "", fmt.Errorf("fidelity %q must be spec or live", s)
+	return "", fmt.Errorf("%q is not spec or live", s)
 }
 
 // The rule names a refusal carries, in the order Decide applies them; the

@@ -115,6 +115,10 @@ func appendTransaction(dst []byte, t *Transaction) ([]byte, bool) {
 	dst = appendString(dst, t.To)
 	dst = append(dst, `,"interaction":`...)
 	dst = appendString(dst, t.Interaction)
+	if t.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = appendString(dst, t.Reason)
+	}
 	dst = append(dst, '}')
 	return dst, true
 }

@@ -149,7 +149,7 @@ func transactionFrom(tm time.Time, ss []string, k int, seq uint64, status int, i
 	return &Transaction{
 		Seq: seq, Time: tm, TraceID: s(0), Status: status, BytesIn: in, BytesOut: out,
 		UpstreamSeconds: up, TotalSeconds: total, ClientAborted: aborted,
-		Decision: s(1), Rule: s(2), From: s(3), To: s(4), Interaction: s(5),
+		Decision: s(1), Rule: s(2), From: s(3), To: s(4), Interaction: s(5), Reason: s(6),
 	}
 }
 

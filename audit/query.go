@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,20 +19,26 @@ const DefaultLimit = 100
 
 // Filter selects transactions; empty fields match everything.
 type Filter struct {
+	// TraceID matches without regard to case: a UUID is the same whether
+	// written in lower case or, as macOS uuidgen writes it, upper case.
 	TraceID     string
 	From        string
 	To          string
 	Interaction string
-	// Outcome matches Decision (forwarded, refused, error); "aborted"
-	// matches transactions the client abandoned.
+	// Outcome matches Decision (one of Outcomes); "aborted" matches
+	// transactions the client abandoned.
 	Outcome string
 	Since   time.Time // zero: no lower bound
 	Limit   int       // 0: DefaultLimit; capped at MaxLimit
 }
 
+// Outcomes are the values Filter.Outcome understands: the decisions, and
+// "aborted".
+var Outcomes = []string{"forwarded", "refused", "answered", "error", "aborted"}
+
 func (f Filter) match(t *Transaction) bool {
 	switch {
-	case f.TraceID != "" && t.TraceID != f.TraceID,
+	case f.TraceID != "" && !strings.EqualFold(t.TraceID, f.TraceID),
 		f.From != "" && t.From != f.From,
 		f.To != "" && t.To != f.To,
 		f.Interaction != "" && t.Interaction != f.Interaction,
@@ -130,6 +137,22 @@ func (r *ring) add(ps []*pending) {
 			r.start = (r.start + 1) % len(r.items)
 		}
 	}
+}
+
+// rollback forgets the transactions after seq: a recovery took them back
+// out of the chain, and their seqs will be given to other records.
+func (r *ring) rollback(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.n > 0 {
+		i := (r.start + r.n - 1) % len(r.items)
+		if r.items[i].Seq <= seq {
+			break
+		}
+		r.items[i] = Transaction{}
+		r.n--
+	}
+	r.next = seq + 1
 }
 
 // query returns matches newest first and the seq below which the files

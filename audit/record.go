@@ -80,6 +80,9 @@ type Transaction struct {
 	From            string    `json:"from"`
 	To              string    `json:"to"`
 	Interaction     string    `json:"interaction"`
+	// Reason is the plain-language reason of a refusal or an error (the
+	// Sspemu-Reason header); empty, and left out, for a forwarded request.
+	Reason string `json:"reason,omitempty"`
 }
 
 // hashKey opens the last member of every line; its fixed shape lets the

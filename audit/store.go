@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,6 +38,17 @@ type Options struct {
 	MaxFileBytes       int64  // 0 means DefaultMaxFileBytes
 	Observer           Observer
 	RecentTransactions int // in-memory ring for Transactions; 0 means DefaultRecentTransactions
+	// Logger receives a line when a chain stops being writable and when it
+	// recovers (with the path and the OS error, which callers never see);
+	// nil discards them.
+	Logger *slog.Logger
+
+	// openFile opens the chain's files; nil means os.OpenFile. Tests put a
+	// file that fails on demand in its place.
+	openFile openFunc
+	// retryMin and retryMax bound the back-off between recovery attempts;
+	// zero means defaultRetryMin and defaultRetryMax.
+	retryMin, retryMax time.Duration
 }
 
 // maxBatch bounds one group commit so a flood cannot grow a batch without
@@ -96,12 +108,14 @@ func Open(dir string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, lock: lock}
-	s.audit, err = openChain(dir, AuditChain, mode, maxBytes, opt.Observer)
+	co := chainOptions{mode: mode, maxBytes: maxBytes, obs: opt.Observer, open: opt.openFile, log: opt.Logger,
+		retryMin: opt.retryMin, retryMax: opt.retryMax}
+	s.audit, err = openChain(dir, AuditChain, co)
 	if err != nil {
 		_ = lock.Close()
 		return nil, err
 	}
-	s.tx, err = openChain(dir, TransactionChain, mode, maxBytes, opt.Observer)
+	s.tx, err = openChain(dir, TransactionChain, co)
 	if err != nil {
 		s.audit.closeFiles()
 		_ = lock.Close()
@@ -114,6 +128,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	}
 	s.recent = newRing(recent, s.tx.seq+1)
 	s.tx.onDurable = s.recent.add
+	s.tx.onRollback = s.recent.rollback
 	go s.audit.run()
 	go s.tx.run()
 
@@ -172,8 +187,10 @@ func encodeRecord(dst []byte, r *Record) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-// AppendTransaction makes t durable in the transaction chain and keeps it
-// in memory for Transactions. t.Seq is ignored.
+// AppendTransaction writes t to the transaction chain and keeps it in
+// memory for Transactions; it is durable when it returns, except under
+// sync batch, where the chain fsyncs within transactionSyncEvery (see
+// QueueTransaction). t.Seq is ignored.
 func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, error) {
 	p, err := encodeTransaction(t)
 	if err != nil {
@@ -279,9 +296,10 @@ func (s *Store) submit(ctx context.Context, c *chain, p *pending) (uint64, error
 }
 
 // Writable reports why records cannot be written, or nil when they can; it
-// backs /readyz. A write or fsync failure is permanent for this Store,
-// because after a failed fsync the file's state is unknown: reopen to
-// recover.
+// backs /readyz. After a write or fsync failure the chain refuses records
+// (fail closed) until its writer has rolled the files back to the last
+// durable record and proved, by writing a notice of the gap, that writing
+// works again (see recover); then Writable is nil again by itself.
 func (s *Store) Writable() error {
 	s.mu.RLock()
 	closed := s.closed
@@ -356,10 +374,15 @@ type chain struct {
 	mode     string
 	maxBytes int64
 	obs      Observer
+	open     openFunc
+	log      *slog.Logger
 	reqs     chan *pending
 	done     chan struct{}
 
 	onDurable func([]*pending)
+	// onRollback, when set, hears that records after seq were taken back
+	// out of the chain by a recovery (the ring forgets them).
+	onRollback func(seq uint64)
 
 	// lazy, when set, lets the chain's fsync wait up to this long after a
 	// batch (the transaction chain under batch: nobody waits on it). The
@@ -370,8 +393,8 @@ type chain struct {
 	// writer owned
 	dirty    bool // records written since the last fsync (lazy chains)
 	lastSync time.Time
-	f        *os.File
-	headF    *os.File
+	f        chainFile
+	headF    chainFile
 	index    int
 	file     string // chainFileName(name, index)
 	headBuf  []byte // the head file's content, reused
@@ -380,6 +403,10 @@ type chain struct {
 	prev     [32]byte
 	buf      []byte
 	closeErr error
+	// durable is the end of the chain as it last stood whole and durable,
+	// at a batch boundary: where a recovery rolls back to.
+	durable mark
+	outage  outage
 
 	errMu sync.Mutex
 	err   error
@@ -393,9 +420,13 @@ func (c *chain) failed() error {
 
 func (c *chain) fail(err error) {
 	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	if c.err == nil {
+	first := c.err == nil
+	if first {
 		c.err = err
+	}
+	c.errMu.Unlock()
+	if first && !errors.Is(err, ErrClosed) {
+		c.outage.begin(c, err)
 	}
 }
 
@@ -409,14 +440,32 @@ func (c *chain) setIndex(index int) {
 	c.index, c.file = index, chainFileName(c.name, index)
 }
 
+// chainOptions are what openChain takes from Options.
+type chainOptions struct {
+	mode               string
+	maxBytes           int64
+	obs                Observer
+	open               openFunc
+	log                *slog.Logger
+	retryMin, retryMax time.Duration
+}
+
 // openChain finds where the chain ends, repairs a torn tail and opens the
 // newest file for appending.
-func openChain(dir, name, mode string, maxBytes int64, obs Observer) (*chain, error) {
+func openChain(dir, name string, o chainOptions) (*chain, error) {
+	mode := o.mode
 	c := &chain{
-		name: name, dir: dir, mode: mode, maxBytes: maxBytes, obs: obs,
+		name: name, dir: dir, mode: mode, maxBytes: o.maxBytes, obs: o.obs, open: o.open, log: o.log,
 		reqs: make(chan *pending, maxBatch),
 		done: make(chan struct{}),
 	}
+	if c.open == nil {
+		c.open = osOpen
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.outage.min, c.outage.max = o.retryMin, o.retryMax
 	hp := headPath(dir, name)
 	h, err := readHead(hp)
 	if errors.Is(err, errMalformed) {
@@ -468,7 +517,7 @@ func openChain(dir, name, mode string, maxBytes int64, obs Observer) (*chain, er
 	}
 
 	path := filepath.Join(dir, c.fileName())
-	c.f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	c.f, err = c.open(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
@@ -479,7 +528,7 @@ func openChain(dir, name, mode string, maxBytes int64, obs Observer) (*chain, er
 	}
 	c.size = st.Size()
 	if mode != SyncNone {
-		c.headF, err = os.OpenFile(hp, os.O_CREATE|os.O_RDWR, 0o600)
+		c.headF, err = c.open(hp, os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			c.closeFiles()
 			return nil, fmt.Errorf("audit: open head %s: %w", hp, err)
@@ -493,6 +542,7 @@ func openChain(dir, name, mode string, maxBytes int64, obs Observer) (*chain, er
 		c.closeFiles()
 		return nil, err
 	}
+	c.durable = c.here()
 	return c, nil
 }
 
@@ -594,6 +644,9 @@ func (c *chain) run() {
 			timer, tick = nil, nil
 			c.syncDirty()
 			continue
+		case <-c.outage.due():
+			c.tryRecover()
+			continue
 		}
 		if !ok {
 			break
@@ -623,6 +676,7 @@ func (c *chain) run() {
 	if timer != nil {
 		timer.Stop()
 	}
+	c.outage.stop()
 	c.closeErr = c.finish()
 }
 
@@ -638,15 +692,17 @@ func (c *chain) syncDirty() {
 	}
 	if err := c.writeHead(false); err != nil {
 		c.fail(err)
+		return
 	}
+	c.durable = c.here()
 }
 
 // syncFile fsyncs f and clears the chain's dirty mark; n > 0 reports the
 // fsync to the observer as covering n records.
-func (c *chain) syncFile(f *os.File, n int) error {
+func (c *chain) syncFile(f chainFile, n int) error {
 	start := time.Now()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit: fsync %s: %w", f.Name(), err)
+		return fmt.Errorf("audit: fsync: %w", err) // an *os.PathError: it names the file
 	}
 	c.dirty, c.lastSync = false, time.Now()
 	if c.obs != nil && n > 0 {
@@ -670,11 +726,15 @@ func (c *chain) commit(ps []*pending) {
 			// A lazy chain's records are written, not yet fsynced: the
 			// head waits for syncDirty.
 		} else if herr := c.writeHead(false); herr != nil {
-			// The records are durable; later ones are refused because
-			// the anchor can no longer follow the chain.
+			// The records are durable, but the anchor cannot follow
+			// them: the batch is answered as failed and the recovery
+			// takes it back out, so the chain and its head agree again.
 			c.fail(herr)
+			err = herr
+		} else {
+			c.durable = c.here()
 		}
-		if c.onDurable != nil {
+		if err == nil && c.onDurable != nil {
 			c.onDurable(ps)
 		}
 	}
@@ -756,7 +816,7 @@ func (c *chain) writeFile(b []byte) error {
 	w, err := c.f.Write(b)
 	c.size += int64(w)
 	if err != nil {
-		return fmt.Errorf("audit: write %s: %w", filepath.Join(c.dir, c.fileName()), err)
+		return fmt.Errorf("audit: %w", err) // an *os.PathError: it names the file
 	}
 	return nil
 }
@@ -774,8 +834,9 @@ func (c *chain) rotate() error {
 	}
 	c.setIndex(c.index + 1)
 	path := filepath.Join(c.dir, c.fileName())
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := c.open(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		c.f = nil
 		return fmt.Errorf("audit: create %s: %w", path, err)
 	}
 	c.f, c.size = f, 0
@@ -805,9 +866,13 @@ func (c *chain) writeHead(sync bool) error {
 }
 
 // finish runs once the queue is closed and empty: it makes everything
-// durable and closes the files.
+// durable and closes the files. A chain still failed gets one last
+// recovery attempt, so it is left whole on disk when writing works.
 func (c *chain) finish() error {
 	var errs []error
+	if c.failed() != nil {
+		c.tryRecover()
+	}
 	if err := c.failed(); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -822,8 +887,10 @@ func (c *chain) finish() error {
 			}
 		}
 	}
-	if err := c.f.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err))
+	if c.f != nil {
+		if err := c.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err))
+		}
 	}
 	if c.headF != nil {
 		if err := c.headF.Close(); err != nil {

@@ -349,7 +349,9 @@ func TestOpenRefusesBrokenChain(t *testing.T) {
 }
 
 // TestFailClosedOnWriteError points the writer at /dev/full, a real device
-// whose every write fails with ENOSPC, as a full disk would.
+// whose every write fails with ENOSPC, as a full disk would: the store
+// refuses records, then recovers by itself (it reopens its file by path),
+// and the chain runs on intact, the refused record not in it.
 func TestFailClosedOnWriteError(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
@@ -360,32 +362,31 @@ func TestFailClosedOnWriteError(t *testing.T) {
 	appendN(t, s, 0, 2)
 	// No Append is in flight, and the next one hands its record over a
 	// channel, so the writer sees the swap.
-	orig := s.audit.f
 	s.audit.f = full
-	t.Cleanup(func() { _ = orig.Close() })
 
 	if seq, err := s.Append(context.Background(), sampleRecord(2)); err == nil {
 		t.Fatalf("Append on a full disk returned seq %d and no error", seq)
 	} else if !strings.Contains(err.Error(), "no space left") {
 		t.Errorf("Append error %q does not say the disk is full", err)
 	}
-	if err := s.Writable(); err == nil {
-		t.Error("Writable is nil after a failed write")
+	waitWritable(t, s, AuditChain)
+	appendN(t, s, 3, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Append(context.Background(), sampleRecord(3)); err == nil {
-		t.Error("Append after a failed write succeeded")
+	rep := verifyDir(t, dir, AuditChain)
+	wantIntact(t, rep, 4) // 2 records, the notice of the gap, 1 record
+	if got := traces(t, dir, AuditChain); !slices.Equal(got, []string{"trace-0000", "trace-0001", "", "trace-0003"}) {
+		t.Errorf("chain holds %q, want the refused trace-0002 left out and a notice in its place", got)
 	}
-	if err := s.Close(); err == nil {
-		t.Error("Close hid the earlier write failure")
-	}
-	wantIntact(t, verifyDir(t, dir, AuditChain), 2)
 }
 
 // TestFailClosedOnRotation blocks the next file's name with a directory, so
 // creating it fails for real when the chain rotates.
 func TestFailClosedOnRotation(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{MaxFileBytes: 2048})
+	// No recovery attempt within the test: it checks the refusal only.
+	s := openStore(t, dir, Options{MaxFileBytes: 2048, retryMin: time.Hour})
 	if err := os.Mkdir(filepath.Join(dir, "audit-000002.jsonl"), 0o700); err != nil {
 		t.Fatal(err)
 	}

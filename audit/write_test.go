@@ -19,7 +19,7 @@ func TestLargeBatchChunksAndRotates(t *testing.T) {
 			dir := t.TempDir()
 			const maxBytes = 3*writeChunk + 1000
 			obs := &countingObserver{}
-			c, err := openChain(dir, AuditChain, mode, maxBytes, obs)
+			c, err := openChain(dir, AuditChain, chainOptions{mode: mode, maxBytes: maxBytes, obs: obs})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -183,13 +183,14 @@ func (c *CRLChecker) Check(leaf *x509.Certificate) error {
 	return nil
 }
 
-// VerifyConnection checks the peer's leaf certificate against the CRL; it has the signature of
-// tls.Config.VerifyConnection, which runs on resumed sessions too, so a session ticket issued
-// before a revocation does not let the certificate back in. A connection without a peer
-// certificate passes: requiring one is tls.Config.ClientAuth's job.
+// VerifyConnection is the one way sspemu's TLS servers check revocation:
+// set it as tls.Config.VerifyConnection. That hook runs on resumed sessions
+// too, so a session ticket issued before a revocation does not let the
+// certificate back in. It fails closed: a connection without a peer
+// certificate is refused, whatever tls.Config.ClientAuth says.
 func (c *CRLChecker) VerifyConnection(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
-		return nil
+		return errors.New("no client certificate")
 	}
 	return c.Check(cs.PeerCertificates[0])
 }

@@ -156,3 +156,35 @@ func wantIncompatibleUsage(t *testing.T, err error) {
 		t.Errorf("error %v is not an x509 incompatible key usage error", err)
 	}
 }
+
+// TestVerifyConnectionRequiresCertificate: the CRL check fails closed on a
+// connection without a client certificate, even where tls.Config would let
+// one through.
+func TestVerifyConnectionRequiresCertificate(t *testing.T) {
+	dir := copyPKI(t)
+	path := func(name string) string { return filepath.Join(dir, name) }
+	pool, err := LoadCertPool(path(CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := LoadKeyPair(path(ProviderFile), path(ProviderKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker, err := NewCRLChecker(path(CRLFile), mustLoadCert(t, path(CAFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &tls.Config{
+		Certificates:     []tls.Certificate{provider},
+		ClientAuth:       tls.VerifyClientCertIfGiven,
+		ClientCAs:        pool,
+		VerifyConnection: checker.VerifyConnection,
+	}
+	client := &tls.Config{ServerName: "localhost", RootCAs: pool}
+	serverErr, clientErr := handshake(t, server, client)
+	if clientErr == nil {
+		t.Fatal("a client without a certificate was let in")
+	}
+	wantErrContaining(t, serverErr, "no client certificate")
+}

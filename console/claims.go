@@ -106,12 +106,13 @@ func judgeToken(authz string, in gpconnect.Interaction, serviceRoot string, skew
 		}
 	}
 	c := tok.Claims
+	sent := payload(tok.Raw)
 	names := claimOrder
-	if c.RequestedRecordJSON != nil || failed[gpconnect.ClaimRequestedRecord] != "" {
+	if c.RequestedRecord != nil || failed[gpconnect.ClaimRequestedRecord] != "" {
 		names = append(names[:len(names):len(names)], gpconnect.ClaimRequestedRecord)
 	}
 	for _, name := range names {
-		cv := claimVerdict{Name: name, Value: claimValue(c, name), Verdict: proxy.VerdictPassed}
+		cv := claimVerdict{Name: name, Value: claimValue(c, sent, name), Verdict: proxy.VerdictPassed}
 		if r, ok := failed[name]; ok {
 			cv.Verdict, cv.Reason = proxy.VerdictFailed, r
 		} else if !v.Complete {
@@ -132,6 +133,20 @@ func judgeToken(authz string, in gpconnect.Interaction, serviceRoot string, skew
 // payloadMembers is the set of member names of the token's payload, or nil
 // when it cannot be read as a JSON object.
 func payloadMembers(raw string) map[string]bool {
+	members := payload(raw)
+	if members == nil {
+		return nil
+	}
+	out := make(map[string]bool, len(members))
+	for k, v := range members {
+		out[k] = string(v) != "null"
+	}
+	return out
+}
+
+// payload is the token's payload as sent, member by member; nil when it
+// cannot be read.
+func payload(raw string) map[string]json.RawMessage {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		return nil
@@ -144,11 +159,7 @@ func payloadMembers(raw string) map[string]bool {
 	if json.Unmarshal(data, &members) != nil {
 		return nil
 	}
-	out := make(map[string]bool, len(members))
-	for k, v := range members {
-		out[k] = string(v) != "null"
-	}
-	return out
+	return members
 }
 
 // referenceToken is a token that passes every rule for in, with
@@ -190,45 +201,25 @@ func repair(w, ref *gpconnect.Token, claim string, attempt int) bool {
 	if attempt > 2 || (attempt > 1 && claim != gpconnect.ClaimSubject) {
 		return false
 	}
-	c, r := &w.Claims, ref.Claims
-	switch claim {
-	case gpconnect.ClaimIssuer:
-		c.Issuer = r.Issuer
-	case gpconnect.ClaimSubject:
-		switch id := c.RequestingPractitioner.ID; {
-		case attempt == 1 && id != "":
-			c.Subject = id
-		case attempt == 1:
-			c.Subject = r.Subject // the practitioner's own failure is named on its own
-		default:
-			c.Subject = r.Subject
-			c.RequestingPractitioner, c.RequestingPractitionerJSON = r.RequestingPractitioner, r.RequestingPractitionerJSON
-		}
-	case gpconnect.ClaimAudience:
-		c.Audience = r.Audience
-	case gpconnect.ClaimIssuedAt, gpconnect.ClaimExpiresAt:
-		c.IssuedAt, c.ExpiresAt = r.IssuedAt, r.ExpiresAt
-	case gpconnect.ClaimReasonForRequest:
-		c.ReasonForRequest = r.ReasonForRequest
-	case gpconnect.ClaimRequestedScope:
-		c.RequestedScope = r.RequestedScope
-	case gpconnect.ClaimRequestingDevice:
-		c.RequestingDevice, c.RequestingDeviceJSON = r.RequestingDevice, r.RequestingDeviceJSON
-	case gpconnect.ClaimRequestingOrganization:
-		c.RequestingOrganization, c.RequestingOrganizationJSON = r.RequestingOrganization, r.RequestingOrganizationJSON
-	case gpconnect.ClaimRequestingPractitioner:
-		c.RequestingPractitioner, c.RequestingPractitionerJSON = r.RequestingPractitioner, r.RequestingPractitionerJSON
-	case gpconnect.ClaimRequestedRecord:
-		c.RequestedRecordJSON = nil
+	if claim != gpconnect.ClaimSubject {
+		return w.ReplaceClaim(claim, ref)
+	}
+	switch id := w.Claims.RequestingPractitioner.ID; {
+	case attempt == 1 && id != "":
+		w.Claims.Subject = id
+	case attempt == 1:
+		w.ReplaceClaim(claim, ref) // the practitioner's own failure is named on its own
 	default:
-		return false
+		w.ReplaceClaim(claim, ref)
+		w.ReplaceClaim(gpconnect.ClaimRequestingPractitioner, ref)
 	}
 	return true
 }
 
 // claimValue is a claim as sent, for display: strings as they are, times
-// with their UTC reading, resources as indented JSON.
-func claimValue(c gpconnect.Claims, name string) string {
+// with their UTC reading, resources as indented JSON from the payload as
+// sent (the typed claims drop members the rules refuse).
+func claimValue(c gpconnect.Claims, sent map[string]json.RawMessage, name string) string {
 	unix := func(n int64) string {
 		if n == 0 {
 			return ""
@@ -251,13 +242,13 @@ func claimValue(c gpconnect.Claims, name string) string {
 	case gpconnect.ClaimRequestedScope:
 		return c.RequestedScope
 	case gpconnect.ClaimRequestingDevice:
-		return indent(c.RequestingDeviceJSON)
+		return indent(sent[gpconnect.ClaimRequestingDevice])
 	case gpconnect.ClaimRequestingOrganization:
-		return indent(c.RequestingOrganizationJSON)
+		return indent(sent[gpconnect.ClaimRequestingOrganization])
 	case gpconnect.ClaimRequestingPractitioner:
-		return indent(c.RequestingPractitionerJSON)
+		return indent(sent[gpconnect.ClaimRequestingPractitioner])
 	case gpconnect.ClaimRequestedRecord:
-		return indent(c.RequestedRecordJSON)
+		return indent(sent[gpconnect.ClaimRequestedRecord])
 	}
 	return ""
 }

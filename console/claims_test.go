@@ -52,6 +52,12 @@ func TestJudgeToken(t *testing.T) {
 			`"requesting_organization":{"resourceType":"Organization","name":"O","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y1"}]},` +
 			`"requesting_practitioner":{"resourceType":"Practitioner","id":"1","name":[{"family":"F","given":["G"]}],"identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"U"},{"system":"https://c.example/id","value":"1"}]}}`),
 			[]string{"requested_record"}, ""},
+		{"unknown member in the device, and a wrong reason", bearer(`{"iss":"https://c.example/","sub":"1","aud":"` + root + `","exp":1795510800,"iat":1795510500,` +
+			`"reason_for_request":"secondaryuses","requested_scope":"patient/*.read",` +
+			`"requesting_device":{"resourceType":"Device","identifier":[{"system":"s","value":"v"}],"model":"m","version":"1","colour":"red"},` +
+			`"requesting_organization":{"resourceType":"Organization","name":"O","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y1"}]},` +
+			`"requesting_practitioner":{"resourceType":"Practitioner","id":"1","name":[{"family":"F","given":["G"]}],"identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"U"},{"system":"https://c.example/id","value":"1"}]}}`),
+			[]string{"reason_for_request", "requesting_device"}, ""},
 		{"missing claims", bearer(`{"iss":"https://c.example/"}`), []string{"sub", "aud", "exp", "iat", "reason_for_request", "requested_scope",
 			"requesting_device", "requesting_organization", "requesting_practitioner"}, ""},
 		{"no header", "", nil, "Authorization"},

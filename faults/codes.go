@@ -75,8 +75,9 @@ func SSPCodes(status int) []string {
 	return out
 }
 
-// ProviderCodes lists the GP Connect error codes of status, in the order of
-// the specification's table; nil when a provider never answers it.
+// ProviderCodes lists the GP Connect error codes of status, in
+// gpconnect.ProviderCodes' order (by code); nil when a provider never
+// answers it.
 func ProviderCodes(status int) []string {
 	var out []string
 	for _, c := range gpconnect.ProviderCodes() {

@@ -8,11 +8,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 var testNow = time.Unix(1_700_000_000, 0)
 
 const testAud = "https://localhost:9443/A20047/STU3/1/gpconnect"
+
+// joseHeader is {"alg":"none","typ":"JWT"} in base64url, the only header
+// GP Connect allows.
+const joseHeader = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"
 
 func mustLookup(t testing.TB, id string) Interaction {
 	t.Helper()
@@ -43,6 +49,17 @@ func claimMap(t testing.TB, s TokenSpec) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// payloadOf returns the decoded payload of a bearer header.
+func payloadOf(t testing.TB, header string) []byte {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(header, "Bearer "), ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func bearer(payload []byte) string {
@@ -126,6 +143,18 @@ func TestValidVariants(t *testing.T) {
 		}),
 		"practitioner prefix": withClaims(t, func(m map[string]any) {
 			arr(obj(m, "requesting_practitioner"), "name")[0].(map[string]any)["prefix"] = []any{"Dr"}
+		}),
+		"header with spaces": "Bearer " + base64.RawURLEncoding.EncodeToString([]byte(`{ "alg" : "none" , "typ" : "JWT" }`)) +
+			"." + strings.Split(validSpec(t).Encode(), ".")[1] + ".",
+		"escaped slashes and names": bearer([]byte(strings.Replace(strings.ReplaceAll(string(payloadOf(t, withSpec(t, func(*TokenSpec) {}))), "/", `\/`),
+			`"iss"`, `"\u0069ss"`, 1))),
+		"primitive extension": withClaims(t, func(m map[string]any) {
+			obj(m, "requesting_device")["_model"] = map[string]any{"extension": []any{}}
+		}),
+		"unknown claim": withClaims(t, func(m map[string]any) { m["jti"] = "x" }),
+		"null identifier system beside the ODS code": withClaims(t, func(m map[string]any) {
+			o := obj(m, "requesting_organization")
+			o["identifier"] = append(arr(o, "identifier"), map[string]any{"system": nil, "value": "x"})
 		}),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -285,6 +314,167 @@ func TestJWTDefects(t *testing.T) {
 	}
 }
 
+// TestJSONDefects covers what encoding/json would let through if it read the
+// token alone (ParseAuthorization refuses it) and the rules of FHIR JSON
+// inside the resource claims.
+func TestJSONDefects(t *testing.T) {
+	in := mustLookup(t, ReadPatient)
+	valid := string(payloadOf(t, "Bearer "+validSpec(t).Encode()))
+	enc := base64.RawURLEncoding.EncodeToString
+	for _, d := range []struct {
+		name, header string
+		status       int
+		claim, says  string
+	}{
+		{"claim name in another case beside it", bearer([]byte(strings.Replace(valid, `"iss"`, `"ISS":"x","iss"`, 1))), 400, "payload", "iss claim 2 times"},
+		{"payload null", "Bearer " + joseHeader + "." + enc([]byte(`null`)) + ".", 400, "payload", "got null"},
+		{"payload a string", "Bearer " + joseHeader + "." + enc([]byte(`"x"`)) + ".", 400, "payload", "got a JSON string"},
+		{"payload with trailing text", bearer([]byte(valid + "x")), 400, "payload", "invalid character"},
+		{"resource with invalid UTF-8", bearer([]byte(strings.Replace(valid, `"sspemu"`, "\"\xffx\"", 1))), 400, "payload", "not UTF-8"},
+		{"unknown claim with invalid UTF-8", bearer([]byte(strings.Replace(valid, `"iss"`, "\"x\":\"\xff\",\"iss\"", 1))), 400, "payload", "not UTF-8"},
+		{"element in another case", withClaims(t, func(m map[string]any) {
+			d := obj(m, "requesting_device")
+			d["Model"] = d["model"]
+			delete(d, "model")
+		}), 422, "requesting_device", `has "Model"`},
+		{"identifier member in another case", withClaims(t, func(m map[string]any) {
+			arr(obj(m, "requesting_organization"), "identifier")[0].(map[string]any)["System"] = SystemODSCode
+		}), 422, "requesting_organization", `identifier[0] has "System"`},
+		{"name member unknown", withClaims(t, func(m map[string]any) {
+			arr(obj(m, "requesting_practitioner"), "name")[0].(map[string]any)["nickname"] = "Al"
+		}), 422, "requesting_practitioner", `name[0] has "nickname"`},
+		{"first unknown element named", withClaims(t, func(m map[string]any) {
+			d := obj(m, "requesting_device")
+			d["zz"], d["aa"], d["mm"] = 1, 2, 3
+		}), 422, "requesting_device", `has "aa"`},
+		{"_resourceType", withClaims(t, func(m map[string]any) { obj(m, "requesting_device")["_resourceType"] = map[string]any{} }), 422, "requesting_device", `"_resourceType"`},
+		{"resourceType a number", withClaims(t, func(m map[string]any) { obj(m, "requesting_device")["resourceType"] = 5 }), 422, "requesting_device", "no resourceType"},
+		{"number too large", withClaims(t, func(m map[string]any) {
+			obj(m, "requesting_device")["safety"] = json.Number("1e999")
+		}), 400, "payload", "too large for a 64-bit float: 1e999"},
+		{"identifier item a number", withClaims(t, func(m map[string]any) { obj(m, "requesting_device")["identifier"] = []any{7} }), 422, "requesting_device", "identifier[0] must be an Identifier object, got a number"},
+		{"identifier value a boolean", withClaims(t, func(m map[string]any) {
+			arr(obj(m, "requesting_device"), "identifier")[0].(map[string]any)["value"] = true
+		}), 422, "requesting_device", "identifier[0].value must be a JSON string, got a boolean"},
+		{"given with a number", withClaims(t, func(m map[string]any) {
+			arr(obj(m, "requesting_practitioner"), "name")[0].(map[string]any)["given"] = []any{"A", 1}
+		}), 422, "requesting_practitioner", "name[0].given[1] must be a JSON string"},
+		{"organization id not a string", withClaims(t, func(m map[string]any) { obj(m, "requesting_organization")["id"] = 12 }), 422, "requesting_organization", "id must be a JSON string"},
+		{"device id not a FHIR id", withClaims(t, func(m map[string]any) { obj(m, "requesting_device")["id"] = "a/b" }), 422, "requesting_device", "must be a FHIR id"},
+		{"exp beyond int64", withClaims(t, func(m map[string]any) { m["exp"] = json.Number("99999999999999999999") }), 400, "exp", "not a usable integer"},
+		{"header typ jwt", "Bearer " + enc([]byte(`{"alg":"none","typ":"jwt"}`)) + "." + enc([]byte(valid)) + ".", 400, "header", `typ must be "JWT"`},
+		{"header alg missing", "Bearer " + enc([]byte(`{"typ":"JWT"}`)) + "." + enc([]byte(valid)) + ".", 400, "header", `lacks "alg"`},
+		{"header an array", "Bearer " + enc([]byte(`["none"]`)) + "." + enc([]byte(valid)) + ".", 400, "header", "must be the JSON object"},
+		{"empty header", "Bearer ." + enc([]byte(valid)) + ".", 400, "header", "must be the JSON object"},
+		{"header with stray trailing bits", "Bearer " + joseHeader[:len(joseHeader)-1] + "1." + enc([]byte(valid)) + ".", 400, "header", "not base64url"},
+		{"signature not base64", "Bearer " + joseHeader + "." + enc([]byte(valid)) + ".!!", 400, "signature", "unsigned"},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			_, err := JWTPolicy{}.CheckAuthorization(d.header, in, testNow)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if err.Status != d.status || err.Claim != d.claim || !strings.Contains(err.Reason, d.says) {
+				t.Fatalf("got %d %s (%s); want %d %s saying %q", err.Status, err.Claim, err.Reason, d.status, d.claim, d.says)
+			}
+		})
+	}
+}
+
+// TestResourceClaimTwice: a resource claim sent twice is taken as its
+// last, as RFC 7519 §4 allows (ParseAuthorization does not decode each
+// resource claim twice to tell); a plain claim sent twice is refused.
+func TestResourceClaimTwice(t *testing.T) {
+	valid := string(payloadOf(t, "Bearer "+validSpec(t).Encode()))
+	h := bearer([]byte(strings.Replace(valid, `"requesting_device"`, `"requesting_device":{"resourceType":"Patient"},"requesting_device"`, 1)))
+	tok, cerr := (JWTPolicy{}).CheckAuthorization(h, mustLookup(t, ReadPatient), testNow)
+	if cerr != nil || tok.Claims.RequestingDevice.Model != "sspemu" {
+		t.Fatalf("the last requesting_device was not taken: %v", cerr)
+	}
+	h = bearer([]byte(strings.Replace(valid, `"iss"`, `"iss":"a","iss"`, 1)))
+	if _, cerr := ParseAuthorization(h); cerr == nil || cerr.Claim != "payload" || !strings.Contains(cerr.Reason, "iss claim 2 times") {
+		t.Fatalf("iss twice: %v", cerr)
+	}
+}
+
+// TestMintedHeader: golang-jwt mints the one header GP Connect allows,
+// and a payload whose members come in the specification's order.
+func TestMintedHeader(t *testing.T) {
+	parts := strings.Split(validSpec(t).Encode(), ".")
+	if len(parts) != 3 || parts[0] != joseHeader || parts[2] != "" {
+		t.Fatalf("minted %q", parts)
+	}
+	p := string(payloadOf(t, "Bearer "+strings.Join(parts, ".")))
+	last := -1
+	for _, name := range []string{"iss", "sub", "aud", "exp", "iat", "reason_for_request", "requested_scope",
+		"requesting_device", "requesting_organization", "requesting_practitioner"} {
+		i := strings.Index(p, `"`+name+`"`)
+		if i < last {
+			t.Fatalf("%s out of order in %s", name, p)
+		}
+		last = i
+	}
+}
+
+// TestCheckJudgesTypedClaims: Check judges the claims as they stand, so a
+// token built or edited by hand is judged as a parsed one.
+func TestCheckJudgesTypedClaims(t *testing.T) {
+	in := mustLookup(t, ReadPatient)
+	tok, cerr := ParseAuthorization("Bearer " + validSpec(t).Encode())
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if cerr := (JWTPolicy{}).Check(tok, in, testNow); cerr != nil {
+		t.Fatalf("valid token refused: %v", cerr)
+	}
+	for name, tc := range map[string]struct {
+		edit   func(c *Claims)
+		status int
+		claim  string
+	}{
+		"practitioner of another type": {func(c *Claims) { c.RequestingPractitioner.ResourceType = "Device" }, 422, ClaimRequestingPractitioner},
+		"no device":                    {func(c *Claims) { c.RequestingDevice = Device{} }, 400, ClaimRequestingDevice},
+		"organization without ODS":     {func(c *Claims) { c.RequestingOrganization.Identifiers = nil }, 400, ClaimRequestingOrganization},
+		"practitioner id not FHIR":     {func(c *Claims) { c.RequestingPractitioner.ID, c.Subject = "a b", "a b" }, 422, ClaimRequestingPractitioner},
+		"requested_record":             {func(c *Claims) { c.RequestedRecord = &RequestedRecord{ResourceType: "Patient"} }, 400, ClaimRequestedRecord},
+	} {
+		t.Run(name, func(t *testing.T) {
+			edited := &Token{Raw: tok.Raw, Claims: tok.Claims}
+			tc.edit(&edited.Claims)
+			cerr := (JWTPolicy{}).Check(edited, in, testNow)
+			if cerr == nil || cerr.Status != tc.status || cerr.Claim != tc.claim {
+				t.Fatalf("got %v; want %d %s", cerr, tc.status, tc.claim)
+			}
+		})
+	}
+	// A defect found in the claim as sent stays with the token, and each
+	// Check hands out its own copy.
+	bad, cerr := ParseAuthorization(withClaims(t, func(m map[string]any) { obj(m, "requesting_device")["x"] = 1 }))
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	e1 := (JWTPolicy{}).Check(bad, in, testNow)
+	if e1 == nil || e1.Status != 422 {
+		t.Fatalf("unknown element passed: %v", e1)
+	}
+	e1.Reason = "changed"
+	if e2 := (JWTPolicy{}).Check(bad, in, testNow); e2.Reason == "changed" {
+		t.Fatal("Check handed out the token's own error")
+	}
+}
+
+func TestCheckAudience(t *testing.T) {
+	root := "https://localhost:9443/A20047/STU3/1/gpconnect"
+	for aud, ok := range map[string]bool{root: true, LegacyAudience: true, root + "/": false,
+		"https://127.0.0.1:9443/A20047/STU3/1/gpconnect": false, "https://notValid.fhir.nhs.net/tokenEndpoint": false} {
+		tok := &Token{Claims: Claims{Audience: aud}}
+		cerr := CheckAudience(tok, root)
+		if (cerr == nil) != ok || (cerr != nil && (cerr.Claim != ClaimAudience || cerr.Status != 400)) {
+			t.Errorf("aud %q: %v, want ok=%v", aud, cerr, ok)
+		}
+	}
+}
+
 func TestClaimErrorReasonsNameTheFix(t *testing.T) {
 	_, err := JWTPolicy{}.CheckAuthorization(withClaims(t, func(m map[string]any) {
 		delete(obj(m, "requesting_organization"), "identifier")
@@ -321,43 +511,103 @@ func TestCheckNilToken(t *testing.T) {
 	}
 }
 
+// FuzzParseAuthorization fuzzes the whole header.
 func FuzzParseAuthorization(f *testing.F) {
 	f.Add("Bearer " + validSpec(f).Encode())
 	f.Add("")
 	f.Add("Bearer a.b.c")
-	f.Add("Bearer " + joseHeader + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":1,"requesting_device":{"resourceType":"Device","identifier":[{"system":null}]}}`)) + ".")
-	f.Add(withClaims(f, func(m map[string]any) { obj(m, "requesting_practitioner")["name"] = []any{7} }))
+	f.Add("Bearer " + joseHeader + "." + validSpec(f).Encode()[len(joseHeader)+1:] + "c2ln")
+	f.Add("Bearer " + base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"HS256"}`)) + ".e30.")
+	for _, p := range seedPayloads(f) {
+		f.Add(bearer(p))
+	}
 	in := mustLookup(f, ReadPatient)
-	f.Fuzz(func(t *testing.T, header string) {
-		tok, err := ParseAuthorization(header)
-		if err != nil {
-			if err.Claim == "" || err.Reason == "" || (err.Status != 400 && err.Status != 422) {
-				t.Fatalf("malformed error %+v", err)
-			}
-		} else {
-			if tok == nil || "Bearer "+tok.Raw != header || !strings.HasSuffix(tok.Raw, ".") {
-				t.Fatalf("token %+v from %q", tok, header)
-			}
-			again, err2 := ParseAuthorization("Bearer " + tok.Raw)
-			if err2 != nil || !reflect.DeepEqual(again, tok) {
-				t.Fatalf("re-parse differs: %v", err2)
-			}
-			e1 := JWTPolicy{}.Check(tok, in, testNow)
-			e2 := JWTPolicy{}.Check(again, in, testNow)
-			if !reflect.DeepEqual(e1, e2) {
-				t.Fatalf("Check inconsistent: %v vs %v", e1, e2)
-			}
-			if e1 != nil && (e1.Claim == "" || (e1.Status != 400 && e1.Status != 422)) {
-				t.Fatalf("malformed check error %+v", e1)
-			}
-			_ = tok.Claims.Summary()
+	f.Fuzz(func(t *testing.T, header string) { checkParse(t, header, in) })
+}
+
+// FuzzParsePayload fuzzes the claims set alone, under the one valid
+// header, so that mutations reach the JSON and FHIR rules instead of
+// breaking the base64.
+func FuzzParsePayload(f *testing.F) {
+	for _, p := range seedPayloads(f) {
+		f.Add(p)
+	}
+	in := mustLookup(f, ReadPatient)
+	f.Fuzz(func(t *testing.T, payload []byte) { checkParse(t, bearer(payload), in) })
+}
+
+// seedPayloads are payloads near the valid token, and spellings a
+// consumer's JSON encoder may use.
+func seedPayloads(t testing.TB) [][]byte {
+	valid := string(payloadOf(t, "Bearer "+validSpec(t).Encode()))
+	out := []string{valid,
+		string(payloadOf(t, withClaims(t, func(m map[string]any) { obj(m, "requesting_practitioner")["name"] = []any{7} }))),
+		string(payloadOf(t, withClaims(t, func(m map[string]any) {
+			m["requested_record"] = map[string]any{"resourceType": "Patient", "identifier": []any{map[string]any{"value": "9000000009"}}}
+		}))),
+		// PHP's json_encode escapes every slash; others escape non-ASCII.
+		strings.ReplaceAll(valid, "/", `\/`),
+		strings.Replace(valid, `"Example"`, `"Ex\u00e4mple \ud83d\ude00 \ud800 \"q\""`, 1),
+		strings.Replace(valid, `"model"`, `"model":"a","model"`, 1),
+		strings.Replace(valid, `"iss"`, `"x":1,"x":2,"iss"`, 1),
+		strings.Replace(valid, `"iss"`, `"Iss":"a","iss"`, 1),
+		strings.Replace(valid, `"identifier"`, `"Identifier"`, 1),
+		strings.Replace(valid, `"Alex"`, `"Alex",null`, 1),
+		" \n" + valid + "\t ",
+		valid[:len(valid)-1],
+		`{}`, `[]`, `null`, `{"iss":"\u00"}`, "{\"iss\":\"\xff\"}", `{"requesting_device":{}}`,
+		`{"iss":1,"requesting_device":{"resourceType":"Device","identifier":[{"system":null}]}}`,
+		`{"requesting_organization":{"resourceType":"Organization","meta":[[[[[]]]]],"text":{"a":{"b":[1e5,-0.5,1e999,true,false,null]}}}}`,
+	}
+	b := make([][]byte, len(out))
+	for i, p := range out {
+		b[i] = []byte(p)
+	}
+	return b
+}
+
+// checkParse holds ParseAuthorization and Check to what any input must
+// give: a well-formed error or a token that parses again to itself and
+// that Check judges the same way each time; and a token Check accepts
+// mints again, from its typed claims, into one Check accepts.
+func checkParse(t *testing.T, header string, in Interaction) {
+	tok, err := ParseAuthorization(header)
+	if err != nil {
+		if err.Claim == "" || err.Reason == "" || (err.Status != 400 && err.Status != 422) {
+			t.Fatalf("malformed error %+v", err)
 		}
-		tok3, err3 := JWTPolicy{}.CheckAuthorization(header, in, testNow)
-		if err != nil && !reflect.DeepEqual(err3, err) {
-			t.Fatalf("CheckAuthorization error %v, ParseAuthorization error %v", err3, err)
+	} else {
+		if tok == nil || "Bearer "+tok.Raw != header || !strings.HasSuffix(tok.Raw, ".") {
+			t.Fatalf("token %+v from %q", tok, header)
 		}
-		if err == nil && !reflect.DeepEqual(tok3, tok) {
-			t.Fatalf("CheckAuthorization token differs")
+		again, err2 := ParseAuthorization("Bearer " + tok.Raw)
+		if err2 != nil || !reflect.DeepEqual(again, tok) {
+			t.Fatalf("re-parse differs: %v", err2)
 		}
-	})
+		e1 := JWTPolicy{}.Check(tok, in, testNow)
+		e2 := JWTPolicy{}.Check(again, in, testNow)
+		if !reflect.DeepEqual(e1, e2) {
+			t.Fatalf("Check inconsistent: %v vs %v", e1, e2)
+		}
+		if e1 != nil && (e1.Claim == "" || (e1.Status != 400 && e1.Status != 422)) {
+			t.Fatalf("malformed check error %+v", e1)
+		}
+		if e1 == nil {
+			minted, merr := jwt.NewWithClaims(jwt.SigningMethodNone, tok.Claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+			if merr != nil {
+				t.Fatal(merr)
+			}
+			if _, cerr := (JWTPolicy{}).CheckAuthorization("Bearer "+minted, in, testNow); cerr != nil {
+				t.Fatalf("accepted claims minted again are refused: %v\n%s", cerr, payloadOf(t, "Bearer "+minted))
+			}
+		}
+		_ = tok.Claims.Summary()
+	}
+	tok3, err3 := JWTPolicy{}.CheckAuthorization(header, in, testNow)
+	if err != nil && !reflect.DeepEqual(err3, err) {
+		t.Fatalf("CheckAuthorization error %v, ParseAuthorization error %v", err3, err)
+	}
+	if err == nil && !reflect.DeepEqual(tok3, tok) {
+		t.Fatalf("CheckAuthorization token differs")
+	}
 }

@@ -2,10 +2,14 @@ package gpconnect
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"encoding/xml"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -83,16 +87,15 @@ var providerCodes = map[string]providerCode{
 	CodeInvalidPatientDemographics: {400, "business-rule", "Invalid patient demographics"},
 }
 
-// ProviderCodes lists the provider error codes this package knows, in a
-// fixed order, so tests and tools can walk them.
+// ProviderCodes lists the provider error codes of the table, ordered by
+// status and then by code, so tools (the faults rule checker) can offer the
+// codes of one status.
 func ProviderCodes() []string {
-	return []string{
-		CodeBadRequest, CodeInvalidIdentifierSystem, CodeInvalidIdentifierValue, CodeInvalidNHSNumber,
-		CodeAccessDenied, CodeNoPatientConsent,
-		CodePatientNotFound, CodePractitionerNotFound, CodeOrganisationNotFound, CodeNoRecordFound,
-		CodeDuplicateRejected, CodeInvalidResource, CodeInvalidParameter, CodeReferenceNotFound,
-		CodeInternalServerError, CodeNotImplemented, CodeUnsupportedMediaType, CodeInvalidPatientDemographics,
-	}
+	codes := slices.Collect(maps.Keys(providerCodes))
+	slices.SortFunc(codes, func(a, b string) int {
+		return cmp.Or(cmp.Compare(providerCodes[a].status, providerCodes[b].status), strings.Compare(a, b))
+	})
+	return codes
 }
 
 // ProviderStatus returns the HTTP status the specification pairs with a

@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -121,7 +123,7 @@ func TestSSPOutcomeIssueCodes(t *testing.T) {
 }
 
 func TestProviderOutcomeGolden(t *testing.T) {
-	for _, code := range ProviderCodes() {
+	for _, code := range slices.Sorted(maps.Keys(providerCodes)) {
 		status := ProviderStatus(code)
 		if status == 0 {
 			t.Fatalf("no status for %s", code)

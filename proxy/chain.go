@@ -39,6 +39,7 @@ type scope struct {
 
 	upstream      time.Duration
 	clientAborted bool
+	closeConn     bool // the connection ends after this answer
 }
 
 type scopeKey struct{}
@@ -62,7 +63,7 @@ func (s *Server) begin(next http.Handler) http.Handler {
 			id := s.identities.of(r.TLS.PeerCertificates[0])
 			sc.subject, sc.fingerprint, sc.names = id.subject, id.fingerprint, id.names
 		}
-		cw := &countingWriter{ResponseWriter: w}
+		cw := &countingWriter{ResponseWriter: w, closeConn: &sc.closeConn}
 		cb := &countingBody{ReadCloser: r.Body}
 		if r.Body != http.NoBody {
 			r.Body = cb // NoBody stays, so a GET goes on without a body
@@ -78,7 +79,10 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if r.Context().Err() != nil && !cw.complete() {
+	// The consumer went away only if its answer could not be written: a
+	// consumer that stopped sending (its body cut short) may still read
+	// the refusal, so the answer is pushed out to find out.
+	if r.Context().Err() != nil && (!cw.complete() || http.NewResponseController(cw.ResponseWriter).Flush() != nil) {
 		sc.clientAborted = true
 	}
 	decision := sc.decision
@@ -99,6 +103,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		From:            sc.hdr.From,
 		To:              sc.hdr.To,
 		Interaction:     sc.hdr.InteractionID,
+		Reason:          sc.reason,
 	}
 	if t.TraceID == "" {
 		t.TraceID = rawHeader(r, "Ssp-TraceID")
@@ -286,9 +291,12 @@ func routeReason(sc *scope, method, rel string) string {
 	return msg
 }
 
-// forward makes the audit record durable, then hands the request, rewritten
-// to its absolute target, to the engine.
+// forward reads the whole body (limits), makes the audit record durable,
+// then hands the request, rewritten to its absolute target, to the engine.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	if !s.readBody(w, r) {
+		return
+	}
 	sc := scopeFrom(r.Context())
 	sc.decision, sc.cleared = "forwarded", true
 	if !s.record(w, r, sc) {

@@ -29,6 +29,35 @@ type Config struct {
 	JWTSkew          time.Duration `mapstructure:"jwt_skew"`
 	InteractionRoute string        `mapstructure:"interaction_route"`
 	UpstreamTimeout  time.Duration `mapstructure:"upstream_timeout"`
+
+	// The consumer leg's limits; zero means the default below.
+	BodyTimeout     time.Duration `mapstructure:"body_timeout"`      // the whole request body must arrive within this, from the end of the head
+	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`      // a keep-alive connection idle this long is closed
+	MaxBodyBytes    int64         `mapstructure:"max_body_bytes"`    // a larger request body is refused with 413
+	MaxHeaderFields int           `mapstructure:"max_header_fields"` // more header fields are refused with 431
+}
+
+// The defaults of the consumer leg's limits: nginx's client_body_timeout
+// and keepalive_timeout; a body limit far above any GP Connect resource
+// (an appointment is a few KiB) yet small enough that the SSP can hold a
+// whole body before it dials a provider; Apache's LimitRequestFields.
+const (
+	DefaultBodyTimeout     = 60 * time.Second
+	DefaultIdleTimeout     = 75 * time.Second
+	DefaultMaxBodyBytes    = 4 << 20
+	DefaultMaxHeaderFields = 100
+)
+
+func (c Config) bodyTimeout() time.Duration { return orDefault(c.BodyTimeout, DefaultBodyTimeout) }
+func (c Config) idleTimeout() time.Duration { return orDefault(c.IdleTimeout, DefaultIdleTimeout) }
+func (c Config) maxBodyBytes() int64        { return orDefault(c.MaxBodyBytes, DefaultMaxBodyBytes) }
+func (c Config) maxHeaderFields() int       { return orDefault(c.MaxHeaderFields, DefaultMaxHeaderFields) }
+
+func orDefault[T time.Duration | int64 | int](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // TLSConfig is the consumer-facing TLS of ssp.tls.
@@ -74,8 +103,8 @@ func (c Config) Validate() error {
 	if _, err := tlsVersion(c.TLS.MinVersion); err != nil {
 		errs = append(errs, fmt.Errorf("ssp.tls.min_version: %w", err))
 	}
-	if c.Fidelity != "spec" && c.Fidelity != "live" {
-		errs = append(errs, fmt.Errorf("ssp.fidelity: %q is not spec or live", c.Fidelity))
+	if _, err := agreements.ParseFidelity(c.Fidelity); err != nil {
+		errs = append(errs, fmt.Errorf("ssp.fidelity: %w", err))
 	}
 	for key, v := range map[string]string{"ssp.jwt": c.JWT, "ssp.interaction_route": c.InteractionRoute} {
 		if v != ModeEnforce && v != ModeLog && v != ModeOff {
@@ -87,6 +116,18 @@ func (c Config) Validate() error {
 	}
 	if c.JWTSkew < 0 {
 		errs = append(errs, fmt.Errorf("ssp.jwt_skew: %v must not be negative", c.JWTSkew))
+	}
+	if c.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ssp.body_timeout: %v must not be negative (0: the default, %v)", c.BodyTimeout, DefaultBodyTimeout))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ssp.idle_timeout: %v must not be negative (0: the default, %v)", c.IdleTimeout, DefaultIdleTimeout))
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("ssp.max_body_bytes: %d must not be negative (0: the default, %d)", c.MaxBodyBytes, DefaultMaxBodyBytes))
+	}
+	if c.MaxHeaderFields < 0 {
+		errs = append(errs, fmt.Errorf("ssp.max_header_fields: %d must not be negative (0: the default, %d)", c.MaxHeaderFields, DefaultMaxHeaderFields))
 	}
 	return errors.Join(errs...)
 }
@@ -207,12 +248,8 @@ func (c Config) ServerTLS() (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 		NextProtos:   []string{"http/1.1"},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("no client certificate")
-			}
-			return crl.Check(cs.PeerCertificates[0])
-		},
+
+		VerifyConnection: crl.VerifyConnection,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -45,13 +46,18 @@ func (s *Server) refuseProvider(w http.ResponseWriter, r *http.Request, rule str
 // forwarded. When it cannot, the request is refused with 503 and nothing
 // goes on (fail closed).
 func (s *Server) record(w http.ResponseWriter, r *http.Request, sc *scope) bool {
-	_, err := s.audit.Append(r.Context(), s.auditRecord(r, sc))
+	// A consumer that has stopped sending (its connection read ended, which
+	// cancels the request's context) still gets its decision recorded: the
+	// record is evidence whether or not anyone reads the answer.
+	_, err := s.audit.Append(context.WithoutCancel(r.Context()), s.auditRecord(r, sc))
 	if err == nil {
 		return true
 	}
 	s.log.Error("audit record not written: refusing the request", "trace_id", sc.hdr.TraceID, "err", err)
 	sc.decision, sc.rule, sc.status, sc.cleared = "error", "audit", http.StatusServiceUnavailable, false
-	reason := "the SSP could not make its audit record durable, so it refuses the request (fail closed): " + err.Error()
+	// Where the log lives and what the OS said are the operator's business
+	// (they are in the log line above), not the consumer's.
+	reason := "the SSP's audit log is unavailable, so it refuses the request (fail closed); it recovers by itself once the log can be written: try again shortly"
 	setReason(w.Header(), reason)
 	o := gpconnect.ProviderOutcome(http.StatusServiceUnavailable, gpconnect.CodeInternalServerError, reason)
 	o.IssueCode = "transient"
@@ -175,10 +181,17 @@ type countingWriter struct {
 	status int
 	n      int64
 	length int64 // Content-Length sent, or -1
+	// closeConn, when it points at true, ends the connection after this
+	// answer, whatever headers the provider's answer brought (the engine
+	// replaces the header map's content with them).
+	closeConn *bool
 }
 
 func (w *countingWriter) WriteHeader(code int) {
 	if w.status == 0 {
+		if w.closeConn != nil && *w.closeConn {
+			w.Header().Set("Connection", "close")
+		}
 		w.status = code
 		w.length = -1
 		if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil && n >= 0 {

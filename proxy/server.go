@@ -67,8 +67,9 @@ type Server struct {
 	identities identities
 	observer   Observer
 
-	mu   sync.Mutex
-	srvs []*http.Server
+	mu       sync.Mutex
+	srvs     []*http.Server
+	shutdown bool // Shutdown has begun: a Serve that starts later serves nothing
 }
 
 // New builds the server: TLS on both legs, the engine and the chain.
@@ -123,28 +124,50 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // TLSConfig is the consumer-facing TLS configuration.
 func (s *Server) TLSConfig() *tls.Config { return s.serverTLS.Clone() }
 
+// The consumer leg's fixed limits: the time for the TLS handshake and for
+// the request head (each), and the size of the head.
+const (
+	headerTimeout  = 10 * time.Second
+	maxHeaderBytes = 64 << 10
+)
+
 // Serve answers consumers on ln over TLS until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	// Refused handshakes (no certificate, another CA, revoked, an old
+	// protocol or suite) never reach the chain; the consumer sees only a
+	// TLS alert, so the reason is logged where a developer sees it,
+	// counted and shown in the console (journey.go).
+	errorLog := s.serverErrorLog()
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		// The write deadline must leave room for a full upstream wait and
 		// a streamed answer, or a 504 could never be written.
 		WriteTimeout:   s.cfg.UpstreamTimeout + 60*time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		// Refused handshakes (no certificate, another CA, revoked, an old
-		// protocol or suite) never reach the chain; the consumer sees only
-		// a TLS alert, so the reason is logged where a developer sees it,
-		// counted and shown in the console (journey.go).
-		ErrorLog: s.serverErrorLog(),
+		IdleTimeout:    s.cfg.idleTimeout(),
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       errorLog,
+		// Every request reaches the chain (an OPTIONS * too), so each
+		// request head the connection's scanner saw meets its handler.
+		DisableGeneralOptionsHandler: true,
+		ConnContext:                  withConn,
 		// HTTP/1.1 only, as on the Spine.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return ln.Close() // Shutdown came first: it could not close this listener
+	}
 	s.srvs = append(s.srvs, srv)
 	s.mu.Unlock()
-	err := srv.Serve(tls.NewListener(ln, s.serverTLS))
+	err := srv.Serve(&consumerListener{
+		Listener:         ln,
+		tls:              s.serverTLS,
+		logf:             errorLog.Printf,
+		handshakeTimeout: headerTimeout,
+		maxHead:          maxHeaderBytes + 8<<10, // net/http reads up to MaxHeaderBytes + 4 KiB
+	})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -155,6 +178,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // provider leg's idle connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.shutdown = true
 	srvs := s.srvs
 	s.mu.Unlock()
 	var errs []error
@@ -170,6 +194,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) buildChain() http.Handler {
 	steps := []func(http.Handler) http.Handler{
 		s.begin,            // scope, trace and the transaction record
+		s.checkLimits,      // limits: header fields, declared body size, framing
 		s.checkMethod,      // 2. method (and the CORS preflight)
 		s.checkTarget,      // 3. target
 		s.checkSspHeaders,  // 4. ssp-headers
@@ -177,7 +202,7 @@ func (s *Server) buildChain() http.Handler {
 		s.checkJWT,         // 7. jwt
 		s.checkInteraction, // 8. interaction-route
 	}
-	var h http.Handler = http.HandlerFunc(s.forward) // 9-10.
+	var h http.Handler = http.HandlerFunc(s.forward) // limits (the body), 9-10.
 	for i := len(steps) - 1; i >= 0; i-- {
 		h = steps[i](h)
 	}

@@ -1,0 +1,345 @@
+package gpconnect
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"sspemu/fhir"
+)
+
+// The resource claims are FHIR STU3 JSON, whose rules encoding/json's
+// struct decoding does not apply: member names are exact (encoding/json
+// matches them regardless of case), an element STU3 does not define is an
+// error (encoding/json skips it) and null is never a value (encoding/json
+// takes it for the zero value). So each resource claim arrives here as the
+// members encoding/json decodes into any, names exactly as sent, and the
+// typed resource is built from them, naming the first defect. Where several
+// members are wrong, the alphabetically first is named, so a token always
+// gets the same reason. One defect goes unseen: a member sent twice, inside
+// a resource claim or as the resource claim itself; encoding/json keeps the
+// last, as RFC 7519 §4 allows.
+//
+// A defect returns the resource with what was decoded before it, so an
+// audit in log-only mode still sees it.
+
+func decodeDevice(obj map[string]any) (Device, *ClaimError) {
+	const n = ClaimRequestingDevice
+	var d Device
+	var cerr *ClaimError
+	if d.ResourceType, cerr = resource(n, obj, "Device", deviceElement); cerr != nil {
+		return d, cerr
+	}
+	if d.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
+		return d, cerr
+	}
+	if d.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+		return d, cerr
+	}
+	if d.Model, cerr = stringElement(n, at(n), obj, "model"); cerr != nil {
+		return d, cerr
+	}
+	d.Version, cerr = stringElement(n, at(n), obj, "version")
+	return d, cerr
+}
+
+func decodeOrganization(obj map[string]any) (Organization, *ClaimError) {
+	const n = ClaimRequestingOrganization
+	var o Organization
+	var cerr *ClaimError
+	if o.ResourceType, cerr = resource(n, obj, "Organization", organizationElement); cerr != nil {
+		return o, cerr
+	}
+	if o.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
+		return o, cerr
+	}
+	if o.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+		return o, cerr
+	}
+	o.Name, cerr = stringElement(n, at(n), obj, "name")
+	return o, cerr
+}
+
+func decodePractitioner(obj map[string]any) (Practitioner, *ClaimError) {
+	const n = ClaimRequestingPractitioner
+	var p Practitioner
+	var cerr *ClaimError
+	if p.ResourceType, cerr = resource(n, obj, "Practitioner", practitionerElement); cerr != nil {
+		return p, cerr
+	}
+	if p.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
+		return p, cerr
+	}
+	if p.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+		return p, cerr
+	}
+	p.Names, cerr = humanNames(n, obj)
+	return p, cerr
+}
+
+// decodeRequestedRecord keeps what an audit can show of a requested_record
+// claim; the claim is refused whatever it holds, so its defects are not
+// looked for.
+func decodeRequestedRecord(obj map[string]any) *RequestedRecord {
+	r := &RequestedRecord{}
+	r.ResourceType, _ = obj["resourceType"].(string)
+	r.Identifiers, _ = identifiers(ClaimRequestedRecord, obj)
+	return r
+}
+
+// resource checks that obj is a FHIR STU3 resource of type want defining
+// only known elements, none null, and returns its resourceType when that is
+// a string. A nil obj is a claim that was not an object: ParseAuthorization
+// has refused it already (400). Everything else is 422.
+func resource(claim string, obj map[string]any, want string, element func(string) bool) (string, *ClaimError) {
+	if obj == nil {
+		return "", badRequest(claim, "the %s claim is missing: it must hold a FHIR STU3 %s resource", claim, want)
+	}
+	got, ok := obj["resourceType"].(string)
+	if !ok {
+		return "", invalidResource(claim, "%s has no resourceType: it must be a FHIR STU3 %s with \"resourceType\": %q", claim, want, want)
+	}
+	if got != want {
+		return got, invalidResource(claim, "%s must be a FHIR %s resource, got resourceType %q", claim, want, truncate(got, 40))
+	}
+	// One walk over the members finds both kinds of defect.
+	var unknown, null string
+	var anyUnknown, anyNull bool
+	for name, v := range obj {
+		base := strings.TrimPrefix(name, "_")
+		if (!domainResourceElement(base) && !element(base)) || name == "_resourceType" {
+			if !anyUnknown || name < unknown {
+				unknown, anyUnknown = name, true
+			}
+		} else if v == nil && (!anyNull || name < null) {
+			null, anyNull = name, true
+		}
+	}
+	if anyUnknown {
+		return got, invalidResource(claim, "%s has %q, which FHIR STU3 %s does not define; remove it", claim, truncate(unknown, 40), want)
+	}
+	if anyNull {
+		return got, invalidResource(claim, "%s.%s is null; FHIR JSON leaves absent elements out instead", claim, truncate(null, 40))
+	}
+	return got, nil
+}
+
+// firstMember returns the alphabetically first name of obj for which bad
+// holds.
+func firstMember(obj map[string]any, bad func(string) bool) (string, bool) {
+	first, found := "", false
+	for name := range obj {
+		if bad(name) && (!found || name < first) {
+			first, found = name, true
+		}
+	}
+	return first, found
+}
+
+// stringElement returns the string element name of obj, "" when it is
+// absent or null; any other JSON type is 422. where names obj in messages.
+func stringElement(claim string, where place, obj map[string]any, name string) (string, *ClaimError) {
+	switch v := obj[name].(type) {
+	case string:
+		return v, nil
+	case nil:
+		return "", nil
+	default:
+		return "", invalidResource(claim, "%s.%s must be a JSON string, got %s", where, name, kindOf(v))
+	}
+}
+
+// place is where in a claim an object lies, for messages: the claim
+// itself, or an item of one of its arrays. It is formatted only to word an
+// error, so a valid token formats no paths.
+type place struct {
+	claim, array string
+	item         int
+}
+
+func at(claim string) place { return place{claim: claim} }
+
+func (p place) String() string {
+	if p.array == "" {
+		return p.claim
+	}
+	return fmt.Sprintf("%s.%s[%d]", p.claim, p.array, p.item)
+}
+
+// identifiers decodes the identifier element of a resource: an array of
+// Identifier objects defining only STU3's elements, with string system
+// and value.
+func identifiers(claim string, obj map[string]any) ([]fhir.Identifier, *ClaimError) {
+	v, ok := obj["identifier"]
+	if !ok {
+		return nil, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, invalidResource(claim, "%s.identifier must be a JSON array of Identifier objects, got %s", claim, kindOf(v))
+	}
+	out := make([]fhir.Identifier, 0, len(items))
+	for i, item := range items {
+		path := place{claim, "identifier", i}
+		m, ok := item.(map[string]any)
+		if !ok {
+			return out, invalidResource(claim, "%s must be an Identifier object, got %s", path, kindOf(item))
+		}
+		if name, bad := firstMember(m, unknownTo(identifierElement)); bad {
+			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path, truncate(name, 40))
+		}
+		var id fhir.Identifier
+		var cerr *ClaimError
+		if id.System, cerr = stringElement(claim, path, m, "system"); cerr != nil {
+			return out, cerr
+		}
+		if id.Value, cerr = stringElement(claim, path, m, "value"); cerr != nil {
+			return out, cerr
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// humanNames decodes a practitioner's name element as identifiers decodes
+// identifier: family must be one string (STU3, not DSTU2's array), given
+// and prefix arrays of strings.
+func humanNames(claim string, obj map[string]any) ([]fhir.HumanName, *ClaimError) {
+	v, ok := obj["name"]
+	if !ok {
+		return nil, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, invalidResource(claim, "%s.name must be a JSON array of HumanName objects, got %s", claim, kindOf(v))
+	}
+	out := make([]fhir.HumanName, 0, len(items))
+	for i, item := range items {
+		path := place{claim, "name", i}
+		m, ok := item.(map[string]any)
+		if !ok {
+			return out, invalidResource(claim, "%s must be a HumanName object, got %s", path, kindOf(item))
+		}
+		if name, bad := firstMember(m, unknownTo(humanNameElement)); bad {
+			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path, truncate(name, 40))
+		}
+		var hn fhir.HumanName
+		switch family := m["family"].(type) {
+		case string:
+			hn.Family = family
+		case nil:
+		default:
+			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path, kindOf(family))
+		}
+		var cerr *ClaimError
+		if hn.Given, cerr = stringList(claim, path, m, "given"); cerr != nil {
+			return out, cerr
+		}
+		if hn.Prefix, cerr = stringList(claim, path, m, "prefix"); cerr != nil {
+			return out, cerr
+		}
+		out = append(out, hn)
+	}
+	return out, nil
+}
+
+// stringList decodes the element name of obj as an array of strings, a
+// null item standing for "".
+func stringList(claim string, where place, obj map[string]any, name string) ([]string, *ClaimError) {
+	v, ok := obj[name]
+	if !ok {
+		return nil, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, invalidResource(claim, "%s.%s must be a JSON array of strings, got %s", where, name, kindOf(v))
+	}
+	out := make([]string, len(items))
+	for i, item := range items {
+		switch s := item.(type) {
+		case string:
+			out[i] = s
+		case nil:
+		default:
+			return nil, invalidResource(claim, "%s.%s[%d] must be a JSON string, got %s", where, name, i, kindOf(item))
+		}
+	}
+	return out, nil
+}
+
+// unknownTo turns a set of element names into a test for names outside
+// it, "_" (FHIR's primitive extensions) set aside.
+func unknownTo(known func(string) bool) func(string) bool {
+	return func(name string) bool { return !known(strings.TrimPrefix(name, "_")) }
+}
+
+// kindOf names the JSON type of a value decoded into any, for messages.
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+// The elements FHIR STU3 defines on every DomainResource, on the three
+// resource types a token carries, and on the two data types the rules read.
+// They are switches, not lists, because every member of every resource
+// claim is looked up in them.
+
+func domainResourceElement(n string) bool {
+	switch n {
+	case "resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension", "modifierExtension":
+		return true
+	}
+	return false
+}
+
+func deviceElement(n string) bool {
+	switch n {
+	case "identifier", "udi", "status", "type", "lotNumber", "manufacturer", "manufactureDate", "expirationDate", "model",
+		"version", "patient", "owner", "contact", "location", "url", "note", "safety":
+		return true
+	}
+	return false
+}
+
+func organizationElement(n string) bool {
+	switch n {
+	case "identifier", "active", "type", "name", "alias", "telecom", "address", "partOf", "contact", "endpoint":
+		return true
+	}
+	return false
+}
+
+func practitionerElement(n string) bool {
+	switch n {
+	case "identifier", "active", "name", "telecom", "address", "gender", "birthDate", "photo", "qualification", "communication":
+		return true
+	}
+	return false
+}
+
+func identifierElement(n string) bool {
+	switch n {
+	case "id", "extension", "use", "type", "system", "value", "period", "assigner":
+		return true
+	}
+	return false
+}
+
+func humanNameElement(n string) bool {
+	switch n {
+	case "id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period":
+		return true
+	}
+	return false
+}
