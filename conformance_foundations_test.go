@@ -269,6 +269,9 @@ func fdnJWTRows() []fdnRow {
 		{name: "JWT - Requesting Identity - UNK value", call: edit(func(c map[string]any) {
 			c["requesting_practitioner"] = fdnSuitePractitioner("UNK", "UNK", true)
 		}), want: ok},
+		{name: "JWT - Missing sdsRoleProfile and guid", call: edit(func(c map[string]any) {
+			c["requesting_practitioner"] = fdnSuitePractitioner("GCASDS0001", "", false)
+		}), want: ok},
 		{name: "JWT - Requesting Identity - Resource Type - invalid", call: edit(func(c map[string]any) {
 			fdnObj(c["requesting_practitioner"])["resourceType"] = "InvalidResourceType"
 		}), want: invalid},
