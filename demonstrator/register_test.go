@@ -101,8 +101,8 @@ func TestDecodeRegistrationKeeps(t *testing.T) {
 	want := Patient{
 		NHSNumber: "9690937405", Family: "NEWMAN", Given: "Nia", MoreGiven: []string{"Rose", "May"}, Prefix: "Ms",
 		OtherNames: []fhir.HumanName{{Use: "nickname", Given: []string{"Ni"}}}, Gender: "female", BirthDate: "1999-04-01",
-		Address: []fhir.Address{{Use: "temp", Line: []string{"1 Trevelyan Square", "Boar Lane"}, City: "Leeds", PostalCode: "LS1 6AE"}},
-		Telecom: []fhir.ContactPoint{{System: "phone", Value: "01234567891", Use: "mobile"}, {System: "email", Value: "nia@example.com", Use: "temp"}},
+		Address:       []fhir.Address{{Use: "temp", Line: []string{"1 Trevelyan Square", "Boar Lane"}, City: "Leeds", PostalCode: "LS1 6AE"}},
+		Telecom:       []fhir.ContactPoint{{System: "phone", Value: "01234567891", Use: "mobile"}, {System: "email", Value: "nia@example.com", Use: "temp"}},
 		Communication: &Communication{Language: fhir.Coding{System: codeHumanLanguage, Code: "de", Display: "German"}, InterpreterRequired: &yes},
 	}
 	if !reflect.DeepEqual(p, want) {
