@@ -19,6 +19,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/demonstrator"
+	"sspemu/faults"
 	"sspemu/proxy"
 )
 
@@ -36,6 +37,7 @@ type Config struct {
 	Spine        SpineConfig         `mapstructure:"spine"`
 	RegistryFile string              `mapstructure:"registry_file"`
 	Registry     agreements.Config   `mapstructure:"registry"`
+	Faults       faults.Config       `mapstructure:"faults"`
 }
 
 // AdminConfig is the admin: section.
@@ -298,6 +300,7 @@ func (c Config) validate() error {
 	if c.Demonstrator.Enabled {
 		errs = append(errs, c.validatePractices(t))
 	}
+	errs = append(errs, c.Faults.Validate())
 	return errors.Join(errs...)
 }
 

@@ -238,6 +238,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	row := func(trace string) chromedp.CSS { return chromedp.CSS(`#entries tr.entry[data-trace="` + trace + `"]`) }
+	// detail is the selector of the open entry's detail, once it is this
+	// trace's: the pane may still show the entry opened before.
+	detail := func(t *testing.T, trace, inside string) chromedp.CSS {
+		id := b.attr(t, row(trace), "data-id")
+		return chromedp.CSS(`#detail [data-entry="` + id + `"] ` + inside)
+	}
 
 	t.Run("page loads with no console errors", func(t *testing.T) {
 		b.do(t, chromedp.Navigate(cs.admin+"/console"),
@@ -272,7 +278,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("call to an unregistered Ssp-To: %d, want 403", resp.StatusCode)
 		}
 		refusedTrace, reason = trace, resp.Header.Get("Sspemu-Reason")
-		b.do(t, chromedp.WaitVisible(row(trace)), chromedp.Click(row(trace)), chromedp.WaitVisible(chromedp.CSS(`#why[data-rule]`)))
+		b.do(t, chromedp.WaitVisible(row(trace)), chromedp.Click(row(trace)), chromedp.WaitVisible(detail(t, trace, `#why[data-rule]`)))
 		why, rule := b.text(t, chromedp.CSS(`#why`)), b.attr(t, chromedp.CSS(`#why`), "data-rule")
 		token := "PARTYKEY_INTERACTION_CHECK_FAILED_MESSAGERECEIVER_" + wrongTo
 		if rule != "receiver" || !strings.Contains(why, token) || reason == "" || !strings.Contains(why, reason) {
@@ -326,7 +332,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("bad token: %d, want 400", resp.StatusCode)
 		}
 		b.do(t, chromedp.WaitVisible(row(trace)), chromedp.Click(row(trace)),
-			chromedp.WaitVisible(chromedp.CSS(`#detail [data-entry] #token tr[data-claim="reason_for_request"]`)))
+			chromedp.WaitVisible(detail(t, trace, `#token tr[data-claim="reason_for_request"]`)))
 		claims := evaluate[[]map[string]string](t, b,
 			`[...document.querySelectorAll("#token tr[data-claim]")].map(r => ({claim: r.dataset.claim, verdict: r.dataset.verdict}))`)
 		got := map[string]string{}

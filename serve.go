@@ -26,6 +26,7 @@ import (
 	"sspemu/certs"
 	"sspemu/console"
 	"sspemu/demonstrator"
+	"sspemu/faults"
 	"sspemu/fhir"
 	"sspemu/pds"
 	"sspemu/proxy"
@@ -87,6 +88,28 @@ type stack struct {
 	pds       *pds.Service
 	ldap      []*sds.LDAPServer
 	console   *console.Console // the live console's journeys, on the admin listener
+	// One fault set and one business clock, shared by the SSP (at: ssp) and
+	// the practices (at: provider, and their business time), so one admin
+	// call reaches both.
+	faults *faults.Set
+	clock  *faults.Clock
+}
+
+// faultsAndClock builds the stack's fault set and clock once.
+func (st *stack) faultsAndClock(cfg Config) error {
+	if st.faults != nil {
+		return nil
+	}
+	var m faults.Metrics
+	if st.metrics != nil {
+		m = st.metrics
+	}
+	set, err := faults.NewSet(cfg.Faults, faults.Options{Metrics: m})
+	if err != nil {
+		return err
+	}
+	st.faults, st.clock = set, faults.NewClock(nil)
+	return nil
 }
 
 // readiness is /readyz beyond the audit log: every listener up.
@@ -229,8 +252,12 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 		}
 	}()
 
+	if err := st.faultsAndClock(cfg); err != nil {
+		return nil, err
+	}
 	st.console = console.New(console.Options{Logger: log})
 	if st.ssp, err = proxy.New(proxy.Options{
+		Faults:   st.faults,
 		Config:   cfg.SSP,
 		Registry: st.registry.Load,
 		Audit:    st.store,
@@ -273,6 +300,7 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 			Ready:        st.readiness,
 			Console:      st.console.Handler(adminLn.Addr()),
 			TLSRefusals:  st.console.Handshakes,
+			Faults:       faults.NewAPI(st.faults, st.clock),
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -320,11 +348,16 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 		return fmt.Errorf("demonstrator audit log in %s: %w", auditDir, err)
 	}
 	st.demoStore = store
+	if err := st.faultsAndClock(cfg); err != nil {
+		return err
+	}
 	d, err := demonstrator.New(demonstrator.Options{
 		Practices: practices,
 		BaseURLs:  bases,
 		JWTSkew:   cfg.SSP.JWTSkew,
 		Audit:     store,
+		Clock:     st.clock.Now,
+		Hook:      demonstrator.FaultHook(st.faults),
 		// Register Patient asks the Spine's PDS, made just below: it holds
 		// the practices' patients, so it needs them first. No request
 		// arrives before the listener starts.

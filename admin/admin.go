@@ -32,6 +32,9 @@ type Options struct {
 	// TLSRefusals returns the TLS handshakes the SSP refused, newest first,
 	// listed by /api/transactions with outcome tls; nil lists none.
 	TLSRefusals func() []proxy.Handshake
+	// Faults serves /api/faults and /api/clock (faults.NewAPI); nil
+	// leaves them unanswered.
+	Faults http.Handler
 }
 
 // Admin is the admin API.
@@ -50,6 +53,11 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /api/registry", a.registry)
 	mux.HandleFunc("GET /api/transactions", a.transactions)
 	mux.HandleFunc("POST /api/demonstrator/reset", a.reset)
+	if a.opt.Faults != nil {
+		for _, p := range []string{"/api/faults", "/api/faults/{name}", "/api/clock"} {
+			mux.Handle(p, a.opt.Faults)
+		}
+	}
 	if a.opt.Metrics != nil {
 		mux.Handle("GET /metrics", a.opt.Metrics)
 	}

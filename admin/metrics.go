@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"sspemu/faults"
 	"sspemu/gpconnect"
 	"sspemu/proxy"
 )
@@ -27,7 +28,8 @@ var knownOutcomes = []string{"forwarded", "refused", "answered", "error"}
 // The proxy's named rules (design.md, the request path).
 var knownRules = []string{
 	"method", "target", "ssp-headers", "cert-asid", "sender", "receiver",
-	"endpoint", "agreement", "jwt", "interaction-route", "upstream", "audit", "limits",
+	"endpoint", "agreement", "jwt", "interaction-route", "upstream", "audit",
+	"fault", "limits",
 }
 
 // latencyBuckets run from half a millisecond, where the SSP's own refusals
@@ -56,6 +58,7 @@ type Metrics struct {
 	reloadOK prometheus.Counter
 	reloadNo prometheus.Counter
 	tlsFail  map[string]prometheus.Counter // by proxy.HandshakeReasons
+	faults   *prometheus.CounterVec
 
 	interactions map[string]string // known URN → itself; read only after NewMetrics
 	outcomes     map[string]int    // known outcome → index into duration and outcomeNames
@@ -134,6 +137,14 @@ func NewMetrics(version string) *Metrics {
 		m.tlsFail[r] = handshakes.WithLabelValues(r)
 	}
 
+	// The name label is a loaded rule's name: at most 64 characters of a
+	// fixed alphabet, and only names an operator loaded ever act, so the
+	// series stay as few as the rules.
+	m.faults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssp_faults_total",
+		Help: "Fault rules that acted (sspemu fault injection), by rule name and where it acted (ssp, provider), so a CI run can check its faults happened.",
+	}, []string{"name", "at"})
+
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssp_build_info",
 		Help: "Always 1; its labels name the sspemu version and the Go version that built it, so a change in behaviour can be matched to a build.",
@@ -141,7 +152,7 @@ func NewMetrics(version string) *Metrics {
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 
 	m.reg.MustRegister(
-		m.requests, durationVec, m.upstream, m.fsync, m.batch, reloads, handshakes, build,
+		m.requests, durationVec, m.upstream, m.fsync, m.batch, reloads, handshakes, m.faults, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -196,6 +207,12 @@ func (m *Metrics) TLSHandshakeFailure(reason string) {
 		c = m.tlsFail[proxy.HandshakeOther]
 	}
 	c.Inc()
+}
+
+// Fault counts one action of the fault rule name at at; it satisfies
+// faults.Metrics.
+func (m *Metrics) Fault(name string, at faults.At) {
+	m.faults.WithLabelValues(name, string(at)).Inc()
 }
 
 // interactionLabel bounds the interaction label to the catalogue. The

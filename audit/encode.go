@@ -67,6 +67,10 @@ func appendRecord(dst []byte, r *Record) ([]byte, bool) {
 	dst = appendString(dst, r.Token)
 	dst = append(dst, `,"reason":`...)
 	dst = appendString(dst, r.Reason)
+	if r.Fault != "" {
+		dst = append(dst, `,"fault":`...)
+		dst = appendString(dst, r.Fault)
+	}
 	dst = append(dst, '}')
 	return dst, true
 }
@@ -118,6 +122,10 @@ func appendTransaction(dst []byte, t *Transaction) ([]byte, bool) {
 	if t.Reason != "" {
 		dst = append(dst, `,"reason":`...)
 		dst = appendString(dst, t.Reason)
+	}
+	if t.Fault != "" {
+		dst = append(dst, `,"fault":`...)
+		dst = appendString(dst, t.Fault)
 	}
 	dst = append(dst, '}')
 	return dst, true

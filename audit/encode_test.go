@@ -135,7 +135,7 @@ func recordFrom(tm time.Time, ss []string, k, status int, jwt bool) *Record {
 	r := &Record{
 		Time: tm, TraceID: s(0), From: s(1), To: s(2), Interaction: s(3), Method: s(4), Target: s(5),
 		ClientSubject: s(6), ClientFingerprint: s(7), Decision: s(8), Rule: s(9), Status: status,
-		Token: s(10), Reason: s(11),
+		Token: s(10), Reason: s(11), Fault: s(18),
 	}
 	if jwt {
 		r.JWT = &JWT{Issuer: s(12), Subject: s(13), SDSUserID: s(14), RoleProfileID: s(15), ODSCode: s(16), Device: s(17)}
@@ -149,7 +149,7 @@ func transactionFrom(tm time.Time, ss []string, k int, seq uint64, status int, i
 	return &Transaction{
 		Seq: seq, Time: tm, TraceID: s(0), Status: status, BytesIn: in, BytesOut: out,
 		UpstreamSeconds: up, TotalSeconds: total, ClientAborted: aborted,
-		Decision: s(1), Rule: s(2), From: s(3), To: s(4), Interaction: s(5), Reason: s(6),
+		Decision: s(1), Rule: s(2), From: s(3), To: s(4), Interaction: s(5), Reason: s(6), Fault: s(7),
 	}
 }
 

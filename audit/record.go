@@ -59,6 +59,11 @@ type Record struct {
 	Status            int       `json:"status"`
 	Token             string    `json:"token"`
 	Reason            string    `json:"reason"`
+	// Fault names the fault rules (faults package) that acted on the
+	// request, comma-separated; empty, and absent from the line, when none
+	// did, so records written before faults existed read and verify as
+	// they were.
+	Fault string `json:"fault,omitempty"`
 }
 
 // Transaction is the record of one finished request: what came back and how
@@ -83,6 +88,10 @@ type Transaction struct {
 	// Reason is the plain-language reason of a refusal or an error (the
 	// Sspemu-Reason header); empty, and left out, for a forwarded request.
 	Reason string `json:"reason,omitempty"`
+	// Fault names the fault rules that acted, at the SSP or (from the
+	// provider's Sspemu-Fault answer header) at the practice; omitted when
+	// none did.
+	Fault string `json:"fault,omitempty"`
 }
 
 // hashKey opens the last member of every line; its fixed shape lets the

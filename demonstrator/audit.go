@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"sspemu/audit"
+	"sspemu/faults"
 	"sspemu/gpconnect"
 )
 
@@ -75,6 +76,7 @@ func (d *Demonstrator) record(x *exchange, rep *reply, o *outcome) error {
 	default:
 		rec.Decision, rec.Status, rec.Reason = decisionAnswered, rep.status, x.note
 	}
+	rec.Fault = clip(x.answer.Get(faults.Header))
 	_, err := d.auditor.Append(r.Context(), rec)
 	return err
 }

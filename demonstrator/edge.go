@@ -70,6 +70,20 @@ type Inbound struct {
 	Interaction string // Ssp-InteractionID
 	Method      string
 	Path        string // below the service root
+	To          string // Ssp-To
+	Query       string // the raw query string, without "?"
+	// Body is the request body as JSON (an XML body already converted);
+	// nil for a GET.
+	Body []byte
+	// Header is the request's headers, read only.
+	Header http.Header
+	// Patients returns the NHS numbers of the patients the path names
+	// (/Patient/{id}, /Patient/{id}/Appointment, /Appointment/{id}),
+	// looked up in the practice's store when called.
+	Patients func() []string
+	// Answer holds headers the Hook adds to the response, whatever it is;
+	// an Sspemu-Fault there is also written into the audit record.
+	Answer http.Header
 }
 
 // Refusal is a Hook's answer in place of the handler's: it is shaped,
@@ -101,6 +115,8 @@ type exchange struct {
 
 	prepared bool
 	encoded  []byte // the answer's body; nil: none
+
+	answer http.Header // headers a Hook added, for the response
 }
 
 const maxBody = 1 << 20
@@ -210,8 +226,11 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 	x.minimal = preferMinimal(r)
 	rq.commit = func(rep *reply, note string) error { return d.commit(x, rep, note) }
 	if d.hook != nil {
+		x.answer = http.Header{}
 		if ref := d.hook(r.Context(), Inbound{
 			ODS: p.ods, ASID: p.asid, TraceID: h.TraceID, From: h.From, Interaction: in.ID, Method: r.Method, Path: rel,
+			To: h.To, Query: r.URL.RawQuery, Body: rq.body, Header: r.Header,
+			Patients: func() []string { return p.patientsOf(rel) }, Answer: x.answer,
 		}); ref != nil {
 			return nil, refuse(ref.Status, ref.Code, "%s", ref.Diagnostics)
 		}
@@ -229,6 +248,9 @@ func (d *Demonstrator) finish(w http.ResponseWriter, x *exchange, rep *reply, o 
 		if err := d.record(x, rep, o); err != nil {
 			o = auditFailed(err)
 		}
+	}
+	for k, v := range x.answer {
+		w.Header()[k] = v
 	}
 	if o != nil {
 		writeOutcome(w, x.format, o)

@@ -10,6 +10,7 @@ import (
 
 	"sspemu/agreements"
 	"sspemu/audit"
+	"sspemu/faults"
 	"sspemu/gpconnect"
 )
 
@@ -40,6 +41,9 @@ type scope struct {
 	upstream      time.Duration
 	clientAborted bool
 	closeConn     bool // the connection ends after this answer
+
+	fault string // the fault rules that acted at the SSP, comma-separated
+	reset bool   // a fault closed the connection unanswered
 }
 
 type scopeKey struct{}
@@ -76,8 +80,13 @@ func (s *Server) begin(next http.Handler) http.Handler {
 func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *countingBody) {
 	total := s.now().Sub(sc.start)
 	status := cw.status
-	if status == 0 {
+	if status == 0 && !sc.reset {
 		status = http.StatusOK
+	}
+	fault := sc.fault
+	if fault == "" {
+		// A fault at the practice says so in its answer.
+		fault = cw.Header().Get(faults.Header)
 	}
 	// The consumer went away only if its answer could not be written: a
 	// consumer that stopped sending (its body cut short) may still read
@@ -104,6 +113,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		To:              sc.hdr.To,
 		Interaction:     sc.hdr.InteractionID,
 		Reason:          sc.reason,
+		Fault:           fault,
 	}
 	if t.TraceID == "" {
 		t.TraceID = rawHeader(r, "Ssp-TraceID")
@@ -346,6 +356,7 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 		Status:            sc.status,
 		Token:             sc.sspToken,
 		Reason:            sc.reason,
+		Fault:             sc.fault,
 	}
 	// Refused before the Ssp-* headers were judged (or because they were
 	// malformed): keep what was sent, bounded, so the record still says

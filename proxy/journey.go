@@ -132,6 +132,7 @@ func (s *Server) publish(r *http.Request, sc *scope, cw *countingWriter, t *audi
 		Status:               t.Status,
 		Decision:             t.Decision,
 		Rule:                 sc.rule,
+		Fault:                t.Fault,
 		Token:                sc.sspToken,
 		Reason:               sc.reason,
 		Notes:                slices.Clone(sc.notes),

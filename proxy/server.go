@@ -14,6 +14,7 @@ import (
 
 	"sspemu/agreements"
 	"sspemu/audit"
+	"sspemu/faults"
 )
 
 // Auditor is where the chain makes its records durable; *audit.Store is one.
@@ -49,6 +50,9 @@ type Options struct {
 	// Observer is told how each request travelled and of each refused
 	// TLS handshake (the live console); nil tells no one.
 	Observer Observer
+	// Faults are the fault rules; those at: ssp act after the checks,
+	// before the audit and the forward. nil: none.
+	Faults *faults.Set
 }
 
 // Server is one SSP: a consumer-facing TLS listener in front of the check
@@ -66,6 +70,7 @@ type Server struct {
 	handler    http.Handler
 	identities identities
 	observer   Observer
+	faults     *faults.Set
 
 	mu       sync.Mutex
 	srvs     []*http.Server
@@ -88,6 +93,7 @@ func New(opt Options) (*Server, error) {
 		log:      opt.Logger,
 		now:      opt.Now,
 		observer: opt.Observer,
+		faults:   opt.Faults,
 	}
 	if s.metrics == nil {
 		s.metrics = NopMetrics{}
@@ -201,6 +207,7 @@ func (s *Server) buildChain() http.Handler {
 		s.checkRegistry,    // 5-6. cert-asid, sender, receiver, endpoint, agreement
 		s.checkJWT,         // 7. jwt
 		s.checkInteraction, // 8. interaction-route
+		s.checkFaults,      // fault (faults at: ssp)
 	}
 	var h http.Handler = http.HandlerFunc(s.forward) // limits (the body), 9-10.
 	for i := len(steps) - 1; i >= 0; i-- {
