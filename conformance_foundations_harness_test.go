@@ -23,6 +23,7 @@ import (
 	"sspemu/demonstrator"
 	"sspemu/fhir"
 	"sspemu/fhir/fhirtest"
+	"sspemu/fhir/fhirtest/profile"
 	"sspemu/gpconnect"
 	"sspemu/pds"
 )
@@ -49,6 +50,7 @@ type fdnStack struct {
 	demoAddr  string       // host:port of the demonstrator
 	practices []*fdnPractice
 	xml       *fdnXMLDocs
+	profiles  *fdnProfiles
 }
 
 // fdnPractice is one practice with the suite's data names resolved against
@@ -91,6 +93,7 @@ func startFdnStack(t *testing.T) *fdnStack {
 		sspClient: client(cfg.SSP.ClientCert, cfg.SSP.ClientKey),
 		demoAddr:  "localhost:" + strconv.Itoa(demoPort),
 		xml:       &fdnXMLDocs{seen: map[string]bool{}},
+		profiles:  &fdnProfiles{set: profile.ForTestWithCore(t), findings: map[string]*fdnFinding{}},
 	}
 	table := st.registry.Load()
 	for _, p := range cfg.Demonstrator.PracticeList() {
@@ -107,7 +110,10 @@ func startFdnStack(t *testing.T) *fdnStack {
 	if len(s.practices) < 2 {
 		t.Fatalf("the embedded configuration has %d practices, want at least 2", len(s.practices))
 	}
-	t.Cleanup(func() { s.xml.validate(t) })
+	t.Cleanup(func() {
+		s.xml.validate(t)
+		s.profiles.report(t)
+	})
 	return s
 }
 
@@ -375,6 +381,7 @@ func (r *fdnRun) read(t *testing.T, c fdnCall, rel string, resp *http.Response) 
 	if err := json.Unmarshal(js, &a.res); err != nil {
 		t.Fatalf("%s %s: the answer is not JSON: %v\n%s", c.method, rel, err, js)
 	}
+	r.s.profiles.check(t.Name(), a.res, js)
 	return a
 }
 
@@ -828,3 +835,61 @@ func fdnContains(l []any, v string) bool {
 }
 
 func fdnDescribe(v any) string { return fmt.Sprintf("%v", v) }
+
+// fdnProfiles checks every answer of a practice against the GP Connect
+// 1.2.7 profiles (fhir/fhirtest/profile), and reports each rule broken
+// once, with how often and where first, when the stack stops. The SSP's
+// own refusals (OperationOutcomes without meta.profile, the SSP's shape)
+// are not a provider's and are not checked.
+type fdnProfiles struct {
+	set      *profile.Set
+	mu       sync.Mutex
+	checked  int
+	findings map[string]*fdnFinding
+}
+
+type fdnFinding struct {
+	problem profile.Problem
+	where   string
+	count   int
+}
+
+// fdnEmptySearchset is the rule the specification overrides: a search that
+// finds nothing is a searchset Bundle without entry ("zero or more"),
+// though GPConnect-Searchset-Bundle-1 makes Bundle.entry 1..*.
+func fdnEmptySearchset(p profile.Problem) bool {
+	return p.Profile == profile.SearchsetBundle && p.Element == "Bundle.entry" && p.Rule == profile.RuleCardinality &&
+		p.Detail == "entry: 0 present, min 1"
+}
+
+func (x *fdnProfiles) check(where string, res map[string]any, doc []byte) {
+	if res["resourceType"] == "OperationOutcome" && fdnField(res, "meta", "profile") == nil {
+		return
+	}
+	problems := x.set.Check(doc)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.checked++
+	for _, p := range problems {
+		if fdnEmptySearchset(p) {
+			continue
+		}
+		key := p.Profile + "\x00" + p.Element + "\x00" + string(p.Rule)
+		f := x.findings[key]
+		if f == nil {
+			f = &fdnFinding{problem: p, where: where}
+			x.findings[key] = f
+		}
+		f.count++
+	}
+}
+
+func (x *fdnProfiles) report(t *testing.T) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t.Logf("%d answers checked against the GP Connect 1.2.7 profiles", x.checked)
+	for _, f := range x.findings {
+		t.Errorf("%s [%s] %s: %s\n\t%d times; first at %s, in %s", f.problem.Element, f.problem.Profile, f.problem.Rule,
+			f.problem.Detail, f.count, f.problem.Path, f.where)
+	}
+}
