@@ -34,8 +34,11 @@ func TestEmbeddedConfigIsValid(t *testing.T) {
 	if cfg.SSP.Listen != "localhost:8443" || cfg.Admin.Listen != "localhost:9090" || cfg.Demonstrator.Listen != "localhost:9443" {
 		t.Errorf("default listeners differ from design.md: %+v", cfg)
 	}
-	if cfg.SSP.UpstreamTimeout != 30*time.Second || cfg.SSP.TLS.MinVersion != "1.2" || cfg.Audit.Sync != "batch" {
+	if cfg.SSP.UpstreamTimeout != 30*time.Second || cfg.SSP.TLS.MinVersion != "1.2" {
 		t.Errorf("defaults differ from design.md: %+v", cfg.SSP)
+	}
+	if cfg.Audit.Sync != "interval" || cfg.Audit.SyncInterval != 100*time.Millisecond {
+		t.Errorf("audit defaults differ from design.md (sync interval, sync_interval 100ms): %+v", cfg.Audit)
 	}
 	if want := filepath.Join(".sspemu", "pki", "ssp-server.pem"); cfg.SSP.TLS.Cert != want {
 		t.Errorf("empty cert not resolved to the dev PKI: %q", cfg.SSP.TLS.Cert)

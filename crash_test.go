@@ -52,32 +52,41 @@ func TestCrash(t *testing.T) {
 	bin := buildCrashBinary(t)
 	state := t.TempDir()
 	demoPort := freeLoopbackPort(t)
-	cfgFile := writeCrashConfig(t, state, demoPort, audit.SyncBatch)
-	cfgAlways := writeCrashConfig(t, state, demoPort, audit.SyncAlways)
+	// "" leaves audit.sync out: the default, interval, whose promise
+	// against a kill is the same (the record is written before the request
+	// goes on; only its fsync comes later).
+	cfgs := map[string]string{}
+	for _, mode := range []string{"", audit.SyncInterval, audit.SyncBatch, audit.SyncAlways} {
+		cfgs[mode] = writeCrashConfig(t, state, demoPort, mode)
+	}
+	cfgFile := cfgs[""]
 	auditDir := filepath.Join(state, "audit")
 	target := "https://localhost:" + strconv.Itoa(demoPort) + "/A20047/STU3/1/gpconnect/metadata"
 
 	// Each round restarts on the state the previous kill left, so every
 	// round after the first also proves the store reopens a crashed chain.
 	// The kill comes right after the first answer, in the thick of the
-	// load, and once under one fsync per record.
+	// load, under the default (interval), interval named explicitly, group
+	// commit and one fsync per record.
 	rounds := []struct {
 		killAfter int
 		sync      string
 	}{
-		{1, audit.SyncBatch},
-		{60, audit.SyncBatch},
+		{1, ""},
+		{60, audit.SyncInterval},
 		{300, audit.SyncBatch},
 		{150, audit.SyncAlways},
-		{500, audit.SyncBatch},
+		{500, ""},
+		{400, audit.SyncInterval},
 	}
 	answered := map[string]crashAnswer{} // every answered trace ID over all rounds
 	for i, rc := range rounds {
-		round, killAfter, cfg := i+1, rc.killAfter, cfgFile
-		if rc.sync == audit.SyncAlways {
-			cfg = cfgAlways
+		round, killAfter, cfg := i+1, rc.killAfter, cfgs[rc.sync]
+		mode := rc.sync
+		if mode == "" {
+			mode = "left to the default"
 		}
-		t.Logf("round %d: audit.sync %s, kill after %d answered requests (or %s)", round, rc.sync, killAfter, crashRoundMax)
+		t.Logf("round %d: audit.sync %s, kill after %d answered requests (or %s)", round, mode, killAfter, crashRoundMax)
 		p := startSSP(t, bin, cfg)
 		client := consumerClient(t, filepath.Join(state, "pki"))
 		token := crashToken(t, bin, cfg)
@@ -173,7 +182,7 @@ func freeLoopbackPort(t *testing.T) int {
 }
 
 // writeCrashConfig writes a config with every listener on loopback, the
-// state in state, the audit sync mode, small audit files (so the chains
+// state in state, the audit sync mode ("": the default), small audit files (so the chains
 // rotate during the load) and the embedded registry with the demonstrator's endpoint on demoPort.
 func writeCrashConfig(t *testing.T, state string, demoPort int, sync string) string {
 	t.Helper()
@@ -200,12 +209,16 @@ func writeCrashConfig(t *testing.T, state string, demoPort int, sync string) str
 	if !found {
 		t.Fatalf("embedded registry has no system with ASID %s", crashTo)
 	}
+	auditCfg := map[string]any{"max_file_bytes": 64 << 10}
+	if sync != "" {
+		auditCfg["sync"] = sync
+	}
 	cfg := map[string]any{
 		"state_dir":    state,
 		"ssp":          map[string]any{"listen": "127.0.0.1:0"},
 		"admin":        map[string]any{"listen": "127.0.0.1:0"},
 		"spine":        map[string]any{"enabled": false},
-		"audit":        map[string]any{"sync": sync, "max_file_bytes": 64 << 10},
+		"audit":        auditCfg,
 		"demonstrator": map[string]any{"listen": "localhost:" + strconv.Itoa(demoPort)},
 		"registry":     reg,
 	}

@@ -156,6 +156,18 @@ func (c *chain) recover() error {
 		return err
 	}
 	m := c.durable
+	// Under sync interval, records after m were written and answered
+	// before their fsync failed: the notice names them, as they are taken
+	// out with the rest.
+	var lostFrom, lostTo uint64
+	if c.interval > 0 {
+		c.wmu.Lock()
+		answered := c.written.seq // the end of the last batch answered as written
+		c.wmu.Unlock()
+		if answered > m.seq {
+			lostFrom, lostTo = m.seq+1, answered
+		}
+	}
 	if c.f != nil {
 		_ = c.f.Close()
 		c.f = nil
@@ -221,10 +233,10 @@ func (c *chain) recover() error {
 
 	p := newPending()
 	defer p.release()
-	p.body = appendGapNotice(p.body, c.outage.since, time.Now())
+	p.body = appendGapNotice(p.body, c.outage.since, time.Now(), lostFrom, lostTo)
 	err = c.write([]*pending{p})
-	if err == nil && c.dirty {
-		err = c.syncFile(c.f, 0) // a lazy chain does not wait here
+	if err == nil && (c.dirty || c.interval > 0) {
+		err = c.syncFile(c.f, 0) // a lazy chain, or the syncer, does not wait here
 	}
 	if err == nil {
 		err = c.writeHead(true)
@@ -233,6 +245,14 @@ func (c *chain) recover() error {
 		return err
 	}
 	c.durable = c.here()
+	if c.interval > 0 {
+		// The syncer (waiting on syncMu) must not vouch for the marks
+		// of records just taken out.
+		c.wmu.Lock()
+		c.written, c.unsynced = c.durable, 0
+		c.drainKick()
+		c.wmu.Unlock()
+	}
 	if c.onDurable != nil {
 		c.onDurable([]*pending{p})
 	}
@@ -269,17 +289,25 @@ func (c *chain) probe() error {
 
 // appendGapNotice is the record that closes a gap: readers of the chain
 // learn that requests were refused in that time and have no record, and
-// verify sees one chain running through.
-func appendGapNotice(dst []byte, from, to time.Time) []byte {
+// verify sees one chain running through. Under sync interval a failed
+// fsync also takes out records written (and their requests answered)
+// before it: lostFrom..lostTo, when not zero, names their sequence numbers,
+// which the chain then gives again from the notice on.
+func appendGapNotice(dst []byte, from, to time.Time, lostFrom, lostTo uint64) []byte {
+	notice := "audit records could not be written from outage_from until this record: every request in that time " +
+		"was refused (fail closed) and has no record here; the operational log says why"
+	if lostFrom != 0 {
+		notice += "; records not_durable_from to not_durable_to were written before a failed fsync and could not be " +
+			"made durable, so they are taken out (their requests had gone ahead)"
+	}
 	b, _ := json.Marshal(struct {
-		Time   time.Time `json:"time"`
-		Notice string    `json:"notice"`
-		From   time.Time `json:"outage_from"`
+		Time     time.Time `json:"time"`
+		Notice   string    `json:"notice"`
+		From     time.Time `json:"outage_from"`
+		LostFrom uint64    `json:"not_durable_from,omitempty"`
+		LostTo   uint64    `json:"not_durable_to,omitempty"`
 	}{
-		Time: to.UTC(),
-		Notice: "audit records could not be written from outage_from until this record: every request in that time " +
-			"was refused (fail closed) and has no record here; the operational log says why",
-		From: from.UTC(),
+		Time: to.UTC(), Notice: notice, From: from.UTC(), LostFrom: lostFrom, LostTo: lostTo,
 	})
 	return append(dst, b...)
 }

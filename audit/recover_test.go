@@ -169,7 +169,7 @@ func TestRecoversAfterWriteAndFsyncFailures(t *testing.T) {
 			dir := t.TempDir()
 			fs := &faultFS{chain: AuditChain}
 			logs := &logBuffer{}
-			s := openStore(t, dir, Options{openFile: fs.open, MaxFileBytes: tc.max, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			s := openStore(t, dir, Options{Sync: SyncBatch, openFile: fs.open, MaxFileBytes: tc.max, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			appendN(t, s, 0, 3)
 
 			fs.mode.Store(tc.fault)
@@ -268,7 +268,7 @@ func TestRefusedRecordsNeverEnterTheChain(t *testing.T) {
 func TestKeepsFailingWhileTheDiskStaysBroken(t *testing.T) {
 	dir := t.TempDir()
 	fs := &faultFS{chain: AuditChain}
-	s, err := Open(dir, Options{openFile: fs.open, retryMin: time.Millisecond, retryMax: 4 * time.Millisecond})
+	s, err := Open(dir, Options{Sync: SyncBatch, openFile: fs.open, retryMin: time.Millisecond, retryMax: 4 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func TestTransactionChainRecovers(t *testing.T) {
 func TestRecoveryRefusesAMissingDurableRecord(t *testing.T) {
 	dir := t.TempDir()
 	fs := &faultFS{chain: AuditChain}
-	s := openStore(t, dir, Options{openFile: fs.open, retryMin: time.Millisecond, retryMax: 2 * time.Millisecond})
+	s := openStore(t, dir, Options{Sync: SyncBatch, openFile: fs.open, retryMin: time.Millisecond, retryMax: 2 * time.Millisecond})
 	appendN(t, s, 0, 3)
 	fs.mode.Store(faultAll)
 	if _, err := s.Append(context.Background(), sampleRecord(3)); err == nil {

@@ -34,8 +34,9 @@ type Observer interface {
 
 // Options tunes Open.
 type Options struct {
-	Sync               string // batch (default) | always | none
-	MaxFileBytes       int64  // 0 means DefaultMaxFileBytes
+	Sync               string        // interval (default) | batch | always | none
+	SyncInterval       time.Duration // sync interval only: the longest a written record waits for its fsync; 0 means DefaultSyncInterval
+	MaxFileBytes       int64         // 0 means DefaultMaxFileBytes
 	Observer           Observer
 	RecentTransactions int // in-memory ring for Transactions; 0 means DefaultRecentTransactions
 	// Logger receives a line when a chain stops being writable and when it
@@ -49,6 +50,10 @@ type Options struct {
 	// retryMin and retryMax bound the back-off between recovery attempts;
 	// zero means defaultRetryMin and defaultRetryMax.
 	retryMin, retryMax time.Duration
+	// after stands for time.After in the background syncer (sync
+	// interval), so tests decide when a due fsync happens; nil means
+	// time.After.
+	after func(time.Duration) <-chan time.Time
 }
 
 // maxBatch bounds one group commit so a flood cannot grow a batch without
@@ -82,9 +87,16 @@ func Open(dir string, opt Options) (*Store, error) {
 	if err := checkSync(opt.Sync); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	if err := checkSyncInterval(opt.SyncInterval); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	mode := opt.Sync
 	if mode == "" {
-		mode = SyncBatch
+		mode = SyncInterval
+	}
+	interval := opt.SyncInterval
+	if interval == 0 {
+		interval = DefaultSyncInterval
 	}
 	maxBytes := opt.MaxFileBytes
 	switch {
@@ -109,7 +121,10 @@ func Open(dir string, opt Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, lock: lock}
 	co := chainOptions{mode: mode, maxBytes: maxBytes, obs: opt.Observer, open: opt.openFile, log: opt.Logger,
-		retryMin: opt.retryMin, retryMax: opt.retryMax}
+		retryMin: opt.retryMin, retryMax: opt.retryMax, after: opt.after}
+	if mode == SyncInterval {
+		co.interval = interval
+	}
 	s.audit, err = openChain(dir, AuditChain, co)
 	if err != nil {
 		_ = lock.Close()
@@ -129,8 +144,12 @@ func Open(dir string, opt Options) (*Store, error) {
 	s.recent = newRing(recent, s.tx.seq+1)
 	s.tx.onDurable = s.recent.add
 	s.tx.onRollback = s.recent.rollback
-	go s.audit.run()
-	go s.tx.run()
+	for _, c := range []*chain{s.audit, s.tx} {
+		if c.interval > 0 {
+			go c.syncLoop()
+		}
+		go c.run()
+	}
 
 	if mode == SyncNone {
 		notice := fmt.Sprintf(`{"time":%q,"notice":"audit.sync is none: records are written without fsync and may be lost in a crash; for benchmarks only"}`,
@@ -147,9 +166,12 @@ func Open(dir string, opt Options) (*Store, error) {
 	return s, nil
 }
 
-// Append makes r durable in the audit chain (per the sync mode) and returns
-// its sequence number. An error means the record is not in the log and the
-// request must be refused (fail closed). ctx only bounds the wait to hand
+// Append writes r to the audit chain and returns its sequence number once
+// it is in the file, and durable per the sync mode: under interval (the
+// default) written (a killed process cannot lose it) and fsynced within the
+// sync interval by the background syncer; under batch and always fsynced
+// before Append returns. An error means the record is not in the log and
+// the request must be refused (fail closed). ctx only bounds the wait to hand
 // the record to the writer; once handed over, Append waits for the write so
 // its answer is always true.
 func (s *Store) Append(ctx context.Context, r *Record) (uint64, error) {
@@ -188,9 +210,10 @@ func encodeRecord(dst []byte, r *Record) ([]byte, error) {
 }
 
 // AppendTransaction writes t to the transaction chain and keeps it in
-// memory for Transactions; it is durable when it returns, except under
-// sync batch, where the chain fsyncs within transactionSyncEvery (see
-// QueueTransaction). t.Seq is ignored.
+// memory for Transactions; it is durable when it returns under sync
+// always; under batch the chain fsyncs within transactionSyncEvery (see
+// QueueTransaction), under interval within the sync interval. t.Seq is
+// ignored.
 func (s *Store) AppendTransaction(ctx context.Context, t *Transaction) (uint64, error) {
 	p, err := encodeTransaction(t)
 	if err != nil {
@@ -390,6 +413,29 @@ type chain struct {
 	// records a power cut could take.
 	lazy time.Duration
 
+	// interval, when set (sync interval), hands every fsync to the
+	// background syncer (syncLoop): the writer only writes, and tells the
+	// syncer so through kick. See syncer.go for the fields they share.
+	interval time.Duration
+	after    func(time.Duration) <-chan time.Time
+	kick     chan struct{} // buffered 1: something was written since the syncer last looked
+	stopSync chan struct{} // closed by the writer when it stops
+	syncDone chan struct{} // closed by the syncer when it has stopped
+	// syncFailed carries a background fsync failure to the writer, which
+	// alone runs the outage; the chain refuses records from the moment
+	// the syncer records the error.
+	syncFailed chan error
+	// syncMu is held by the syncer for a whole fsync and head update, and
+	// by the writer while it replaces the file (rotate), rolls the chain
+	// back (recover) or closes it: the syncer never fsyncs a file being
+	// closed nor vouches for records a recovery is taking out.
+	syncMu sync.Mutex
+	// wmu guards written and unsynced, which the writer publishes after
+	// each batch and the syncer takes before each fsync.
+	wmu      sync.Mutex
+	written  mark // the end of the chain as written, not yet known durable
+	unsynced int  // records written since the syncer last took them
+
 	// writer owned
 	dirty    bool // records written since the last fsync (lazy chains)
 	lastSync time.Time
@@ -405,6 +451,7 @@ type chain struct {
 	closeErr error
 	// durable is the end of the chain as it last stood whole and durable,
 	// at a batch boundary: where a recovery rolls back to.
+	// Under sync interval the syncer moves it, holding syncMu.
 	durable mark
 	outage  outage
 
@@ -418,16 +465,25 @@ func (c *chain) failed() error {
 	return c.err
 }
 
+// fail makes the chain refuse records and, at the first failure, starts
+// the outage. Only the writer calls it (the outage is the writer's); the
+// syncer uses setErr and tells the writer through syncFailed.
 func (c *chain) fail(err error) {
-	c.errMu.Lock()
-	first := c.err == nil
-	if first {
-		c.err = err
-	}
-	c.errMu.Unlock()
-	if first && !errors.Is(err, ErrClosed) {
+	if c.setErr(err) && !errors.Is(err, ErrClosed) {
 		c.outage.begin(c, err)
 	}
+}
+
+// setErr records err as the reason the chain refuses records, unless one
+// is already recorded; it reports whether err was the first.
+func (c *chain) setErr(err error) bool {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.err != nil {
+		return false
+	}
+	c.err = err
+	return true
 }
 
 // fileName is the base name of the chain's current file.
@@ -448,6 +504,8 @@ type chainOptions struct {
 	open               openFunc
 	log                *slog.Logger
 	retryMin, retryMax time.Duration
+	interval           time.Duration // sync interval only
+	after              func(time.Duration) <-chan time.Time
 }
 
 // openChain finds where the chain ends, repairs a torn tail and opens the
@@ -456,11 +514,17 @@ func openChain(dir, name string, o chainOptions) (*chain, error) {
 	mode := o.mode
 	c := &chain{
 		name: name, dir: dir, mode: mode, maxBytes: o.maxBytes, obs: o.obs, open: o.open, log: o.log,
-		reqs: make(chan *pending, maxBatch),
-		done: make(chan struct{}),
+		reqs:     make(chan *pending, maxBatch),
+		done:     make(chan struct{}),
+		interval: o.interval, after: o.after,
+		kick: make(chan struct{}, 1), stopSync: make(chan struct{}), syncDone: make(chan struct{}),
+		syncFailed: make(chan error, 1),
 	}
 	if c.open == nil {
 		c.open = osOpen
+	}
+	if c.after == nil {
+		c.after = time.After
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -543,6 +607,7 @@ func openChain(dir, name string, o chainOptions) (*chain, error) {
 		return nil, err
 	}
 	c.durable = c.here()
+	c.written = c.durable
 	return c, nil
 }
 
@@ -645,7 +710,12 @@ func (c *chain) run() {
 			c.syncDirty()
 			continue
 		case <-c.outage.due():
+			c.syncMu.Lock()
 			c.tryRecover()
+			c.syncMu.Unlock()
+			continue
+		case err := <-c.syncFailed:
+			c.beginSyncOutage(err)
 			continue
 		}
 		if !ok {
@@ -676,6 +746,7 @@ func (c *chain) run() {
 	if timer != nil {
 		timer.Stop()
 	}
+	c.stopSyncer()
 	c.outage.stop()
 	c.closeErr = c.finish()
 }
@@ -722,7 +793,11 @@ func (c *chain) commit(ps []*pending) {
 		}
 	}
 	if err == nil {
-		if c.dirty {
+		if c.interval > 0 {
+			// Written, not yet fsynced: the syncer makes them durable
+			// and moves the head.
+			c.publishWritten(len(ps))
+		} else if c.dirty {
 			// A lazy chain's records are written, not yet fsynced: the
 			// head waits for syncDirty.
 		} else if herr := c.writeHead(false); herr != nil {
@@ -798,8 +873,8 @@ func (c *chain) flush(b []byte, n int) error {
 	if err := c.writeFile(b); err != nil {
 		return err
 	}
-	if c.mode == SyncNone || n == 0 {
-		return nil
+	if c.mode == SyncNone || c.interval > 0 || n == 0 {
+		return nil // sync interval: the syncer fsyncs
 	}
 	if c.lazy > 0 && time.Since(c.lastSync) < c.lazy {
 		c.dirty = true
@@ -824,10 +899,21 @@ func (c *chain) writeFile(b []byte) error {
 // rotate closes the current file and starts the next; the chain continues
 // because the next record's prev is the last record of this file.
 func (c *chain) rotate() error {
-	if c.dirty {
+	if c.interval > 0 {
+		// The syncer must not fsync the file being closed; it waits here
+		// until the new file is in place.
+		c.syncMu.Lock()
+		defer c.syncMu.Unlock()
+	}
+	if c.dirty || c.interval > 0 {
 		if err := c.syncFile(c.f, 0); err != nil {
 			return err
 		}
+	}
+	if c.interval > 0 {
+		// The old file is whole and durable: a recovery need not roll
+		// back past its end.
+		c.advanceDurable(c.here())
 	}
 	if err := c.f.Close(); err != nil {
 		return fmt.Errorf("audit: close %s: %w", filepath.Join(c.dir, c.fileName()), err)
@@ -877,7 +963,7 @@ func (c *chain) finish() error {
 		errs = append(errs, err)
 	} else {
 		if c.mode != SyncNone {
-			if err := c.syncFile(c.f, 0); err != nil {
+			if err := c.syncFile(c.f, c.takeUnsynced()); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -91,7 +91,7 @@ func wantIntact(t testing.TB, rep Report, records int) {
 
 func TestAppendConcurrentSyncModes(t *testing.T) {
 	const writers, each = 16, 40
-	for _, mode := range []string{SyncBatch, SyncAlways, SyncNone} {
+	for _, mode := range []string{SyncInterval, SyncBatch, SyncAlways, SyncNone} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			obs := &countingObserver{}
@@ -140,7 +140,9 @@ func TestAppendConcurrentSyncModes(t *testing.T) {
 				if obs.fsyncs.Load() != writers*each || obs.records.Load() != writers*each {
 					t.Errorf("sync always: %d fsyncs for %d records, want one each", obs.fsyncs.Load(), obs.records.Load())
 				}
-			case SyncBatch:
+			case SyncBatch, SyncInterval:
+				// Under interval every record is counted by the syncer's
+				// fsyncs or Close's.
 				if obs.records.Load() != writers*each || obs.fsyncs.Load() > writers*each {
 					t.Errorf("sync batch: %d fsyncs for %d records", obs.fsyncs.Load(), obs.records.Load())
 				}
@@ -358,7 +360,9 @@ func TestFailClosedOnWriteError(t *testing.T) {
 		t.Skipf("no /dev/full on this system: %v", err)
 	}
 	dir := t.TempDir()
-	s := openStore(t, dir, Options{})
+	// Sync batch: under interval the syncer also reads the file the test
+	// swaps below.
+	s := openStore(t, dir, Options{Sync: SyncBatch})
 	appendN(t, s, 0, 2)
 	// No Append is in flight, and the next one hands its record over a
 	// channel, so the writer sees the swap.
@@ -458,7 +462,10 @@ func TestOptionsAndConfigValidate(t *testing.T) {
 		{Config{Sync: "batch", MaxFileBytes: 1 << 20}, nil},
 		{Config{Sync: "always"}, nil},
 		{Config{Sync: "none"}, nil},
+		{Config{Sync: "interval", SyncInterval: 250 * time.Millisecond}, nil},
 		{Config{Sync: "sometimes", MaxFileBytes: -1}, []string{`audit.sync "sometimes"`, "audit.max_file_bytes -1"}},
+		{Config{SyncInterval: -time.Second}, []string{"audit.sync_interval -1s"}},
+		{Config{SyncInterval: time.Hour}, []string{"audit.sync_interval 1h0m0s"}},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -474,6 +481,9 @@ func TestOptionsAndConfigValidate(t *testing.T) {
 	}
 	if _, err := Open(t.TempDir(), Options{Sync: "sometimes"}); err == nil {
 		t.Error("Open accepted sync mode sometimes")
+	}
+	if _, err := Open(t.TempDir(), Options{SyncInterval: -time.Millisecond}); err == nil {
+		t.Error("Open accepted a negative sync interval")
 	}
 }
 

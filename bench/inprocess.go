@@ -32,7 +32,7 @@ func (c *childOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, "child-listen", "", "internal: the SSP's address")
 	fs.StringVar(&c.debug, "child-debug", "", "internal: pprof address")
 	fs.StringVar(&c.endpoint, "child-endpoint", "", "internal: the provider's service root")
-	fs.StringVar(&c.sync, "child-sync", "batch", "internal: audit sync mode")
+	fs.StringVar(&c.sync, "child-sync", "interval", "internal: audit sync mode")
 	fs.StringVar(&c.auditDir, "child-audit", "", "internal: audit directory")
 	fs.StringVar(&c.reference, "child-reference", "", "internal: reference proxy kind")
 }
@@ -182,11 +182,11 @@ func get(ctx context.Context, url string, w io.Writer) error {
 // a CPU profile over the measured window and the allocation profile after
 // it, then writes pprof -top of each.
 func (st *stage) profileScenario(ctx context.Context, dir string) error {
-	st.printf("\n## profile: in-process SSP (package proxy, audit.sync batch), same load as scenario proxy")
+	st.printf("\n## profile: in-process SSP (package proxy, audit.sync interval), same load as scenario proxy")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	ip, err := st.startInProcess(ctx, "sspemu-inprocess", "batch")
+	ip, err := st.startInProcess(ctx, "sspemu-inprocess", "interval")
 	if err != nil {
 		return err
 	}

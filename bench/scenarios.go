@@ -14,11 +14,11 @@ const (
 )
 
 // proxyScenario is the comparison: sspemu (every check, audit.sync
-// batch) against nginx in front of the same static provider, the same
+// interval, the default) against nginx in front of the same static provider, the same
 // sspemu with audit.sync none, and the provider directly.
 func (st *stage) proxyScenario(ctx context.Context) error {
 	st.printf("\n## scenario proxy: GET metadata through each proxy to the static provider (%d-byte answer)", len(metadataBody))
-	ssp, err := st.startSSP(ctx, "sspemu-batch", "batch", false)
+	ssp, err := st.startSSP(ctx, "sspemu-interval", "interval", false)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 // through its own sspemu, in the same rounds.
 func (st *stage) slotsScenario(ctx context.Context) error {
 	st.printf("\n## scenario slots: GET Slot search (7 days, _include=Slot:schedule) answered by the demonstrator")
-	ssp, err := st.startSSP(ctx, "sspemu-demo", "batch", true)
+	ssp, err := st.startSSP(ctx, "sspemu-demo", "interval", true)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,8 @@ type sample struct {
 // goroutines) at a fixed rate for -soak and reports resident memory and
 // goroutines at the start and the end, which must not grow.
 func (st *stage) soakScenario(ctx context.Context) error {
-	st.printf("\n## soak: %d req/s for %s, GET metadata through the SSP (audit.sync batch) to the static provider", st.o.soakRate, st.o.soak)
-	ip, err := st.startInProcess(ctx, "sspemu-soak", "batch")
+	st.printf("\n## soak: %d req/s for %s, GET metadata through the SSP (audit.sync interval) to the static provider", st.o.soakRate, st.o.soak)
+	ip, err := st.startInProcess(ctx, "sspemu-soak", "interval")
 	if err != nil {
 		return err
 	}
