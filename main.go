@@ -53,6 +53,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAuditCmd(stdout),
 		newDemonstratorCmd(stdout, stderr),
 		newLookupCmd(stdout),
+		newReportCmd(stdout),
 	)
 	return root
 }

@@ -71,8 +71,51 @@ func appendRecord(dst []byte, r *Record) ([]byte, bool) {
 		dst = append(dst, `,"fault":`...)
 		dst = appendString(dst, r.Fault)
 	}
+	if r.V != 0 {
+		dst = append(dst, `,"v":`...)
+		dst = strconv.AppendInt(dst, int64(r.V), 10)
+	}
+	dst = appendOptString(dst, `,"tls_version":`, r.TLSVersion)
+	dst = appendOptString(dst, `,"tls_cipher":`, r.TLSCipher)
+	dst = appendOptString(dst, `,"proto":`, r.Proto)
+	for _, h := range [...]struct {
+		key string
+		v   *string
+	}{{`,"accept":`, r.Accept}, {`,"content_type":`, r.ContentType}, {`,"accept_encoding":`, r.AcceptEncoding}} {
+		if h.v != nil {
+			dst = append(dst, h.key...)
+			dst = appendString(dst, *h.v)
+		}
+	}
+	dst = appendOptString(dst, `,"transfer_encoding":`, r.TransferEncoding)
+	if len(r.Claims) > 0 {
+		dst = append(dst, `,"jwt_claims":[`...)
+		for i := range r.Claims {
+			c := &r.Claims[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"claim":`...)
+			dst = appendString(dst, c.Claim)
+			dst = append(dst, `,"verdict":`...)
+			dst = appendString(dst, c.Verdict)
+			dst = appendOptString(dst, `,"reason":`, c.Reason)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
 	dst = append(dst, '}')
 	return dst, true
+}
+
+// appendOptString appends key and s, as an omitempty string member, unless
+// s is empty.
+func appendOptString(dst []byte, key, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	dst = append(dst, key...)
+	return appendString(dst, s)
 }
 
 // appendTransaction appends t as json.Marshal would encode it. It reports

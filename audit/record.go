@@ -64,6 +64,45 @@ type Record struct {
 	// did, so records written before faults existed read and verify as
 	// they were.
 	Fault string `json:"fault,omitempty"`
+
+	// The members below came with record version 2 (V == 2), for the
+	// assurance report (sspemu report): what the consumer's connection and
+	// request looked like, and each JWT claim's verdict. A version 1
+	// record has none of them and reads as it was; the report then says
+	// "not recorded by this audit version" rather than "not met".
+
+	// V is the record format's version: 2 for records with the members
+	// below; absent (0) for the first format.
+	V int `json:"v,omitempty"`
+	// TLSVersion and TLSCipher name the consumer connection's negotiated
+	// protocol ("TLS 1.2") and cipher suite (its IANA name).
+	TLSVersion string `json:"tls_version,omitempty"`
+	TLSCipher  string `json:"tls_cipher,omitempty"`
+	// Proto is the HTTP version of the request ("HTTP/1.1", "HTTP/2.0").
+	Proto string `json:"proto,omitempty"`
+	// Accept, ContentType and AcceptEncoding are the request headers as
+	// sent, cut to 200 bytes; nil when the header was absent, so absent
+	// and empty differ (GPC-SPN-TST-06 asks for no Accept at all).
+	Accept         *string `json:"accept,omitempty"`
+	ContentType    *string `json:"content_type,omitempty"`
+	AcceptEncoding *string `json:"accept_encoding,omitempty"`
+	// TransferEncoding is the request's transfer codings (Go removes the
+	// header itself from the header map), comma-separated.
+	TransferEncoding string `json:"transfer_encoding,omitempty"`
+	// Claims holds one verdict per JWT claim when the jwt rule ran
+	// (gpconnect.JWTPolicy.Verdicts); absent when it did not.
+	Claims []ClaimVerdict `json:"jwt_claims,omitempty"`
+}
+
+// RecordVersion is the version new records are written with (Record.V).
+const RecordVersion = 2
+
+// ClaimVerdict is one JWT claim's verdict in a record: passed, failed (with
+// the rule's reason) or not judged.
+type ClaimVerdict struct {
+	Claim   string `json:"claim"`
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // Transaction is the record of one finished request: what came back and how

@@ -35,7 +35,8 @@ type auditLine struct {
 func newAuditedDemonstrator(t testing.TB) (*Demonstrator, *audit.Store, string) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := audit.Open(dir, audit.Options{})
+	// The tests read the head as soon as a request is answered: batch.
+	st, err := audit.Open(dir, audit.Options{Sync: audit.SyncBatch})
 	if err != nil {
 		t.Fatalf("audit.Open: %v", err)
 	}

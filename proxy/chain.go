@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -42,8 +43,9 @@ type scope struct {
 	clientAborted bool
 	closeConn     bool // the connection ends after this answer
 
-	fault string // the fault rules that acted at the SSP, comma-separated
-	reset bool   // a fault closed the connection unanswered
+	fault  string               // the fault rules that acted at the SSP, comma-separated
+	claims []audit.ClaimVerdict // each JWT claim's verdict, when the jwt rule ran
+	reset  bool                 // a fault closed the connection unanswered
 }
 
 type scopeKey struct{}
@@ -221,11 +223,12 @@ func (s *Server) checkJWT(next http.Handler) http.Handler {
 			return
 		}
 		tok, cerr := policy.CheckAuthorization(authz, sc.interaction, sc.start)
+		// The registry rules passed, so Ssp-To has a registered endpoint.
+		to, _ := sc.table.System(sc.hdr.To)
 		if cerr == nil {
-			// The registry rules passed, so Ssp-To has a registered endpoint.
-			to, _ := sc.table.System(sc.hdr.To)
 			cerr = gpconnect.CheckAudience(tok, to.Endpoint)
 		}
+		sc.claims = claimVerdicts(policy, tok, cerr, authz, sc.interaction, to.Endpoint, sc.start)
 		if tok != nil {
 			sc.token = tok
 		} else {
@@ -246,6 +249,39 @@ func (s *Server) checkJWT(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// passedClaims is the verdicts of a token that passed every rule. It is
+// shared by the records of all such requests, which only read it.
+var passedClaims, passedClaimsRecord = func() ([]audit.ClaimVerdict, []audit.ClaimVerdict) {
+	var out []audit.ClaimVerdict
+	for _, name := range gpconnect.ClaimNames() {
+		out = append(out, audit.ClaimVerdict{Claim: name, Verdict: gpconnect.VerdictPassed})
+	}
+	return out, append(out[:len(out):len(out)], audit.ClaimVerdict{Claim: gpconnect.ClaimRequestedRecord, Verdict: gpconnect.VerdictPassed})
+}()
+
+// claimVerdicts is each claim's verdict for the audit record. A token that
+// passed (the common case) passed on every claim, so nothing is judged
+// again; only a failing token, which the rules name one claim of, is judged
+// claim by claim (gpconnect.JWTPolicy.Verdicts, the console's judging), so
+// the request path stays as lean as before for the good calls.
+func claimVerdicts(policy gpconnect.JWTPolicy, tok *gpconnect.Token, cerr *gpconnect.ClaimError, authz string, in gpconnect.Interaction, root string, now time.Time) []audit.ClaimVerdict {
+	if cerr == nil && tok != nil {
+		if tok.Claims.RequestedRecord != nil {
+			return passedClaimsRecord
+		}
+		return passedClaims
+	}
+	tv := policy.Verdicts(authz, in, root, now)
+	var out []audit.ClaimVerdict
+	if e := tv.Envelope; e != nil {
+		out = append(out, audit.ClaimVerdict{Claim: e.Name, Verdict: e.Verdict, Reason: e.Reason})
+	}
+	for _, c := range tv.Claims {
+		out = append(out, audit.ClaimVerdict{Claim: c.Name, Verdict: c.Verdict, Reason: c.Reason})
+	}
+	return out
 }
 
 // checkInteraction matches Ssp-InteractionID with the verb and the path
@@ -332,6 +368,20 @@ func rawHeader(r *http.Request, name string) string {
 	return v
 }
 
+// headerOrNil is a header as sent, cut to 200 bytes, or nil when it was
+// not sent: the audit tells an absent header from an empty one.
+func headerOrNil(r *http.Request, name string) *string {
+	vs, ok := r.Header[name]
+	if !ok || len(vs) == 0 {
+		return nil
+	}
+	v := strings.Join(vs, ", ")
+	if len(v) > 200 {
+		v = v[:200]
+	}
+	return &v
+}
+
 func rawQueryOf(requestURI string) string {
 	if _, q, ok := strings.Cut(requestURI, "?"); ok {
 		return q
@@ -357,6 +407,17 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 		Token:             sc.sspToken,
 		Reason:            sc.reason,
 		Fault:             sc.fault,
+		V:                 audit.RecordVersion,
+		Proto:             r.Proto,
+		Accept:            headerOrNil(r, "Accept"),
+		ContentType:       headerOrNil(r, "Content-Type"),
+		AcceptEncoding:    headerOrNil(r, "Accept-Encoding"),
+		TransferEncoding:  strings.Join(r.TransferEncoding, ","),
+		Claims:            sc.claims,
+	}
+	if r.TLS != nil {
+		rec.TLSVersion = tls.VersionName(r.TLS.Version)
+		rec.TLSCipher = tls.CipherSuiteName(r.TLS.CipherSuite)
 	}
 	// Refused before the Ssp-* headers were judged (or because they were
 	// malformed): keep what was sent, bounded, so the record still says
