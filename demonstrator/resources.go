@@ -131,14 +131,13 @@ type locationResource struct {
 }
 
 type scheduleResource struct {
-	ResourceType    string                 `json:"resourceType"`
-	ID              string                 `json:"id"`
-	Meta            fhir.Meta              `json:"meta"`
-	ServiceCategory *fhir.CodeableConcept  `json:"serviceCategory,omitempty"`
-	ServiceType     []fhir.CodeableConcept `json:"serviceType,omitempty"`
-	Actor           []fhir.Reference       `json:"actor"`
-	PlanningHorizon fhir.Period            `json:"planningHorizon"`
-	Comment         string                 `json:"comment,omitempty"`
+	ResourceType    string                `json:"resourceType"`
+	ID              string                `json:"id"`
+	Meta            fhir.Meta             `json:"meta"`
+	ServiceCategory *fhir.CodeableConcept `json:"serviceCategory,omitempty"`
+	Actor           []fhir.Reference      `json:"actor"`
+	PlanningHorizon fhir.Period           `json:"planningHorizon"`
+	Comment         string                `json:"comment,omitempty"`
 }
 
 type slotResource struct {
