@@ -137,7 +137,7 @@ func fdnServed(t *testing.T, r *fdnRun, client *http.Client, direct bool, suite 
 // DHE suites and ECDHE-RSA-AES256-SHA384 do not exist in crypto/tls:
 // README, Conformance): three Spine suites are served; AES128-SHA256 and a
 // suite without forward secrecy (the suite's NULL-MD5, which Go cannot
-// offer), TLS 1.3 alone and TLS 1.1 are refused.
+// offer) and TLS 1.1 are refused, and at the provider TLS 1.3 alone.
 func fdnCipherRows(t *testing.T, s *fdnStack, r *fdnRun, cert *tls.Certificate, direct bool, prefix string) {
 	for _, c := range []struct {
 		name  string
@@ -167,6 +167,13 @@ func fdnCipherRows(t *testing.T, s *fdnStack, r *fdnRun, cert *tls.Certificate, 
 	} {
 		t.Run(prefix+" - Connect with "+c.name, func(t *testing.T) {
 			fdnRefused(t, r, fdnTLSClient(t, s, cert, c.adjust), direct)
+		})
+	}
+	if direct {
+		// A GP Connect provider speaks TLS 1.2 (the SSP may allow 1.3, by
+		// ssp.tls.min_version).
+		t.Run(prefix+" - Connect with TLS 1.3 only", func(t *testing.T) {
+			fdnRefused(t, r, fdnTLSClient(t, s, cert, func(cfg *tls.Config) { cfg.MinVersion = tls.VersionTLS13 }), direct)
 		})
 	}
 }
