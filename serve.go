@@ -406,11 +406,11 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 		return fmt.Errorf("demonstrator.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           d.Handler(),
-		TLSConfig:         demonstrator.ServerTLSConfig(cert, pool, name, crl.Check),
+		Handler:   d.Handler(),
+		TLSConfig: demonstrator.ServerTLSConfig(cert, pool, name, crl.Check),
 		// Refused handshakes (a revoked or foreign certificate, TLS 1.3
 		// alone) go to the operational log, not to stderr.
-		ErrorLog: slog.NewLogLogger(st.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(st.log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
