@@ -406,15 +406,15 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 		return fmt.Errorf("demonstrator.listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:   d.Handler(),
-		TLSConfig: demonstrator.ServerTLSConfig(cert, pool, name, crl.Check),
-		// Refused handshakes (a revoked or foreign certificate, TLS 1.3
-		// alone) go to the operational log, not to stderr.
-		ErrorLog:          slog.NewLogLogger(st.log.Handler(), slog.LevelWarn),
+		Handler:           d.Handler(),
+		TLSConfig:         demonstrator.ServerTLSConfig(cert, pool, name, crl.Check),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		// Refused handshakes (a revoked or foreign certificate, TLS 1.3
+		// alone) go to the operational log, not to stderr.
+		ErrorLog: slog.NewLogLogger(st.log.Handler(), slog.LevelWarn),
 	}
 	st.demo = d
 	st.servers = append(st.servers, srv)
