@@ -58,7 +58,6 @@ func (p *practice) schedule(seededAt time.Time, sc Schedule) scheduleResource {
 		ID:              sc.ID,
 		Meta:            p.meta(1, seededAt, profileSchedule),
 		ServiceCategory: &fhir.CodeableConcept{Text: "GP Surgery"},
-		ServiceType:     []fhir.CodeableConcept{{Text: sc.ServiceType}},
 		Actor: []fhir.Reference{
 			{Reference: "Location/" + sc.LocationID},
 			{Reference: "Practitioner/" + sc.PractitionerID},
