@@ -153,6 +153,9 @@ func startAMStack(t *testing.T) *amStack {
 	demoPort := freeLoopbackPort(t)
 	st0, cfg := startTestStack(t, writeCrashConfig(t, t.TempDir(), demoPort, "none"))
 	st := &amStack{http: consumerClient(t, cfg.PKIDir()), ssp: st0.addrs["ssp"]}
+	// As the suite's client: no Accept-Encoding: gzip behind the rows'
+	// back (Go's transport would add it and hide Content-Length).
+	st.http.Transport.(*http.Transport).DisableCompression = true
 	t.Cleanup(st.http.CloseIdleConnections)
 	for _, p := range cfg.Demonstrator.PracticeList() {
 		ap := &amPractice{ods: p.ODS, asid: p.ASID, root: "https://localhost:" + strconv.Itoa(demoPort) + demonstrator.ServiceRootPath(p.ODS),

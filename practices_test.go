@@ -301,11 +301,11 @@ func TestJourneyAtEachPractice(t *testing.T) {
 				}
 				nhs := firstNHS[p.ODS]
 				status, _, found := call("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhs, gpconnect.SearchPatient, "", nil)
-				if status != 200 || found["total"] != float64(1) {
+				if status != 200 || len(entryResources(found)) != 1 {
 					t.Fatalf("find patient %s: %d %v", nhs, status, found)
 				}
 				patientID := entryResources(found)[0]["id"].(string)
-				if _, _, none := call("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+firstNHS[other.ODS], gpconnect.SearchPatient, "", nil); none["total"] != float64(0) {
+				if _, _, none := call("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+firstNHS[other.ODS], gpconnect.SearchPatient, "", nil); len(entryResources(none)) != 0 {
 					t.Errorf("%s's patient found at %s: %v", other.ODS, p.ODS, none)
 				}
 

@@ -27,6 +27,7 @@ import (
 	"sspemu/console"
 	"sspemu/demonstrator"
 	"sspemu/faults"
+	"sspemu/fhir"
 	"sspemu/pds"
 	"sspemu/proxy"
 	"sspemu/sds"
@@ -357,10 +358,15 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 		Audit:     store,
 		Clock:     st.clock.Now,
 		Hook:      demonstrator.FaultHook(st.faults),
+		// Register Patient asks the Spine's PDS, made just below: it holds
+		// the practices' patients, so it needs them first. No request
+		// arrives before the listener starts.
+		Demographics: func(nhs string) (demonstrator.PDSRecord, bool) { return pdsRecord(st.pds, nhs) },
 	})
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
+	st.pds = newPDS(cfg, d, st.log)
 	certFile, keyFile := cfg.Demonstrator.Cert, cfg.Demonstrator.Key
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(pki, certs.ProviderFile), filepath.Join(pki, certs.ProviderKeyFile)
@@ -370,6 +376,17 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
 	pool, err := certs.LoadCertPool(filepath.Join(pki, certs.CAFile))
+	if err != nil {
+		return fmt.Errorf("demonstrator: %w", err)
+	}
+	// The SSP's client certificate is checked against the dev CA's CRL, as
+	// the SSP checks the consumer's: a revoked one is refused at the
+	// handshake (`sspemu certs revoke` takes effect without a restart).
+	ca, err := certs.LoadCertificate(filepath.Join(pki, certs.CAFile))
+	if err != nil {
+		return fmt.Errorf("demonstrator: %w", err)
+	}
+	crl, err := certs.NewCRLChecker(filepath.Join(pki, certs.CRLFile), ca)
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
@@ -390,11 +407,14 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	}
 	srv := &http.Server{
 		Handler:           d.Handler(),
-		TLSConfig:         demonstrator.ServerTLSConfig(cert, pool, name),
+		TLSConfig:         demonstrator.ServerTLSConfig(cert, pool, name, crl.Check),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		// Refused handshakes (a revoked or foreign certificate, TLS 1.3
+		// alone) go to the operational log, not to stderr.
+		ErrorLog: slog.NewLogLogger(st.log.Handler(), slog.LevelWarn),
 	}
 	st.demo = d
 	st.servers = append(st.servers, srv)
@@ -413,7 +433,8 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 // LDAP and over LDAPS with TLS MA (exactly TLS 1.2, as the Spine). SDS
 // answers from the registry in force, so a reload reaches it at once. PDS
 // holds its test patients (registered at the first practice) and asks the
-// practices for theirs on every request, so a registration is traced at once.
+// practices for theirs on every request, so that their seed changes are
+// seen at once.
 func (st *stack) startSpine(cfg Config) error {
 	c := cfg.Spine
 	cert, err := certs.LoadKeyPair(cfg.SSP.TLS.Cert, cfg.SSP.TLS.Key)
@@ -421,14 +442,9 @@ func (st *stack) startSpine(cfg Config) error {
 		return fmt.Errorf("spine: the server certificate (ssp.tls.cert/key): %w", err)
 	}
 	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log})
-	opt := pds.Options{Logger: st.log}
-	if practices := cfg.Demonstrator.PracticeList(); len(practices) > 0 {
-		opt.Practice = practices[0].ODS
+	if st.pds == nil { // the practices made it when they run
+		st.pds = newPDS(cfg, nil, st.log)
 	}
-	if st.demo != nil {
-		opt.Source = practicePatients(st.demo, st.log)
-	}
-	st.pds = pds.New(opt)
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("spine.listen: %w", err)
@@ -571,6 +587,42 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log.format: %q is not text or json", c.Format)
 }
 
+// newPDS is the Spine's PDS: its own test patients (the registered ones at
+// the first practice) and, when d runs, the practices' patients, asked on
+// every request. The practices' Register Patient and the Spine listener
+// share it.
+func newPDS(cfg Config, d *demonstrator.Demonstrator, log *slog.Logger) *pds.Service {
+	opt := pds.Options{Logger: log}
+	if practices := cfg.Demonstrator.PracticeList(); len(practices) > 0 {
+		opt.Practice = practices[0].ODS
+	}
+	if d != nil {
+		opt.Source = practicePatients(d, log)
+	}
+	return pds.New(opt)
+}
+
+// pdsRecord is what Register Patient reads of PDS's record for an NHS
+// number (a superseded number answers its replacement's record).
+func pdsRecord(s *pds.Service, nhs string) (demonstrator.PDSRecord, bool) {
+	p, ok := s.Patient(nhs)
+	if !ok {
+		return demonstrator.PDSRecord{}, false
+	}
+	rec := demonstrator.PDSRecord{NHSNumber: p.NHSNumber, Family: p.Family, Given: p.Given, Gender: p.Gender,
+		BirthDate: p.BirthDate, Deceased: p.DeceasedDateTime != "", Sensitive: p.Restricted}
+	if p.Restricted {
+		return rec, true // PDS shows no address or telecom of a restricted patient
+	}
+	if a := p.Address; a != nil {
+		rec.Address = &fhir.Address{Use: "home", Line: slices.Clone(a.Lines), PostalCode: a.PostalCode}
+	}
+	for _, t := range p.Telecom {
+		rec.Telecom = append(rec.Telecom, fhir.ContactPoint{System: t.System, Value: t.Value, Use: t.Use})
+	}
+	return rec, true
+}
+
 // practicePatients is PDS's view of the practices' patients. An NHS number
 // registered at two practices (a temporary registration beside a regular
 // one) is traced to the first practice that holds it, as PDS records one
@@ -586,14 +638,30 @@ func practicePatients(d *demonstrator.Demonstrator, log *slog.Logger) pds.Source
 		out := make([]pds.Patient, 0, len(registered))
 		for _, r := range registered {
 			p := r.Patient
-			if seen[p.NHSNumber] {
+			// A temporary registration leaves PDS as it was ("It does not
+			// change a patient's registered practice information as held on
+			// PDS"): PDS holds the seeded patients, whatever the practice
+			// did since. A record never traced is not on PDS at all.
+			if seen[p.NHSNumber] || !p.Seeded || p.NotOnPDS {
 				continue
 			}
 			seen[p.NHSNumber] = true
 			pt := pds.Patient{NHSNumber: p.NHSNumber, Family: p.Family, Gender: p.Gender,
 				BirthDate: p.BirthDate, PracticeODS: r.PracticeODS}
 			if p.Given != "" {
-				pt.Given = []string{p.Given}
+				pt.Given = append([]string{p.Given}, p.MoreGiven...)
+			}
+			pt.Restricted = p.Sensitive
+			if p.Deceased != "" {
+				pt.DeceasedDateTime = p.Deceased
+				if len(p.Deceased) == len(time.DateOnly) {
+					pt.DeceasedDateTime += "T00:00:00+00:00"
+				}
+			}
+			for _, t := range p.Telecom {
+				if t.Use != "temp" {
+					pt.Telecom = append(pt.Telecom, pds.Telecom{System: t.System, Value: t.Value, Use: t.Use})
+				}
 			}
 			if p.Prefix != "" {
 				pt.Prefix = []string{p.Prefix}

@@ -54,6 +54,11 @@ type Options struct {
 	NewStore func(Data) (Store, error)
 	// Hook runs at the practice edge before each handler; nil: none.
 	Hook Hook
+	// Demographics is the Spine's PDS, which Register Patient asks before
+	// it registers anyone: it returns the record PDS answers for an NHS
+	// number, and false when PDS holds none. nil: no PDS, and Register
+	// Patient checks only the practice's own records.
+	Demographics func(nhs string) (PDSRecord, bool)
 }
 
 // Demonstrator serves a set of GP practices on one listener, each under its
@@ -77,6 +82,7 @@ type practice struct {
 	clock           func() time.Time
 	loc             *time.Location
 	policy          gpconnect.JWTPolicy
+	demographics    func(nhs string) (PDSRecord, bool)
 }
 
 // New builds a Demonstrator with every practice's seed data computed from
@@ -122,6 +128,8 @@ func New(opt Options) (*Demonstrator, error) {
 			clock:    clock,
 			loc:      loc,
 			policy:   gpconnect.JWTPolicy{Skew: opt.JWTSkew},
+
+			demographics: opt.Demographics,
 		}
 		if p.baseURL == "" {
 			p.baseURL = "https://localhost:9443" + p.rootPath

@@ -24,8 +24,8 @@ func TestNewRejectsBadIdentities(t *testing.T) {
 func TestSeed(t *testing.T) {
 	d := newTestDemonstrator(t)
 	st := state(t, d, "")
-	if len(st.patients) != 10 {
-		t.Errorf("%d patients, want 10", len(st.patients))
+	if len(st.patients) != 15 {
+		t.Errorf("%d patients, want 15", len(st.patients))
 	}
 	if _, ok := st.patientByNHS("9690937286"); !ok {
 		t.Error("patient 9690937286 is missing")
@@ -35,8 +35,8 @@ func TestSeed(t *testing.T) {
 			t.Errorf("seed NHS number %s fails the modulus-11 check", p.NHSNumber)
 		}
 	}
-	if len(st.practitioners) != 3 || len(st.locations) != 3 {
-		t.Errorf("%d practitioners and %d locations, want 3 and 3", len(st.practitioners), len(st.locations))
+	if len(st.practitioners) != 5 || len(st.locations) != 3 {
+		t.Errorf("%d practitioners and %d locations, want 5 and 3", len(st.practitioners), len(st.locations))
 	}
 	loc := d.practices[0].loc
 	free := 0

@@ -22,8 +22,9 @@ import (
 // the first failure answers:
 //   - _format, then Accept, then Content-Type pick JSON or XML (the legacy
 //     application/json+fhir and application/xml+fhir count as the STU3
-//     types); a source naming only other types is 415
-//     UNSUPPORTED_MEDIA_TYPE, answered in the best format the rest allow;
+//     types); a source naming only other types is 415 with the code
+//     BAD_REQUEST (Spine-ErrorOrWarningCode-1 has no code of its own for
+//     it), answered in the best format the rest allow;
 //   - a method other than GET, POST, PUT (OPTIONS included) is 405
 //     BAD_REQUEST with an Allow header;
 //   - a path under no practice's service root, or one that fits no
@@ -46,7 +47,8 @@ import (
 //
 // If-Match is optional on amend and cancel; when sent it must name the
 // current version (else 409 FHIR_CONSTRAINT_VIOLATION). Prefer: return=minimal
-// leaves the body out of a booking's or an update's answer.
+// leaves the body out of a booking's or an update's answer. An answer
+// with a body is gzip-compressed when Accept-Encoding asks for it.
 //
 // With Options.Audit, every request that reaches the handler, answered or
 // refused (404, 405, 415 and panics included), gets exactly one audit
@@ -57,7 +59,7 @@ import (
 // the change lands only when the record is durable; the price is that the
 // practice's other requests wait for that write.
 func (d *Demonstrator) Handler() http.Handler {
-	return recoverOutcome(http.HandlerFunc(d.serve))
+	return gzipped(recoverOutcome(http.HandlerFunc(d.serve)))
 }
 
 // Inbound is a request as the edge has identified it, handed to a Hook.
@@ -141,7 +143,7 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 	f, ok := negotiate(r)
 	x.format = f
 	if !ok {
-		return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+		return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeBadRequest,
 			"unsupported media type in _format, Accept or Content-Type: use application/fhir+json or application/fhir+xml")
 	}
 	switch r.Method {
@@ -197,7 +199,7 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 	if r.Method != http.MethodGet {
 		ct := r.Header.Get("Content-Type")
 		if bodyFormat, ok = gpconnect.AcceptableBody(legacyMIME(ct)); !ok {
-			return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeUnsupportedMediaType,
+			return nil, refuse(http.StatusUnsupportedMediaType, gpconnect.CodeBadRequest,
 				"Content-Type %q is not supported: send application/fhir+json or application/fhir+xml", ct)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -116,7 +115,6 @@ func (b *bundle) resource(now time.Time) bundleResource {
 		ID:           uuid.NewString(),
 		Meta:         fhir.Meta{LastUpdated: formatTime(now, b.p.loc), Profile: []string{profileBundle}},
 		Type:         "searchset",
-		Total:        len(b.entries),
 		Entry:        b.entries,
 	}
 }
@@ -147,8 +145,10 @@ func phone(v string) []fhir.ContactPoint {
 
 func (p *practice) practitioner(seededAt time.Time, pr Practitioner) practitionerResource {
 	ids := []fhir.Identifier{{System: systemSDSUserID, Value: pr.SDSUserID}}
-	if pr.SDSRoleProfileID != "" {
-		ids = append(ids, fhir.Identifier{System: systemSDSRoleID, Value: pr.SDSRoleProfileID})
+	for _, role := range append([]string{pr.SDSRoleProfileID}, pr.MoreRoleProfileIDs...) {
+		if role != "" {
+			ids = append(ids, fhir.Identifier{System: systemSDSRoleID, Value: role})
+		}
 	}
 	return practitionerResource{
 		ResourceType: "Practitioner",
@@ -175,32 +175,72 @@ func (p *practice) location(seededAt time.Time, l Location) locationResource {
 	}
 }
 
+// temporaryMonths is how long a temporary registration lasts: a
+// temporary resident is registered for up to three months.
+const temporaryMonths = 3
+
+// patient is the CareConnect-GPC-Patient-1 resource of a registered
+// patient. Its NHS number is verified (01) unless the record was never
+// traced on PDS (02). A temporary registration's period ends when it
+// expires.
 func (p *practice) patient(pt Patient) patientResource {
 	display := map[string]string{"R": "Regular", "T": "Temporary"}[pt.RegistrationType]
+	period := &fhir.Period{Start: pt.Registered.In(p.loc).Format(time.DateOnly)}
+	if pt.RegistrationType == "T" {
+		period.End = pt.Registered.In(p.loc).AddDate(0, temporaryMonths, 0).Format(time.DateOnly)
+	}
+	exts := []fhir.Extension{{
+		URL: extRegistrationDetails,
+		Extension: []fhir.Extension{
+			{URL: "registrationPeriod", ValuePeriod: period},
+			{URL: "registrationType", ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: codeRegistrationType, Code: pt.RegistrationType, Display: display}}}},
+		},
+	}}
+	if c := pt.Communication; c != nil {
+		language := c.Language
+		sub := []fhir.Extension{{URL: "language", ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{language}}}}
+		if c.Preferred != nil {
+			sub = append(sub, fhir.Extension{URL: "preferred", ValueBoolean: c.Preferred})
+		}
+		if c.InterpreterRequired != nil {
+			sub = append(sub, fhir.Extension{URL: "interpreterRequired", ValueBoolean: c.InterpreterRequired})
+		}
+		exts = append(exts, fhir.Extension{URL: extNHSCommunication, Extension: sub})
+	}
+	verification := fhir.Coding{System: codeNHSNumberVerification, Code: "01", Display: "Number present and verified"}
+	if pt.NotOnPDS {
+		verification = fhir.Coding{System: codeNHSNumberVerification, Code: "02", Display: "Number present but not traced"}
+	}
+	names := []fhir.HumanName{{Use: "official", Family: pt.Family, Given: append(nonEmpty(pt.Given), pt.MoreGiven...), Prefix: nonEmpty(pt.Prefix)}}
+	names = append(names, pt.OtherNames...)
 	return patientResource{
 		ResourceType: "Patient",
 		ID:           pt.ID,
 		Meta:         p.meta(pt.Version, pt.LastUpdated, profilePatient),
-		Extension: []fhir.Extension{{
-			URL: extRegistrationDetails,
-			Extension: []fhir.Extension{
-				{URL: "registrationPeriod", ValuePeriod: &fhir.Period{Start: pt.Registered.In(p.loc).Format(time.DateOnly)}},
-				{URL: "registrationType", ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: codeRegistrationType, Code: pt.RegistrationType, Display: display}}}},
-			},
-		}},
+		Extension:    exts,
 		Identifier: []fhir.Identifier{{
-			Extension: []fhir.Extension{{URL: extNHSNumberVerification, ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{{System: codeNHSNumberVerification, Code: "01", Display: "Number present and verified"}}}}},
+			Extension: []fhir.Extension{{URL: extNHSNumberVerification, ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{verification}}}},
 			System:    systemNHSNumber,
 			Value:     pt.NHSNumber,
 		}},
-		Active:               true,
-		Name:                 []fhir.HumanName{{Use: "official", Family: pt.Family, Given: nonEmpty(pt.Given), Prefix: nonEmpty(pt.Prefix)}},
+		Active:               !pt.Inactive && pt.Deceased == "",
+		Name:                 names,
+		Telecom:              pt.Telecom,
 		Gender:               pt.Gender,
 		BirthDate:            pt.BirthDate,
+		DeceasedDateTime:     pt.Deceased,
 		Address:              pt.Address,
 		GeneralPractitioner:  []fhir.Reference{{Reference: "Practitioner/" + pt.GPID}},
 		ManagingOrganization: &fhir.Reference{Reference: "Organization/" + orgID},
 	}
+}
+
+// findable reports whether a patient search may return pt: only active
+// patients (spec, Find a patient), and not those whose record fails the
+// PDS checks the spec asks for an untraced record (never traced, so not on
+// PDS; sensitive).
+func findable(pt Patient) bool {
+	return !pt.Inactive && pt.Deceased == "" && !pt.Sensitive && !pt.NotOnPDS
 }
 
 // idOf returns the path segment at index segment of the relative path
@@ -213,20 +253,68 @@ func idOf(rel string, segment int) string {
 	return ""
 }
 
+// capabilityProfiles are the profiles the capability statement lists: the
+// specification's example statement's, the Access Record Structured ones
+// included (see capabilityStatement).
+var capabilityProfiles = []string{
+	profilePatient, profileOrganization, profilePractitioner,
+	"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-PractitionerRole-1",
+	profileLocation, gpconnect.OutcomeProfile, profileAppointment, profileSchedule, profileSlot,
+	"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-AllergyIntolerance-1",
+	"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-Medication-1",
+	"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-MedicationStatement-1",
+	"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-MedicationRequest-1",
+	"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-List-1",
+	"https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-StructuredRecord-Bundle-1",
+}
+
+// The operation definitions the capability statement names.
+const (
+	operationRegisterPatient     = "https://fhir.nhs.uk/STU3/OperationDefinition/GPConnect-RegisterPatient-Operation-1"
+	operationGetStructuredRecord = "https://fhir.nhs.uk/STU3/OperationDefinition/GPConnect-GetStructuredRecord-Operation-1/_history/1.12"
+)
+
+// capabilityStatement follows the specification's example statement
+// (get_capability_statement_response_example.json), which providers are
+// told to use as their base: its profiles, resources, interactions, search
+// includes and operations. Like the example it lists gpc.getstructuredrecord
+// and the Access Record Structured profiles, so that a consumer reading it
+// sees what an assured provider offers; the demonstrator answers that
+// operation 501 NOT_IMPLEMENTED (README, Conformance).
 func (p *practice) capabilityStatement(rq *request) *reply {
-	read := func(t, profile string, search ...map[string]string) map[string]any {
-		res := map[string]any{
-			"type":        t,
-			"profile":     map[string]string{"reference": profile},
-			"interaction": []map[string]string{{"code": "read"}},
-		}
-		if len(search) > 0 {
-			res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}}
-			res["searchParam"] = []map[string]string{search[0]}
-		}
-		return res
+	type ref struct {
+		Reference string `json:"reference"`
 	}
-	ident := map[string]string{"name": "identifier", "type": "token"}
+	type code struct {
+		Code string `json:"code"`
+	}
+	type param struct {
+		Name          string `json:"name"`
+		Type          string `json:"type"`
+		Documentation string `json:"documentation,omitempty"`
+	}
+	type resource struct {
+		Type          string   `json:"type"`
+		Profile       *ref     `json:"profile,omitempty"`
+		Interaction   []code   `json:"interaction"`
+		Versioning    string   `json:"versioning,omitempty"`
+		UpdateCreate  *bool    `json:"updateCreate,omitempty"`
+		SearchInclude []string `json:"searchInclude,omitempty"`
+		SearchParam   []param  `json:"searchParam,omitempty"`
+	}
+	codes := func(cs ...string) []code {
+		out := make([]code, len(cs))
+		for i, c := range cs {
+			out[i] = code{c}
+		}
+		return out
+	}
+	identifier := func(doc string) []param { return []param{{Name: "identifier", Type: "token", Documentation: doc}} }
+	noUpdateCreate := false
+	profiles := make([]ref, len(capabilityProfiles))
+	for i, pr := range capabilityProfiles {
+		profiles[i] = ref{pr}
+	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
 		"version":      "1.2.7",
@@ -234,7 +322,7 @@ func (p *practice) capabilityStatement(rq *request) *reply {
 		"status":       "active",
 		"date":         rq.now.In(p.loc).Format(time.DateOnly),
 		"publisher":    "sspemu demonstrator",
-		"description":  "An in-memory GP Connect 1.2.7 provider: Foundations and Appointment Management.",
+		"description":  "This server implements the GP Connect API version 1.2.7: Foundations and Appointment Management (sspemu's in-memory practice " + p.ods + ").",
 		"kind":         "instance",
 		"software":     map[string]string{"name": "sspemu demonstrator", "version": "1.2.7"},
 		"implementation": map[string]string{
@@ -244,43 +332,32 @@ func (p *practice) capabilityStatement(rq *request) *reply {
 		"fhirVersion":   "3.0.1",
 		"acceptUnknown": "both",
 		"format":        []string{gpconnect.MIMEJSON, gpconnect.MIMEXML},
-		"profile": []map[string]string{
-			{"reference": profilePatient}, {"reference": profilePractitioner}, {"reference": profileOrganization},
-			{"reference": profileLocation}, {"reference": profileSlot}, {"reference": profileSchedule},
-			{"reference": profileAppointment},
-		},
+		"profile":       profiles,
 		"rest": []map[string]any{{
-			"mode": "server",
-			"security": map[string]any{
-				"cors": true,
+			"mode":     "server",
+			"security": map[string]any{"cors": true},
+			"resource": []resource{
+				{Type: "Patient", Profile: &ref{profilePatient}, Interaction: codes("read", "search-type"),
+					SearchParam: identifier("NHS Number (i.e. " + systemNHSNumber + "|9690937286)")},
+				{Type: "Organization", Profile: &ref{profileOrganization}, Interaction: codes("read", "search-type"),
+					SearchParam: identifier("ODS Code (i.e. " + systemODSCode + "|" + p.ods + ")")},
+				{Type: "Practitioner", Profile: &ref{profilePractitioner}, Interaction: codes("read", "search-type"),
+					SearchParam: identifier("SDS User Id (i.e. " + systemSDSUserID + "|G13579135)")},
+				{Type: "Location", Profile: &ref{profileLocation}, Interaction: codes("read")},
+				{Type: "Appointment", Profile: &ref{profileAppointment}, Interaction: codes("read", "create", "update", "search-type"),
+					Versioning: "versioned-update", UpdateCreate: &noUpdateCreate,
+					SearchParam: []param{{Name: "start", Type: "date", Documentation: "The patient's appointments (Patient/{id}/Appointment) from start=ge<date> to start=le<date>"}}},
+				{Type: "Slot", Profile: &ref{profileSlot}, Interaction: codes("search-type"),
+					SearchInclude: []string{"Schedule:actor:Location", "Schedule:actor:Practitioner", "Slot:schedule", "Location:managingOrganization"},
+					SearchParam: []param{
+						{Name: "start", Type: "date"}, {Name: "end", Type: "date"},
+						{Name: "status", Type: "token"}, {Name: "searchFilter", Type: "token"},
+					}},
 			},
-			"resource": []map[string]any{
-				read("Patient", profilePatient, ident),
-				read("Practitioner", profilePractitioner, ident),
-				read("Organization", profileOrganization, ident),
-				read("Location", profileLocation),
-				{
-					"type":          "Slot",
-					"profile":       map[string]string{"reference": profileSlot},
-					"interaction":   []map[string]string{{"code": "search-type"}},
-					"searchInclude": []string{"Slot:schedule", "Schedule:actor:Practitioner", "Schedule:actor:Location", "Location:managingOrganization"},
-					"searchParam": []map[string]string{
-						{"name": "start", "type": "date"}, {"name": "end", "type": "date"},
-						{"name": "status", "type": "token"}, {"name": "searchFilter", "type": "token"},
-					},
-				},
-				{
-					"type":        "Appointment",
-					"profile":     map[string]string{"reference": profileAppointment},
-					"interaction": []map[string]string{{"code": "read"}, {"code": "create"}, {"code": "update"}, {"code": "search-type"}},
-					"versioning":  "versioned-update",
-					"searchParam": []map[string]string{{"name": "start", "type": "date"}},
-				},
+			"operation": []map[string]any{
+				{"name": "gpc.registerpatient", "definition": ref{operationRegisterPatient}},
+				{"name": "gpc.getstructuredrecord", "definition": ref{operationGetStructuredRecord}},
 			},
-			"operation": []map[string]any{{
-				"name":       "gpc.registerpatient",
-				"definition": map[string]string{"reference": "OperationDefinition/gpc.registerpatient"},
-			}},
 		}},
 	}
 	return &reply{status: http.StatusOK, body: cs}
@@ -308,7 +385,7 @@ func (p *practice) findPatient(rq *request) (*reply, *outcome) {
 	}
 	return p.view(func(tx Tx) (*reply, *outcome) {
 		b := &bundle{p: p}
-		if pt, ok := tx.PatientByNHS(nhs); ok {
+		if pt, ok := tx.PatientByNHS(nhs); ok && findable(pt) {
 			b.add("Patient", pt.ID, p.patient(pt))
 		}
 		return p.searchset(rq, b), nil
@@ -377,52 +454,6 @@ func (p *practice) readLocation(rq *request) (*reply, *outcome) {
 	})
 }
 
-// parametersBody is the Parameters resource of $gpc.registerpatient.
-type parametersBody struct {
-	ResourceType  string          `json:"resourceType"`
-	ID            string          `json:"id,omitempty"`
-	Meta          json.RawMessage `json:"meta,omitempty"`
-	ImplicitRules json.RawMessage `json:"implicitRules,omitempty"`
-	Language      json.RawMessage `json:"language,omitempty"`
-	Parameter     []struct {
-		Name     string          `json:"name"`
-		Resource json.RawMessage `json:"resource,omitempty"`
-	} `json:"parameter"`
-}
-
-// patientBody is an STU3 Patient as a consumer sends it for registration;
-// every STU3 member is declared so an unknown one can be refused.
-type patientBody struct {
-	ResourceType         string            `json:"resourceType"`
-	ID                   string            `json:"id,omitempty"`
-	Meta                 json.RawMessage   `json:"meta,omitempty"`
-	ImplicitRules        json.RawMessage   `json:"implicitRules,omitempty"`
-	Language             json.RawMessage   `json:"language,omitempty"`
-	Text                 json.RawMessage   `json:"text,omitempty"`
-	Contained            json.RawMessage   `json:"contained,omitempty"`
-	Extension            json.RawMessage   `json:"extension,omitempty"`
-	ModifierExtension    json.RawMessage   `json:"modifierExtension,omitempty"`
-	Identifier           []fhir.Identifier `json:"identifier,omitempty"`
-	Active               json.RawMessage   `json:"active,omitempty"`
-	Name                 []fhir.HumanName  `json:"name,omitempty"`
-	Telecom              json.RawMessage   `json:"telecom,omitempty"`
-	Gender               string            `json:"gender,omitempty"`
-	BirthDate            string            `json:"birthDate,omitempty"`
-	DeceasedBoolean      json.RawMessage   `json:"deceasedBoolean,omitempty"`
-	DeceasedDateTime     json.RawMessage   `json:"deceasedDateTime,omitempty"`
-	Address              json.RawMessage   `json:"address,omitempty"`
-	MaritalStatus        json.RawMessage   `json:"maritalStatus,omitempty"`
-	MultipleBirthBoolean json.RawMessage   `json:"multipleBirthBoolean,omitempty"`
-	MultipleBirthInteger json.RawMessage   `json:"multipleBirthInteger,omitempty"`
-	Photo                json.RawMessage   `json:"photo,omitempty"`
-	Contact              json.RawMessage   `json:"contact,omitempty"`
-	Animal               json.RawMessage   `json:"animal,omitempty"`
-	Communication        json.RawMessage   `json:"communication,omitempty"`
-	GeneralPractitioner  json.RawMessage   `json:"generalPractitioner,omitempty"`
-	ManagingOrganization json.RawMessage   `json:"managingOrganization,omitempty"`
-	Link                 []json.RawMessage `json:"link,omitempty"`
-}
-
 // decodeStrict decodes one JSON value into v, refusing unknown members
 // (422 INVALID_RESOURCE) and anything that is not a single JSON object
 // (400 BAD_REQUEST).
@@ -449,108 +480,3 @@ func decodeStrict(b []byte, what string, v any) *outcome {
 }
 
 var genders = map[string]bool{"male": true, "female": true, "other": true, "unknown": true}
-
-// decodeRegistration reads a $gpc.registerpatient Parameters body and
-// returns the patient it registers: NHS number, demographics and the
-// addresses sent.
-func decodeRegistration(b []byte, now time.Time) (Patient, *outcome) {
-	var p Patient
-	var params parametersBody
-	if o := decodeStrict(b, "Parameters", &params); o != nil {
-		return p, o
-	}
-	if params.ResourceType != "Parameters" {
-		return p, invalidResource("resourceType %q: $gpc.registerpatient takes a Parameters resource", params.ResourceType)
-	}
-	var patientRaw json.RawMessage
-	for _, prm := range params.Parameter {
-		if prm.Name != "registerPatient" {
-			return p, invalidParameter("parameter %q is not a parameter of $gpc.registerpatient (only registerPatient)", prm.Name)
-		}
-		if patientRaw != nil {
-			return p, invalidParameter("parameter registerPatient is repeated")
-		}
-		if len(prm.Resource) == 0 {
-			return p, invalidParameter("parameter registerPatient has no resource")
-		}
-		patientRaw = prm.Resource
-	}
-	if patientRaw == nil {
-		return p, invalidParameter("parameter registerPatient (a Patient) is missing")
-	}
-	var pt patientBody
-	if o := decodeStrict(patientRaw, "Patient", &pt); o != nil {
-		return p, o
-	}
-	if pt.ResourceType != "Patient" {
-		return p, invalidResource("registerPatient holds a %q, not a Patient", pt.ResourceType)
-	}
-	for _, id := range pt.Identifier {
-		if id.System == systemNHSNumber {
-			if p.NHSNumber != "" {
-				return p, invalidResource("the Patient has more than one NHS number")
-			}
-			p.NHSNumber = id.Value
-		}
-	}
-	if p.NHSNumber == "" {
-		return p, invalidResource("the Patient has no identifier with system %s", systemNHSNumber)
-	}
-	if !validNHSNumber(p.NHSNumber) {
-		return p, refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber, "%q is not a valid NHS number", p.NHSNumber)
-	}
-	for _, n := range pt.Name {
-		if n.Family != "" && (p.Family == "" || n.Use == "official") {
-			p.Family, p.Given, p.Prefix = n.Family, "", ""
-			if len(n.Given) > 0 {
-				p.Given = n.Given[0]
-			}
-			if len(n.Prefix) > 0 {
-				p.Prefix = n.Prefix[0]
-			}
-		}
-	}
-	if p.Family == "" {
-		return p, invalidResource("the Patient has no name with a family name")
-	}
-	if !genders[pt.Gender] {
-		return p, invalidResource("the Patient's gender %q is not male, female, other or unknown", pt.Gender)
-	}
-	p.Gender = pt.Gender
-	bd, err := time.Parse(time.DateOnly, pt.BirthDate)
-	if err != nil {
-		return p, invalidResource("the Patient's birthDate %q is not a date (2006-01-02)", pt.BirthDate)
-	}
-	if bd.After(now) {
-		return p, invalidResource("the Patient's birthDate %q is in the future", pt.BirthDate)
-	}
-	p.BirthDate = pt.BirthDate
-	if len(pt.Address) > 0 {
-		// Kept as sent, without the members the practice does not write.
-		if err := json.Unmarshal(pt.Address, &p.Address); err != nil {
-			return p, invalidResource("the Patient's address is not a list of Address: %v", err)
-		}
-	}
-	return p, nil
-}
-
-func (p *practice) registerPatient(rq *request) (*reply, *outcome) {
-	pt, o := decodeRegistration(rq.body, rq.now)
-	if o != nil {
-		return nil, o
-	}
-	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
-		if _, dup := tx.PatientByNHS(pt.NHSNumber); dup {
-			return nil, "", refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected, "the patient with NHS number %s is already registered", pt.NHSNumber)
-		}
-		pt.ID = tx.NewPatientID()
-		pt.RegistrationType, pt.Registered, pt.Version, pt.LastUpdated = "T", rq.now, 1, rq.now
-		if prs := tx.Practitioners(); len(prs) > 0 {
-			pt.GPID = prs[0].ID
-		}
-		tx.PutPatient(pt)
-		b := &bundle{p: p}
-		b.add("Patient", pt.ID, p.patient(pt))
-		return p.searchset(rq, b), fmt.Sprintf("registered Patient/%s with NHS number %s", pt.ID, pt.NHSNumber), nil
-	})
-}

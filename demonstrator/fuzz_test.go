@@ -40,6 +40,9 @@ func FuzzDecodeAppointment(f *testing.F) {
 // decoder.
 func FuzzDecodeRegistration(f *testing.F) {
 	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937405"}],"name":[{"family":"A"}],"gender":"male","birthDate":"1980-01-01"}}]}`)
+	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937405"}],"name":[{"use":"official","family":"A","given":["B","C"]},{"use":"nickname"}],"birthDate":"1980-01-01",` +
+		`"address":[{"use":"temp","line":["1"]}],"telecom":[{"system":"phone","value":"1","use":"temp"},{"system":"email","value":"a@b"}],` +
+		`"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSCommunication-1","extension":[{"url":"language","valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1","code":"de"}]}},{"url":"preferred","valueBoolean":false}]}]}}]}`)
 	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient"}]}`)
 	f.Add(`{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":[]}]}`)
 	f.Fuzz(func(t *testing.T, body string) {
@@ -50,7 +53,7 @@ func FuzzDecodeRegistration(f *testing.F) {
 			}
 			return
 		}
-		if !validNHSNumber(p.NHSNumber) || p.Family == "" || !genders[p.Gender] {
+		if !validNHSNumber(p.NHSNumber) || p.Family == "" || p.Given == "" || p.BirthDate == "" || (p.Gender != "" && !genders[p.Gender]) {
 			t.Fatalf("accepted %+v", p)
 		}
 	})

@@ -61,23 +61,25 @@ func single(params []queryParam, name string) (string, *outcome) {
 }
 
 // identifierParam reads the mandatory identifier=system|value parameter and
-// checks its system.
+// checks its system. A token without its system or its value is
+// malformed: 422 INVALID_PARAMETER (as the provider conformance suite
+// expects; the find pages fix no code). A well-formed token naming another
+// system is 400 INVALID_IDENTIFIER_SYSTEM, the error-handling page's code
+// for an identifier system the provider does not support.
 func identifierParam(params []queryParam, system string) (string, *outcome) {
 	v, o := single(params, "identifier")
 	if o != nil {
 		return "", o
 	}
 	sys, val, ok := strings.Cut(v, "|")
-	if !ok {
+	switch {
+	case !ok || sys == "":
 		return "", invalidParameter("identifier %q has no system: send identifier=%s|<value>", v, system)
-	}
-	if sys != system {
+	case val == "":
+		return "", invalidParameter("identifier %q has an empty value: send identifier=%s|<value>", v, system)
+	case sys != system:
 		return "", refuse(http.StatusBadRequest, gpconnect.CodeInvalidIdentifierSystem,
 			"identifier system %q is not %s", sys, system)
-	}
-	if val == "" {
-		return "", refuse(http.StatusBadRequest, gpconnect.CodeInvalidIdentifierValue,
-			"identifier %q has an empty value", v)
 	}
 	return val, nil
 }

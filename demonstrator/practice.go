@@ -176,6 +176,10 @@ type SeedPractitioner struct {
 	Given            string `mapstructure:"given"`
 	Prefix           string `mapstructure:"prefix"`
 	Gender           string `mapstructure:"gender"`
+
+	// MoreRoleProfileIDs are further SDS role profiles: a practitioner has
+	// none (no sds_role_profile_id), one or several.
+	MoreRoleProfileIDs []string `mapstructure:"more_role_profile_ids"`
 }
 
 // SeedLocation is one site of the practice.
@@ -215,6 +219,17 @@ type SeedPatient struct {
 	Address   *SeedAddress `mapstructure:"address"`
 	// GP is the patient's usual GP (a practitioner number); 0: the first.
 	GP int `mapstructure:"gp"`
+
+	// The states a provider must handle (the provider conformance suite
+	// needs one patient in each): Deceased is the date (or dateTime) of
+	// death; Inactive a lapsed registration; Sensitive PDS's sensitive
+	// flag; NotOnPDS a record PDS does not hold. A patient search finds
+	// none of the first three, and Register Patient refuses all but an
+	// inactive one, which it re-activates.
+	Deceased  string `mapstructure:"deceased"`
+	Inactive  bool   `mapstructure:"inactive"`
+	Sensitive bool   `mapstructure:"sensitive"`
+	NotOnPDS  bool   `mapstructure:"not_on_pds"`
 }
 
 // SeedAppointment is an appointment already in the book: DaysAgo > 0 puts
@@ -325,6 +340,9 @@ func (s *Seed) validate() []error {
 		if p.GP < 0 || p.GP > len(s.Practitioners) {
 			fail("patient %d: gp %d is not one of the %d practitioners", i+1, p.GP, len(s.Practitioners))
 		}
+		if p.Deceased != "" && !fhirDateOrDateTime(p.Deceased) {
+			fail("patient %d: deceased %q is not a date (2006-01-02) or a dateTime with offset (2006-01-02T15:04:05+00:00)", i+1, p.Deceased)
+		}
 	}
 	for i, a := range s.Appointments {
 		if a.Patient < 1 || a.Patient > len(s.Patients) {
@@ -340,10 +358,10 @@ func (s *Seed) validate() []error {
 	return errs
 }
 
-// DefaultSeed is the built-in practice's data (A20047 in Leeds): three
+// DefaultSeed is the built-in practice's data (A20047 in Leeds): five
 // practitioners, three locations (the third, a branch with no bookable
 // surgeries of its own), three schedules with weekday and weekend
-// surgeries, ten patients and six appointments. Every earlier contract of the demonstrator (IDs, NHS
+// surgeries, fifteen patients and six appointments. Every earlier contract of the demonstrator (IDs, NHS
 // numbers, slot lengths, surgery hours) rests on it, so it changes only
 // with them.
 func DefaultSeed() *Seed {
@@ -355,6 +373,9 @@ func DefaultSeed() *Seed {
 			{SDSUserID: "G13579135", SDSRoleProfileID: "111111111111", Family: "GILBERT", Given: "Nichole", Prefix: "Dr", Gender: "female"},
 			{SDSUserID: "G22222226", SDSRoleProfileID: "222222222222", Family: "SPENCER", Given: "Adrian", Prefix: "Dr", Gender: "male"},
 			{SDSUserID: "G33333336", SDSRoleProfileID: "333333333333", Family: "LOWE", Given: "Priya", Prefix: "Nurse", Gender: "female"},
+			// A locum without an SDS role profile, and a GP with two.
+			{SDSUserID: "G44444454", Family: "OWUSU", Given: "Kwame", Prefix: "Dr", Gender: "male"},
+			{SDSUserID: "G55555564", SDSRoleProfileID: "555555555564", MoreRoleProfileIDs: []string{"555555555572"}, Family: "REID", Given: "Morag", Prefix: "Dr", Gender: "female"},
 		},
 		Locations: []SeedLocation{
 			{Name: "Leeds Road Surgery", Phone: "0113 496 0001", Address: SeedAddress{Line: "12 Leeds Road", City: "Leeds", PostalCode: "LS1 4AP"}},
@@ -380,6 +401,16 @@ func DefaultSeed() *Seed {
 			{NHSNumber: "9690937359", Family: "BEGUM", Given: "Ayesha", Prefix: "Mrs", Gender: "female", BirthDate: "1983-04-26", Address: leeds("Ayesha Street"), GP: 2},
 			{NHSNumber: "9690937367", Family: "MURRAY", Given: "Fiona", Prefix: "Dr", Gender: "female", BirthDate: "1971-08-08", Address: leeds("Fiona Street"), GP: 2},
 			{NHSNumber: "9690937375", Family: "TAYLOR", Given: "Sam", Prefix: "Mx", Gender: "unknown", BirthDate: "1995-02-12", Address: leeds("Sam Street"), GP: 2},
+			// The states a provider must handle: found by no patient search,
+			// and refused by Register Patient (the inactive one is
+			// re-activated instead). The last has dissented from sharing
+			// their record, which Foundations and Appointment Management do
+			// not look at: it is found and booked like any other.
+			{NHSNumber: "9690937383", Family: "BARNES", Given: "Walter", Prefix: "Mr", Gender: "male", BirthDate: "1938-10-04", Address: leeds("Walter Street"), GP: 2, Deceased: "2025-01-19"},
+			{NHSNumber: "9690937391", Family: "QUINN", Given: "Roisin", Prefix: "Ms", Gender: "female", BirthDate: "1980-03-27", GP: 2, Sensitive: true},
+			{NHSNumber: "9690937480", Family: "DOYLE", Given: "Patrick", Prefix: "Mr", Gender: "male", BirthDate: "1969-06-15", Address: leeds("Patrick Street"), GP: 2, Inactive: true},
+			{NHSNumber: "9690937499", Family: "FENWICK", Given: "Lily", Prefix: "Miss", Gender: "female", BirthDate: "2012-12-03", Address: leeds("Lily Street"), GP: 2, NotOnPDS: true},
+			{NHSNumber: "9690937502", Family: "AHMED", Given: "Bilal", Prefix: "Mr", Gender: "male", BirthDate: "1999-08-21", Address: leeds("Bilal Street"), GP: 2},
 		},
 		Appointments: []SeedAppointment{
 			{Patient: 1, Schedule: 1, DaysAgo: 14, Description: "Blood pressure review"},

@@ -63,6 +63,9 @@ func TestProfiles(t *testing.T) {
 	d, err := New(Options{
 		Practices: practices,
 		Now:       func() time.Time { return profileNow },
+		Demographics: func(nhs string) (PDSRecord, bool) {
+			return PDSRecord{NHSNumber: nhs, Family: "PROFILE", Given: []string{"Tess"}, Gender: "female", BirthDate: "1990-01-31"}, nhs != profileNotOnPDS
+		},
 		// The one refusal no request can provoke on purpose: the practice
 		// failing. The hook answers as the edge answers a store failure.
 		Hook: func(_ context.Context, in Inbound) *Refusal {
@@ -159,15 +162,21 @@ var profileNow = time.Date(2025, time.March, 10, 7, 30, 0, 0, time.UTC)
 // profileFailTrace is the Ssp-TraceID for which the practice fails.
 const profileFailTrace = "5f0c1d2e-0000-4000-8000-000000000500"
 
+// profileNotOnPDS is the one NHS number the test's PDS does not hold; it
+// holds everyone else with profileRegistration's demographics.
+const profileNotOnPDS = "9990000050"
+
 // profileConsumer is the default configuration's consumer ASID.
 const profileConsumer = "200000000359"
 
 // profileCodes are the GP Connect error codes the demonstrator answers
 // with, each provoked by a refusal of refusals. ACCESS_DENIED and
-// NO_PATIENT_CONSENT are not among them: the practices never refuse so.
+// NO_PATIENT_CONSENT are not among them: the practices never refuse so;
+// nor INVALID_IDENTIFIER_VALUE: an identifier without its value is a
+// malformed parameter (INVALID_PARAMETER).
 // The answer to an unsupported format is checked whatever its code.
 var profileCodes = []string{
-	gpconnect.CodeBadRequest, gpconnect.CodeInvalidIdentifierSystem, gpconnect.CodeInvalidIdentifierValue,
+	gpconnect.CodeBadRequest, gpconnect.CodeInvalidIdentifierSystem, gpconnect.CodeInvalidPatientDemographics,
 	gpconnect.CodeInvalidNHSNumber, gpconnect.CodePatientNotFound, gpconnect.CodePractitionerNotFound,
 	gpconnect.CodeOrganisationNotFound, gpconnect.CodeNoRecordFound, gpconnect.CodeDuplicateRejected,
 	gpconnect.CodeInvalidResource, gpconnect.CodeInvalidParameter, gpconnect.CodeReferenceNotFound,
@@ -649,7 +658,9 @@ func (r *profileRun) refusals(t *testing.T, p PracticeInfo, format gpconnect.For
 	refuse("another identifier system", get, "/Patient?identifier=https://example.org/id|9690937286", gpconnect.SearchPatient, "",
 		400, gpconnect.CodeInvalidIdentifierSystem, nil)
 	refuse("an empty identifier value", get, "/Practitioner?identifier="+systemSDSUserID+"|", gpconnect.SearchPractitioner, "",
-		400, gpconnect.CodeInvalidIdentifierValue, nil)
+		422, gpconnect.CodeInvalidParameter, nil)
+	refuse("a registration PDS does not hold", http.MethodPost, "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient,
+		profileRegistration(profileNotOnPDS), 400, gpconnect.CodeInvalidPatientDemographics, nil)
 	refuse("busy slots", get, "/Slot?start=ge2025-03-10&end=le2025-03-11&status=busy&_include=Slot:schedule", gpconnect.SearchSlot, "",
 		422, gpconnect.CodeInvalidParameter, nil)
 

@@ -51,7 +51,7 @@ func TestRefusals(t *testing.T) {
 	register := func(nhs, extra string) string {
 		return `{"resourceType":"Parameters","parameter":[{"name":"registerPatient","resource":{"resourceType":"Patient",` +
 			`"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],` +
-			`"name":[{"family":"NEW","given":["A"]}],"gender":"male","birthDate":"1980-01-01"` + extra + `}}]}`
+			`"name":[{"use":"official","family":"NEW","given":["A"]}],"gender":"male","birthDate":"1980-01-01"` + extra + `}}]}`
 	}
 	const (
 		get  = "GET"
@@ -73,11 +73,11 @@ func TestRefusals(t *testing.T) {
 		{"wrong case /Metadata", call{method: get, path: testRoot + "/Metadata", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
 		{"outside the service root", call{method: get, path: "/B99999/STU3/1/gpconnect/metadata", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
 		{"root itself", call{method: get, path: "/", interaction: gpconnect.ReadMetadata}, 404, gpconnect.CodeNoRecordFound},
-		{"_format text/html", call{method: get, path: testRoot + "/metadata?_format=text/html", interaction: gpconnect.ReadMetadata}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"Accept application/xml", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "application/xml"}}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"body Content-Type application/xml", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "application/xml", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"Accept text/html", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "text/html"}}, 415, gpconnect.CodeUnsupportedMediaType},
-		{"body Content-Type text/plain", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "text/plain", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeUnsupportedMediaType},
+		{"_format text/html", call{method: get, path: testRoot + "/metadata?_format=text/html", interaction: gpconnect.ReadMetadata}, 415, gpconnect.CodeBadRequest},
+		{"Accept application/xml", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "application/xml"}}, 415, gpconnect.CodeBadRequest},
+		{"body Content-Type application/xml", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "application/xml", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeBadRequest},
+		{"Accept text/html", call{method: get, path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata, header: map[string]string{"Accept": "text/html"}}, 415, gpconnect.CodeBadRequest},
+		{"body Content-Type text/plain", call{method: post, path: appt, interaction: gpconnect.CreateAppointment, body: good, header: map[string]string{"Content-Type": "text/plain", "Accept": "application/fhir+json"}}, 415, gpconnect.CodeBadRequest},
 		{"structured record", call{method: post, path: pat + "/$gpc.getstructuredrecord", interaction: gpconnect.GetStructuredRecord, body: `{}`}, 501, gpconnect.CodeNotImplemented},
 
 		// Ssp headers and interaction.
@@ -104,7 +104,7 @@ func TestRefusals(t *testing.T) {
 		{"find patient identifier without system", call{method: get, path: pat + "?identifier=9690937286", interaction: gpconnect.SearchPatient}, 422, gpconnect.CodeInvalidParameter},
 		{"find patient wrong system", call{method: get, path: pat + "?identifier=http://fhir.nhs.net/Id/nhs-number|9690937286", interaction: gpconnect.SearchPatient}, 400, gpconnect.CodeInvalidIdentifierSystem},
 		{"find patient bad NHS number", call{method: get, path: pat + "?identifier=https://fhir.nhs.uk/Id/nhs-number|9690937287", interaction: gpconnect.SearchPatient}, 400, gpconnect.CodeInvalidNHSNumber},
-		{"find practitioner empty value", call{method: get, path: testRoot + "/Practitioner?identifier=https://fhir.nhs.uk/Id/sds-user-id|", interaction: gpconnect.SearchPractitioner}, 400, gpconnect.CodeInvalidIdentifierValue},
+		{"find practitioner empty value", call{method: get, path: testRoot + "/Practitioner?identifier=https://fhir.nhs.uk/Id/sds-user-id|", interaction: gpconnect.SearchPractitioner}, 422, gpconnect.CodeInvalidParameter},
 		{"find organisation wrong system", call{method: get, path: testRoot + "/Organization?identifier=https://fhir.nhs.uk/Id/sds-user-id|A20047", interaction: gpconnect.SearchOrganization}, 400, gpconnect.CodeInvalidIdentifierSystem},
 		{"bad percent-encoding", call{method: get, path: pat + "?identifier=%zz", interaction: gpconnect.SearchPatient}, 400, gpconnect.CodeBadRequest},
 		{"slots without start", call{method: get, path: slotQ + "end=le2025-03-12", interaction: gpconnect.SearchSlot}, 400, gpconnect.CodeBadRequest},
@@ -138,7 +138,7 @@ func TestRefusals(t *testing.T) {
 		{"register bad JSON", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: `{"resourceType":`}, 400, gpconnect.CodeBadRequest},
 		{"register bad NHS number", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: register("9690937406", "")}, 400, gpconnect.CodeInvalidNHSNumber},
 		{"register unknown member", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: register("9690937405", `,"favouriteColour":"blue"`)}, 422, gpconnect.CodeInvalidResource},
-		{"register without gender", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: strings.Replace(register("9690937405", ""), `"gender":"male",`, "", 1)}, 422, gpconnect.CodeInvalidResource},
+		{"register without birth date", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: strings.Replace(register("9690937405", ""), `,"birthDate":"1980-01-01"`, "", 1)}, 422, gpconnect.CodeInvalidResource},
 		{"register wrong parameter", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: strings.Replace(register("9690937405", ""), "registerPatient", "patient", 1)}, 422, gpconnect.CodeInvalidParameter},
 		{"register existing patient", call{method: post, path: pat + "/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: register("9690937286", "")}, 409, gpconnect.CodeDuplicateRejected},
 

@@ -25,11 +25,14 @@ const (
 	systemLocalLocation = "https://fhir.nhs.uk/Id/local-location-identifier"
 
 	extRegistrationDetails    = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-RegistrationDetails-1"
-	extNHSNumberVerification  = "https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSNumberVerificationStatus-1"
-	codeNHSNumberVerification = "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1"
+	extNHSNumberVerification  = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSNumberVerificationStatus-1"
+	codeNHSNumberVerification = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1"
 	extBookingOrganisation    = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-BookingOrganisation-1"
 	extCancellationReason     = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-AppointmentCancellationReason-1"
 	codeRegistrationType      = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-RegistrationType-1"
+
+	extNHSCommunication = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSCommunication-1"
+	codeHumanLanguage   = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1"
 )
 
 // fhirTime is the dateTime layout the demonstrator writes: seconds and a
@@ -88,8 +91,9 @@ type patientResource struct {
 	Active               bool                `json:"active"`
 	Name                 []fhir.HumanName    `json:"name"`
 	Telecom              []fhir.ContactPoint `json:"telecom,omitempty"`
-	Gender               string              `json:"gender"`
+	Gender               string              `json:"gender,omitempty"`
 	BirthDate            string              `json:"birthDate"`
+	DeceasedDateTime     string              `json:"deceasedDateTime,omitempty"`
 	Address              []fhir.Address      `json:"address,omitempty"`
 	GeneralPractitioner  []fhir.Reference    `json:"generalPractitioner,omitempty"`
 	ManagingOrganization *fhir.Reference     `json:"managingOrganization,omitempty"`
@@ -154,12 +158,13 @@ type bundleEntry struct {
 	Resource any    `json:"resource"`
 }
 
+// bundleResource is a searchset Bundle. It has no total: the profile
+// GPConnect-Searchset-Bundle-1 makes Bundle.total 0..0.
 type bundleResource struct {
 	ResourceType string        `json:"resourceType"`
 	ID           string        `json:"id"`
 	Meta         fhir.Meta     `json:"meta"`
 	Type         string        `json:"type"`
-	Total        int           `json:"total"`
 	Entry        []bundleEntry `json:"entry,omitempty"`
 }
 

@@ -24,6 +24,7 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 		d.Practitioners = append(d.Practitioners, Practitioner{
 			ID: id(i), SDSUserID: p.SDSUserID, SDSRoleProfileID: p.SDSRoleProfileID,
 			Family: p.Family, Given: p.Given, Prefix: p.Prefix, Gender: p.Gender,
+			MoreRoleProfileIDs: slices.Clone(p.MoreRoleProfileIDs),
 		})
 	}
 	for i, l := range s.Locations {
@@ -44,6 +45,7 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 			ID: id(i), NHSNumber: p.NHSNumber, Family: p.Family, Given: p.Given, Prefix: p.Prefix,
 			Gender: p.Gender, BirthDate: p.BirthDate, GPID: strconv.Itoa(gp),
 			RegistrationType: "R", Registered: now, Version: 1, LastUpdated: now,
+			Deceased: p.Deceased, Inactive: p.Inactive, Sensitive: p.Sensitive, NotOnPDS: p.NotOnPDS, Seeded: true,
 		}
 		if p.Address != nil {
 			pt.Address = []fhir.Address{{Use: "home", Type: "physical", Line: nonEmpty(p.Address.Line), City: p.Address.City, PostalCode: p.Address.PostalCode}}
@@ -168,6 +170,16 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 // sortSlots orders slots by start, keeping the order of equal starts.
 func sortSlots(slots []Slot) {
 	slices.SortStableFunc(slots, func(a, b Slot) int { return a.Start.Compare(b.Start) })
+}
+
+// fhirDateOrDateTime reports whether s is a FHIR date (2006-01-02) or a
+// dateTime with seconds and a UTC offset.
+func fhirDateOrDateTime(s string) bool {
+	if _, err := time.Parse(time.DateOnly, s); err == nil {
+		return true
+	}
+	_, err := time.Parse(time.RFC3339, s)
+	return err == nil
 }
 
 func workAddress(a SeedAddress) fhir.Address {

@@ -84,6 +84,10 @@ type Practitioner struct {
 	Given            string
 	Prefix           string
 	Gender           string
+
+	// MoreRoleProfileIDs are the practitioner's further SDS role profiles,
+	// after SDSRoleProfileID: a practitioner has none, one or several.
+	MoreRoleProfileIDs []string
 }
 
 // Location is one of the practice's sites.
@@ -139,6 +143,42 @@ type Patient struct {
 	Registered       time.Time
 	Version          int
 	LastUpdated      time.Time
+
+	// MoreGiven are the official name's further given names, after Given;
+	// OtherNames the names of other uses (nickname, maiden, ...), as
+	// registered.
+	MoreGiven  []string
+	OtherNames []fhir.HumanName
+	// Telecom are the patient's phone numbers and email address.
+	Telecom []fhir.ContactPoint
+	// Communication is the patient's language (the NHSCommunication
+	// extension); nil when not known.
+	Communication *Communication
+	// Deceased is when the patient died, a FHIR date or dateTime; empty
+	// while alive.
+	Deceased string
+	// Inactive marks a lapsed registration: a patient search leaves the
+	// patient out, and Register Patient re-activates them as temporary.
+	Inactive bool
+	// Sensitive marks a patient PDS flags as sensitive (restricted): a
+	// patient search leaves them out, and Register Patient refuses them.
+	Sensitive bool
+	// NotOnPDS marks a record the practice holds under an NHS number PDS
+	// does not know (one never traced): PDS answers 404 for it, so Register
+	// Patient refuses it.
+	NotOnPDS bool
+	// Seeded marks a patient of the practice's seed, whom the Spine's PDS
+	// holds as registered there. A patient Register Patient adds was on PDS
+	// before, and a temporary registration leaves PDS as it was.
+	Seeded bool
+}
+
+// Communication is a patient's language preference, as the
+// Extension-CareConnect-GPC-NHSCommunication-1 extension carries it.
+type Communication struct {
+	Language            fhir.Coding // from CareConnect-HumanLanguage-1
+	Preferred           *bool
+	InterpreterRequired *bool
 }
 
 // Appointment is a booked (or cancelled) appointment: the Appointment as

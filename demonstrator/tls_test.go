@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"log"
 	"math/big"
@@ -181,6 +182,74 @@ func TestServerTLSConfig(t *testing.T) {
 	if resp, err := sendOver(t, old, srv, meta); err == nil {
 		resp.Body.Close()
 		t.Error("a TLS 1.1 client was served")
+	}
+	// So is a client that speaks only TLS 1.3, and one with only suites
+	// outside the Spine's families; a CBC suite of the AES256 family is
+	// served, in TLS 1.2.
+	for _, tc := range []struct {
+		name   string
+		adjust func(*tls.Config)
+		ok     bool
+	}{
+		{"TLS 1.3 only", func(c *tls.Config) { c.MinVersion = tls.VersionTLS13 }, false},
+		{"AES128-SHA256 (no AES256, no GCM)", func(c *tls.Config) {
+			c.MaxVersion, c.CipherSuites = tls.VersionTLS12, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256}
+		}, false},
+		{"ECDHE AES256-SHA", func(c *tls.Config) {
+			c.MaxVersion, c.CipherSuites = tls.VersionTLS12, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := p.client(&ssp)
+			tc.adjust(c.Transport.(*http.Transport).TLSClientConfig)
+			resp, err := sendOver(t, c, srv, meta)
+			if err != nil {
+				if tc.ok {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			resp.Body.Close()
+			if !tc.ok {
+				t.Fatalf("served (%d) over %x", resp.StatusCode, resp.TLS.CipherSuite)
+			}
+			if resp.TLS.Version != tls.VersionTLS12 {
+				t.Errorf("version %x, want TLS 1.2", resp.TLS.Version)
+			}
+		})
+	}
+}
+
+// TestServerTLSConfigChecks checks that every extra check (the CRL's, in
+// serve) must accept the client's leaf, on resumed sessions too.
+func TestServerTLSConfigChecks(t *testing.T) {
+	p := newTestPKI(t)
+	revoked := p.leaf("ssp.sspemu.localhost", true)
+	leaf, err := x509.ParseCertificate(revoked.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(c *x509.Certificate) error {
+		if c.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+			return errors.New("revoked")
+		}
+		return nil
+	}
+	srv := httptest.NewUnstartedServer(newTestDemonstrator(t).Handler())
+	srv.TLS = ServerTLSConfig(p.leaf("localhost", false), p.pool, "", check)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	meta := call{method: "GET", path: testRoot + "/metadata", interaction: gpconnect.ReadMetadata}
+	good := p.leaf("ssp.sspemu.localhost", true)
+	resp, err := sendOver(t, p.client(&good), srv, meta)
+	if err != nil {
+		t.Fatalf("a certificate the check accepts: %v", err)
+	}
+	resp.Body.Close()
+	if resp, err := sendOver(t, p.client(&revoked), srv, meta); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a certificate the check refuses was served: %d", resp.StatusCode)
 	}
 }
 

@@ -245,7 +245,7 @@ func TestXMLJourney(t *testing.T) {
 				t.Fatalf("register: %d %s", w.Code, w.Body)
 			}
 			xsd.add(p.ods+" register", w.Body.Bytes())
-			if res := fromXML(t, w.Body.Bytes()); res["total"] != float64(1) {
+			if res := fromXML(t, w.Body.Bytes()); res["total"] != nil || len(res["entry"].([]any)) != 1 {
 				t.Errorf("register answered %v", res)
 			}
 		})
@@ -338,7 +338,8 @@ func mustString(t testing.TB, m map[string]any) string {
 }
 
 // TestXMLOverHTTP sends one XML request over a real connection: the
-// answer has its length and type.
+// answer has its length and type (uncompressed: gzip is asked for by
+// Accept-Encoding, which Go's client would otherwise send).
 func TestXMLOverHTTP(t *testing.T) {
 	srv := httptest.NewServer(newTestDemonstrator(t).Handler())
 	defer srv.Close()
@@ -348,6 +349,7 @@ func TestXMLOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	setHeaders(t, r, c)
+	r.Header.Set("Accept-Encoding", "identity")
 	resp, err := srv.Client().Do(r)
 	if err != nil {
 		t.Fatal(err)

@@ -86,7 +86,7 @@ func TestRuleInvalid(t *testing.T) {
 		{"token of another status", Rule{Name: "a", At: AtSSP, Status: 502, Code: SSPAgreement}, []string{`code: "FOT_CHECK_FAILED_MESSAGESENDER_MESSAGERECEIVER" is not an SSP token of status 502: one of ERROR_COMMUNICATING_TO_ENDPOINT_URL`}},
 		{"SSP status 502 at a provider", Rule{Name: "a", At: AtProvider, Status: 502}, []string{"status: 502 is not a status a GP Connect provider answers with: one of 400, 403, 404, 409, 415, 422, 500, 501"}},
 		{"404 at a provider needs a code", Rule{Name: "a", At: AtProvider, Status: 404}, []string{"code: missing: status 404 at a provider needs one of NO_RECORD_FOUND, ORGANISATION_NOT_FOUND, PATIENT_NOT_FOUND, PRACTITIONER_NOT_FOUND"}},
-		{"code of another status", Rule{Name: "a", At: AtProvider, Status: 400, Code: "PATIENT_NOT_FOUND"}, []string{`code: "PATIENT_NOT_FOUND" is not a GP Connect error code of status 400: one of BAD_REQUEST, INVALID_IDENTIFIER_SYSTEM, INVALID_IDENTIFIER_VALUE, INVALID_NHS_NUMBER`}},
+		{"code of another status", Rule{Name: "a", At: AtProvider, Status: 400, Code: "PATIENT_NOT_FOUND"}, []string{`code: "PATIENT_NOT_FOUND" is not a GP Connect error code of status 400: one of BAD_REQUEST, INVALID_IDENTIFIER_SYSTEM, INVALID_IDENTIFIER_VALUE, INVALID_NHS_NUMBER, INVALID_PATIENT_DEMOGRAPHICS`}},
 		{"uniform max below min", Rule{Name: "a", At: AtSSP, Delay: &Delay{Uniform: &Uniform{Min: "2s", Max: "1s"}}}, []string{"delay.uniform.max: must be ≥ min (1s < 2s)"}},
 		{"uniform bounds not durations", Rule{Name: "a", At: AtSSP, Delay: &Delay{Uniform: &Uniform{Min: "2", Max: ""}}}, []string{
 			`delay.uniform.min: "2" is not a Go duration such as 150ms or 2s`,

@@ -168,7 +168,10 @@ func checkPractitioner(pr *Practitioner, sent *ClaimError) *ClaimError {
 	if len(pr.Names[0].Given) == 0 || pr.Names[0].Given[0] == "" {
 		return badRequest(n, "requesting_practitioner needs name[0].given[0] (the user's given name)")
 	}
-	var sds, local bool
+	// The role profile and the consumer's local user ID "are not always
+	// present" (Cross-organisation audit and provenance): only the SDS user
+	// ID (or UNK) is required.
+	sds := false
 	for _, id := range pr.Identifiers {
 		switch id.System {
 		case SystemSDSUserID:
@@ -180,17 +183,10 @@ func checkPractitioner(pr *Practitioner, sent *ClaimError) *ClaimError {
 			if id.Value == "" {
 				return badRequest(n, "requesting_practitioner's %s identifier has an empty value: send the SDS role profile ID or UNK, or leave the identifier out", SystemSDSRoleID)
 			}
-		default:
-			if id.System != "" && id.Value != "" {
-				local = true
-			}
 		}
 	}
 	if !sds {
 		return badRequest(n, "requesting_practitioner has no identifier with system %s: send the SDS user ID, or UNK when there is none", SystemSDSUserID)
-	}
-	if !local {
-		return badRequest(n, "requesting_practitioner has no local user ID: add an identifier with the consumer's own system and the user's local ID")
 	}
 	return nil
 }

@@ -49,6 +49,11 @@ const (
 	CodeInternalServerError     = "INTERNAL_SERVER_ERROR"
 	CodeNotImplemented          = "NOT_IMPLEMENTED"
 	CodeUnsupportedMediaType    = "UNSUPPORTED_MEDIA_TYPE"
+
+	// CodeInvalidPatientDemographics is Register Patient's refusal when PDS
+	// does not hold the NHS number, its record does not verify, or it is a
+	// deceased or sensitive patient's.
+	CodeInvalidPatientDemographics = "INVALID_PATIENT_DEMOGRAPHICS"
 )
 
 // providerCode is one row of the error table: HTTP status, FHIR issue type
@@ -82,6 +87,8 @@ var providerCodes = map[string]providerCode{
 	CodeInternalServerError:     {500, "exception", "Unexpected internal server error"},
 	CodeNotImplemented:          {501, "not-supported", "Not implemented"},
 	CodeUnsupportedMediaType:    {415, "not-supported", "Unsupported media type"},
+
+	CodeInvalidPatientDemographics: {400, "business-rule", "Invalid patient demographics"},
 }
 
 // ProviderCodes lists the provider error codes of the table, ordered by

@@ -41,7 +41,7 @@ type Service struct {
 
 // New builds the service.
 func New(opt Options) *Service {
-	s := &Service{own: testPatients(opt.Practice), superseded: superseded(), now: opt.Now, log: opt.Logger}
+	s := &Service{own: append(testPatients(opt.Practice), Unregistered()...), superseded: superseded(), now: opt.Now, log: opt.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}

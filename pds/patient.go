@@ -6,6 +6,7 @@
 package pds
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -147,6 +148,8 @@ func DesignatedNumbers() [][2]string {
 		{TestSuperseded, "superseded: answers the record of " + TestSuperseding},
 		{TestSuperseding, "the record that superseded " + TestSuperseded},
 		{TestNotFound, "not on PDS: 404 RESOURCE_NOT_FOUND"},
+		{Unregistered()[0].NHSNumber + " to " + Unregistered()[UnregisteredCount-1].NHSNumber,
+			fmt.Sprintf("%d patients registered at no practice, for Register Patient", UnregisteredCount)},
 	}
 }
 
