@@ -15,11 +15,52 @@ import (
 	"sspemu/gpconnect"
 )
 
+// The extensions and codes of Appointment Management that the practice
+// fills from its own schedules and slots.
+const (
+	extDeliveryChannel  = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2"
+	extPractitionerRole = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-PractitionerRole-1"
+	codeSDSJobRoleName  = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-SDSJobRoleName-1"
+
+	defaultServiceCategory  = "GP Surgery"
+	defaultPractitionerRole = "R0260"
+	defaultDeliveryChannel  = "In-person"
+)
+
+// deliveryChannels is ValueSet GPConnect-DeliveryChannel-1.
+var deliveryChannels = []string{"In-person", "Telephone", "Video"}
+
+// practitionerRoles is ValueSet GPConnect-PractitionerRole-1 (codes of
+// CareConnect-SDSJobRoleName-1 and their displays), which a schedule's
+// practitioner_role must come from.
+var practitionerRoles = map[string]string{
+	"R0260": "General Medical Practitioner", "R0270": "Salaried General Practitioner",
+	"R0410": "Student Practice Nurse", "R0600": "Specialist Nurse Practitioner",
+	"R0610": "Sister/Charge Nurse", "R0620": "Staff Nurse", "R0680": "Midwife",
+	"R0690": "Community Practitioner", "R0700": "Community Nurse", "R0790": "Dietitian",
+	"R1290": "Pharmacist", "R1300": "Psychotherapist", "R1310": "Clinical Psychologist",
+	"R1330": "Social Worker", "R1450": "Health Care Support Worker", "R1480": "Healthcare Assistant",
+	"R1550": "Counsellor", "R1590": "Phlebotomist", "R6200": "GP Registrar", "R6300": "Sessional GP",
+}
+
+// practitionerRoleExtension is the schedule's Extension-GPConnect-PractitionerRole-1,
+// which its appointments carry too.
+func practitionerRoleExtension(sc Schedule) fhir.Extension {
+	return fhir.Extension{URL: extPractitionerRole, ValueCodeableConcept: &fhir.CodeableConcept{Coding: []fhir.Coding{{
+		System: codeSDSJobRoleName, Code: sc.PractitionerRole, Display: practitionerRoles[sc.PractitionerRole],
+	}}}}
+}
+
+func deliveryChannelExtension(sc Schedule) fhir.Extension {
+	return fhir.Extension{URL: extDeliveryChannel, ValueCode: sc.DeliveryChannel}
+}
+
 // slotShared is what every slot of one schedule shares in a search's
 // answer, made once per search rather than once per slot.
 type slotShared struct {
 	lastUpdated string
 	profile     []string
+	extension   []fhir.Extension
 	serviceType []fhir.CodeableConcept
 	schedule    fhir.Reference
 }
@@ -28,6 +69,7 @@ func (p *practice) slotShared(seededAt time.Time, sc Schedule) slotShared {
 	return slotShared{
 		lastUpdated: formatTime(seededAt, p.loc),
 		profile:     []string{profileSlot},
+		extension:   []fhir.Extension{deliveryChannelExtension(sc)},
 		serviceType: []fhir.CodeableConcept{{Text: sc.ServiceType}},
 		schedule:    fhir.Reference{Reference: "Schedule/" + sc.ID},
 	}
@@ -42,6 +84,7 @@ func (p *practice) slot(sl Slot, sh *slotShared) slotResource {
 		ResourceType: "Slot",
 		ID:           sl.ID,
 		Meta:         fhir.Meta{VersionID: strconv.Itoa(sl.Version), LastUpdated: sh.lastUpdated, Profile: sh.profile},
+		Extension:    sh.extension,
 		ServiceType:  sh.serviceType,
 		Schedule:     sh.schedule,
 		Status:       status,
@@ -50,6 +93,9 @@ func (p *practice) slot(sl Slot, sh *slotShared) slotResource {
 	}
 }
 
+// schedule renders a Schedule as GPConnect-Schedule-1 has it: exactly one
+// PractitionerRole extension, its category but no serviceType (0..0: the
+// type is each slot's) and no specialty.
 func (p *practice) schedule(seededAt time.Time, sc Schedule) scheduleResource {
 	y, m, day := seededAt.In(p.loc).Date()
 	start := time.Date(y, m, day, 0, 0, 0, 0, p.loc)
@@ -57,7 +103,8 @@ func (p *practice) schedule(seededAt time.Time, sc Schedule) scheduleResource {
 		ResourceType:    "Schedule",
 		ID:              sc.ID,
 		Meta:            p.meta(1, seededAt, profileSchedule),
-		ServiceCategory: &fhir.CodeableConcept{Text: "GP Surgery"},
+		Extension:       []fhir.Extension{practitionerRoleExtension(sc)},
+		ServiceCategory: &fhir.CodeableConcept{Text: sc.ServiceCategory},
 		Actor: []fhir.Reference{
 			{Reference: "Location/" + sc.LocationID},
 			{Reference: "Practitioner/" + sc.PractitionerID},
@@ -71,6 +118,33 @@ func (p *practice) appointment(a Appointment) AppointmentBody {
 	b.ID = a.ID
 	b.Meta = mustJSON(p.meta(a.Version, a.LastUpdated, profileAppointment))
 	return b
+}
+
+// withPracticeFields gives a booked appointment what the practice, not the
+// consumer, defines: serviceCategory and serviceType from the schedule and
+// its slots, and the schedule's PractitionerRole and the slots'
+// DeliveryChannel extensions. Whatever the consumer sent in their place is
+// replaced, so an appointment always shows the practice's own values.
+func withPracticeFields(b AppointmentBody, sc Schedule) AppointmentBody {
+	b.ServiceCategory = mustJSON(fhir.CodeableConcept{Text: sc.ServiceCategory})
+	b.ServiceType = mustJSON([]fhir.CodeableConcept{{Text: sc.ServiceType}})
+	var exts []json.RawMessage
+	for _, raw := range b.Extension {
+		if u := extensionURL(raw); u != extPractitionerRole && u != extDeliveryChannel {
+			exts = append(exts, raw)
+		}
+	}
+	b.Extension = append(exts, mustJSON(practitionerRoleExtension(sc)), mustJSON(deliveryChannelExtension(sc)))
+	return b
+}
+
+// extensionURL reads the url of a raw extension; "" when it has none.
+func extensionURL(raw json.RawMessage) string {
+	var e struct {
+		URL string `json:"url"`
+	}
+	_ = json.Unmarshal(raw, &e) // a body's extensions were checked when it was decoded
+	return e.URL
 }
 
 func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
@@ -124,6 +198,12 @@ func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
 				}
 			}
 		}
+		// The Organization managing the slots' locations is always there
+		// when slots are, whether or not the consumer asked for it with
+		// _include:recurse=Location:managingOrganization.
+		if len(locations) > 0 {
+			b.add("Organization", orgID, p.organization(seeded))
+		}
 		return p.searchset(rq, b), nil
 	})
 }
@@ -135,12 +215,24 @@ func (p *practice) readAppointment(rq *request) (*reply, *outcome) {
 		if !ok {
 			return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
 		}
+		// GP Connect reads future appointments only; today's count as
+		// future (Appointment Management design decisions).
+		if a.Start.Before(p.today(rq.now)) {
+			return nil, invalidParameter("Appointment/%s started on %s, before today: GP Connect reads only today's and future appointments",
+				id, a.Start.In(p.loc).Format(time.DateOnly))
+		}
 		return &reply{status: http.StatusOK, version: strconv.Itoa(a.Version), body: p.appointment(a)}, nil
 	})
 }
 
+// today is the start of the practice's (UK) calendar day at now.
+func (p *practice) today(now time.Time) time.Time {
+	y, m, d := now.In(p.loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, p.loc)
+}
+
 func (p *practice) patientAppointments(rq *request) (*reply, *outcome) {
-	from, before, o := parseAppointmentsQuery(rq.params, p.loc)
+	from, before, o := parseAppointmentsQuery(rq.params, p.loc, rq.now)
 	if o != nil {
 		return nil, o
 	}
@@ -207,6 +299,30 @@ func extensions(a AppointmentBody) ([]fhir.Extension, *outcome) {
 	return out, nil
 }
 
+// participantStatuses is STU3's participationstatus, Appointment.participant.status (1..1).
+var participantStatuses = []string{"accepted", "declined", "tentative", "needs-action"}
+
+// checkIdentifiers applies GPConnect-Appointment-1 to the identifiers of a
+// new appointment: each has a system and a value, and nothing else.
+func checkIdentifiers(raw json.RawMessage) *outcome {
+	if len(raw) == 0 {
+		return nil
+	}
+	var ids []fhir.Identifier
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return invalidResource("identifier is not a list of Identifier: %v", err)
+	}
+	for i, id := range ids {
+		switch {
+		case id.System == "" || id.Value == "":
+			return invalidResource("identifier[%d] needs both system and value (GPConnect-Appointment-1)", i)
+		case id.Use != "" || id.Type != nil || id.Period != nil || id.Assigner != nil:
+			return invalidResource("identifier[%d] carries use, type, period or assigner, which GPConnect-Appointment-1 does not use", i)
+		}
+	}
+	return nil
+}
+
 // booking is what a valid book request asks for.
 type booking struct {
 	start, end   time.Time
@@ -226,6 +342,23 @@ func validateBooking(a AppointmentBody, now time.Time) (booking, *outcome) {
 	if len(a.Reason) > 0 {
 		return bk, invalidResource("Appointment.reason must not be sent (GP Connect appointments carry no clinical codes)")
 	}
+	if len(a.Specialty) > 0 {
+		return bk, invalidResource("Appointment.specialty must not be sent: the practice defines its appointments' types")
+	}
+	for _, m := range []struct {
+		name  string
+		value json.RawMessage
+	}{
+		{"appointmentType", a.AppointmentType}, {"indication", a.Indication}, {"supportingInformation", a.SupportingInformation},
+		{"incomingReferral", a.IncomingReferral}, {"requestedPeriod", a.RequestedPeriod},
+	} {
+		if len(m.value) > 0 {
+			return bk, invalidResource("Appointment.%s must not be sent: GPConnect-Appointment-1 does not use it (0..0)", m.name)
+		}
+	}
+	if o := checkIdentifiers(a.Identifier); o != nil {
+		return bk, o
+	}
 	if a.Status != "booked" {
 		return bk, invalidResource("status %q: a new appointment has status booked", a.Status)
 	}
@@ -241,6 +374,9 @@ func validateBooking(a AppointmentBody, now time.Time) (booking, *outcome) {
 	}
 	if !bk.start.After(now) {
 		return bk, invalidResource("start %s is in the past: only future appointments can be booked", a.Start)
+	}
+	if a.Description == "" {
+		return bk, invalidResource("description is mandatory: a brief description of the appointment")
 	}
 	if a.Created == "" {
 		return bk, invalidResource("created is mandatory")
@@ -264,6 +400,9 @@ func validateBooking(a AppointmentBody, now time.Time) (booking, *outcome) {
 		kind, id, ok := refID(pt.Actor.Reference)
 		if !ok {
 			return bk, invalidResource("participant[%d] reference %q is not <Type>/<id>", i, pt.Actor.Reference)
+		}
+		if !slices.Contains(participantStatuses, pt.Status) {
+			return bk, invalidResource("participant[%d] status %q: each participant needs a status, one of %s", i, pt.Status, strings.Join(participantStatuses, ", "))
 		}
 		switch kind {
 		case "Patient":
@@ -373,11 +512,12 @@ func (p *practice) bookAppointment(rq *request) (*reply, *outcome) {
 			return nil, "", invalidResource("start %s and end %s do not match the slots (%s to %s)", a.Start, a.End,
 				formatTime(first.Start, p.loc), formatTime(last.End, p.loc))
 		}
-		if sc, _ := tx.Schedule(first.ScheduleID); sc.LocationID != bk.locationID {
+		sc, _ := tx.Schedule(first.ScheduleID)
+		if sc.LocationID != bk.locationID {
 			return nil, "", invalidResource("participant Location/%s is not the slots' location Location/%s", bk.locationID, sc.LocationID)
 		}
 		rec := Appointment{
-			ID: tx.NewAppointmentID(), Version: 1, LastUpdated: rq.now, Body: a,
+			ID: tx.NewAppointmentID(), Version: 1, LastUpdated: rq.now, Body: withPracticeFields(a, sc),
 			Start: bk.start, End: bk.end, PatientID: bk.patientID,
 		}
 		for _, sl := range slots {
@@ -394,7 +534,8 @@ func (p *practice) bookAppointment(rq *request) (*reply, *outcome) {
 }
 
 // normalized renders a body as a member map for comparison: meta and text
-// are the server's, and instants compare by value, not by spelling.
+// are the server's, instants compare by value, not by spelling, and
+// extensions as a set, in no order.
 func normalized(a AppointmentBody) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(mustJSON(a), &m) // a marshalled struct always decodes into a map
@@ -407,13 +548,44 @@ func normalized(a AppointmentBody) map[string]any {
 			}
 		}
 	}
+	if exts, ok := m["extension"].([]any); ok {
+		slices.SortFunc(exts, func(x, y any) int { return strings.Compare(string(mustJSON(x)), string(mustJSON(y))) })
+	}
 	return m
 }
 
+// withPracticeFieldsOf fills in what the practice owns (serviceCategory,
+// serviceType, the PractitionerRole and DeliveryChannel extensions) from
+// the stored appointment where an amend or cancel body leaves it out, so
+// that a consumer that does not know these members (1.2.6 and earlier)
+// can still amend and cancel. One that sends them must send them as they
+// are.
+func withPracticeFieldsOf(stored, sent AppointmentBody) AppointmentBody {
+	if len(sent.ServiceCategory) == 0 {
+		sent.ServiceCategory = stored.ServiceCategory
+	}
+	if len(sent.ServiceType) == 0 {
+		sent.ServiceType = stored.ServiceType
+	}
+	for _, url := range []string{extPractitionerRole, extDeliveryChannel} {
+		if slices.ContainsFunc(sent.Extension, func(r json.RawMessage) bool { return extensionURL(r) == url }) {
+			continue
+		}
+		for _, r := range stored.Extension {
+			if extensionURL(r) == url {
+				sent.Extension = append(slices.Clip(sent.Extension), r)
+			}
+		}
+	}
+	return sent
+}
+
 // changedMembers lists the top-level members that differ between the
-// stored appointment and the request, leaving out those allowed to change.
+// stored appointment and the request, leaving out those allowed to change
+// and taking the practice's own members as sent when the request leaves
+// them out.
 func changedMembers(stored, sent AppointmentBody, allowed ...string) []string {
-	a, b := normalized(stored), normalized(sent)
+	a, b := normalized(stored), normalized(withPracticeFieldsOf(stored, sent))
 	keys := map[string]bool{}
 	for k := range a {
 		keys[k] = true
@@ -446,7 +618,7 @@ func updateTarget(tx Tx, rq *request, a AppointmentBody) (Appointment, *outcome)
 		return rec, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
 	}
 	if rq.ifMatchRaw != "" && rq.ifMatch != strconv.Itoa(rec.Version) {
-		return rec, refuse(http.StatusConflict, gpconnect.CodeDuplicateRejected,
+		return rec, refuse(http.StatusConflict, gpconnect.CodeFHIRConstraintViolation,
 			"If-Match %s does not match the current version W/\"%d\": read the appointment again", rq.ifMatchRaw, rec.Version)
 	}
 	if rec.Body.Status == "cancelled" {
@@ -498,7 +670,7 @@ func (p *practice) cancelAppointment(rq *request) (*reply, *outcome) {
 				return nil, invalidResource("the cancellation reason extension is repeated")
 			}
 			if strings.TrimSpace(e.ValueString) == "" {
-				return nil, invalidResource("the cancellation reason extension needs a valueString")
+				return nil, invalidParameter("the cancellation reason (%s) is empty: say why the appointment is cancelled", extCancellationReason)
 			}
 			reason = i
 		}

@@ -46,7 +46,7 @@ import (
 //   - then the interaction's own parameter and body rules.
 //
 // If-Match is optional on amend and cancel; when sent it must name the
-// current version (else 409 DUPLICATE_REJECTED). Prefer: return=minimal
+// current version (else 409 FHIR_CONSTRAINT_VIOLATION). Prefer: return=minimal
 // leaves the body out of a booking's or an update's answer. An answer
 // with a body is gzip-compressed when Accept-Encoding asks for it.
 //

@@ -103,8 +103,10 @@ func parseDatePrefixed(name, v string, loc *time.Location) (prefix string, b dat
 	if t, err := time.ParseInLocation("2006-01-02", rest, loc); err == nil {
 		return prefix, dateBound{t: t, dateOnly: true}, nil
 	}
-	t, err := time.Parse(time.RFC3339, rest)
-	if err != nil {
+	// Exactly yyyy-mm-ddThh:mm:ss+hh:mm, as the slot search page has it:
+	// no Z, no fractions of a second.
+	t, err := time.Parse(fhirTime, rest)
+	if err != nil || len(rest) != len(fhirTime) {
 		return "", b, invalidParameter("parameter %s=%q: %q is neither a date (2006-01-02) nor a dateTime with offset (2006-01-02T15:04:05+01:00)", name, v, rest)
 	}
 	return prefix, dateBound{t: t}, nil
@@ -164,8 +166,10 @@ func parseSlotQuery(params []queryParam, loc *time.Location) (slotQuery, *outcom
 			q.includePractitioner = true
 		case "Schedule:actor:Location":
 			q.includeLocation = true
+		case "Location:managingOrganization":
+			// The Organization is always in the answer; asking is allowed.
 		default:
-			return q, invalidParameter("_include:recurse=%q is not supported: use Schedule:actor:Practitioner or Schedule:actor:Location", v)
+			return q, invalidParameter("_include:recurse=%q is not supported: use Schedule:actor:Practitioner, Schedule:actor:Location or Location:managingOrganization", v)
 		}
 	}
 	for _, v := range values(params, "searchFilter") {
@@ -201,35 +205,46 @@ func parseSlotQuery(params []queryParam, loc *time.Location) (slotQuery, *outcom
 	return q, nil
 }
 
-// parseAppointmentsQuery reads the start=ge..&start=le.. pair of a patient's
-// appointments search.
-func parseAppointmentsQuery(params []queryParam, loc *time.Location) (from, before time.Time, o *outcome) {
+// parseAppointmentsQuery reads the start=ge<date>&start=le<date> pair of a
+// patient's appointments search into [from, before). Anything else (one
+// start or three, a prefix twice, another prefix, a time part, a range that
+// reaches into the past before today) is 422 INVALID_PARAMETER: the range
+// it defines is not valid.
+func parseAppointmentsQuery(params []queryParam, loc *time.Location, now time.Time) (from, before time.Time, o *outcome) {
 	vs := values(params, "start")
-	if len(vs) > 2 {
-		return from, before, badRequest("parameter start is repeated %d times; send start=ge<date>&start=le<date>", len(vs))
+	if len(vs) != 2 {
+		return from, before, invalidParameter("parameter start is sent %d times: send it twice, start=ge<date>&start=le<date> (e.g. start=ge%s&start=le%s)",
+			len(vs), now.In(loc).Format(time.DateOnly), now.In(loc).AddDate(0, 0, 7).Format(time.DateOnly))
 	}
-	var ge, le *dateBound
+	var ge, le *time.Time
 	for _, v := range vs {
-		p, b, o := parseDatePrefixed("start", v, loc)
-		if o != nil {
-			return from, before, o
+		if len(v) < 2 || (v[:2] != "ge" && v[:2] != "le") {
+			return from, before, invalidParameter("start=%q: the prefix must be ge or le", v)
 		}
-		switch {
-		case p == "ge" && ge == nil:
-			ge = &b
-		case p == "le" && le == nil:
-			le = &b
-		default:
-			return from, before, badRequest("parameter start=%s... is repeated; send one ge and one le", p)
+		prefix, rest := v[:2], v[2:]
+		d, err := time.ParseInLocation(time.DateOnly, rest, loc)
+		if err != nil || len(rest) != len(time.DateOnly) {
+			return from, before, invalidParameter("start=%q: %q is not a date yyyy-mm-dd (day, month and year, and no time)", v, rest)
 		}
+		bound := &ge
+		if prefix == "le" {
+			bound = &le
+		}
+		if *bound != nil {
+			return from, before, invalidParameter("start=%s is sent twice: send one start=ge<date> and one start=le<date>", prefix)
+		}
+		*bound = &d
 	}
-	if ge == nil || le == nil {
-		return from, before, badRequest("mandatory parameters start=ge<date> and start=le<date> are both required")
+	y, m, day := now.In(loc).Date()
+	today := time.Date(y, m, day, 0, 0, 0, 0, loc)
+	if ge.Before(today) {
+		return from, before, invalidParameter("start=ge%s is in the past: appointments can be searched from today (%s) onwards, not before",
+			ge.Format(time.DateOnly), today.Format(time.DateOnly))
 	}
-	if le.t.Before(ge.t) {
-		return from, before, invalidParameter("start=le is before start=ge")
+	if le.Before(*ge) {
+		return from, before, invalidParameter("start=le%s is before start=ge%s", le.Format(time.DateOnly), ge.Format(time.DateOnly))
 	}
-	return ge.t, le.upper(), nil
+	return *ge, le.AddDate(0, 0, 1), nil
 }
 
 // validNHSNumber reports whether s is ten digits whose last is the

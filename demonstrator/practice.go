@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -150,6 +152,9 @@ type Seed struct {
 	// Sessions are the daily surgeries, "09:00-12:00" in UK time, Monday
 	// to Friday; empty: 09:00-12:00 and 14:00-17:00.
 	Sessions []string `mapstructure:"sessions"`
+	// WeekendSessions are the Saturday and Sunday surgeries (extended
+	// access), in the same form; empty: none.
+	WeekendSessions []string `mapstructure:"weekend_sessions"`
 	// Days is how many days ahead, from today, have slots; 0: 28.
 	Days         int               `mapstructure:"days"`
 	Patients     []SeedPatient     `mapstructure:"patients"`
@@ -191,6 +196,16 @@ type SeedSchedule struct {
 	Location     int    `mapstructure:"location"`
 	Minutes      int    `mapstructure:"minutes"`
 	ServiceType  string `mapstructure:"service_type"`
+	// ServiceCategory is the schedule's type (session name); empty: "GP
+	// Surgery".
+	ServiceCategory string `mapstructure:"service_category"`
+	// PractitionerRole is an SDS job role code of GPConnect-PractitionerRole-1
+	// (R0260 General Medical Practitioner, R0620 Staff Nurse, ...); empty:
+	// R0260.
+	PractitionerRole string `mapstructure:"practitioner_role"`
+	// DeliveryChannel is how its slots are delivered: In-person, Telephone
+	// or Video; empty: In-person.
+	DeliveryChannel string `mapstructure:"delivery_channel"`
 }
 
 // SeedPatient is one registered patient.
@@ -283,10 +298,21 @@ func (s *Seed) validate() []error {
 		if sc.ServiceType == "" {
 			fail("schedule %d: service_type is mandatory", i+1)
 		}
+		if _, ok := practitionerRoles[sc.PractitionerRole]; sc.PractitionerRole != "" && !ok {
+			fail("schedule %d: practitioner_role %q is not a code of GPConnect-PractitionerRole-1 (e.g. R0260, R0620)", i+1, sc.PractitionerRole)
+		}
+		if sc.DeliveryChannel != "" && !slices.Contains(deliveryChannels, sc.DeliveryChannel) {
+			fail("schedule %d: delivery_channel %q is not one of %s", i+1, sc.DeliveryChannel, strings.Join(deliveryChannels, ", "))
+		}
 	}
 	for _, se := range s.Sessions {
 		if _, err := parseSession(se); err != nil {
 			fail("%v", err)
+		}
+	}
+	for _, se := range s.WeekendSessions {
+		if _, err := parseSession(se); err != nil {
+			fail("weekend_sessions: %v", err)
 		}
 	}
 	if s.Days < 0 || s.Days > 366 {
@@ -333,8 +359,9 @@ func (s *Seed) validate() []error {
 }
 
 // DefaultSeed is the built-in practice's data (A20047 in Leeds): five
-// practitioners, two locations, three schedules, fifteen patients and six
-// appointments. Every earlier contract of the demonstrator (IDs, NHS
+// practitioners, three locations (the third, a branch with no bookable
+// surgeries of its own), three schedules with weekday and weekend
+// surgeries, fifteen patients and six appointments. Every earlier contract of the demonstrator (IDs, NHS
 // numbers, slot lengths, surgery hours) rests on it, so it changes only
 // with them.
 func DefaultSeed() *Seed {
@@ -353,14 +380,16 @@ func DefaultSeed() *Seed {
 		Locations: []SeedLocation{
 			{Name: "Leeds Road Surgery", Phone: "0113 496 0001", Address: SeedAddress{Line: "12 Leeds Road", City: "Leeds", PostalCode: "LS1 4AP"}},
 			{Name: "Headingley Branch Surgery", Phone: "0113 496 0002", Address: SeedAddress{Line: "3 Otley Road", City: "Leeds", PostalCode: "LS6 2AL"}},
+			{Name: "Moortown Branch Surgery", Phone: "0113 496 0003", Address: SeedAddress{Line: "1 King Lane", City: "Leeds", PostalCode: "LS17 5NX"}},
 		},
 		Schedules: []SeedSchedule{
-			{Practitioner: 1, Location: 1, Minutes: 15, ServiceType: "General GP Appointment"},
-			{Practitioner: 2, Location: 1, Minutes: 10, ServiceType: "General GP Appointment"},
-			{Practitioner: 3, Location: 2, Minutes: 15, ServiceType: "Nurse Appointment"},
+			{Practitioner: 1, Location: 1, Minutes: 15, ServiceType: "General GP Appointment", ServiceCategory: "GP Surgery", PractitionerRole: "R0260", DeliveryChannel: "In-person"},
+			{Practitioner: 2, Location: 1, Minutes: 10, ServiceType: "General GP Appointment", ServiceCategory: "GP Telephone Surgery", PractitionerRole: "R0260", DeliveryChannel: "Telephone"},
+			{Practitioner: 3, Location: 2, Minutes: 15, ServiceType: "Nurse Appointment", ServiceCategory: "Nurse Clinic", PractitionerRole: "R0620", DeliveryChannel: "In-person"},
 		},
-		Sessions: defaultSessions,
-		Days:     defaultDays,
+		Sessions:        defaultSessions,
+		WeekendSessions: []string{"09:00-12:00"},
+		Days:            defaultDays,
 		Patients: []SeedPatient{
 			{NHSNumber: "9690937286", Family: "SKELLY", Given: "Horace", Prefix: "Mr", Gender: "male", BirthDate: "1952-03-14", Address: leeds("Horace Street"), GP: 2},
 			{NHSNumber: "9690937294", Family: "MEAKIN", Given: "Julie", Prefix: "Mrs", Gender: "female", BirthDate: "1978-07-02", Address: leeds("Julie Street"), GP: 2},

@@ -134,6 +134,7 @@ type scheduleResource struct {
 	ResourceType    string                `json:"resourceType"`
 	ID              string                `json:"id"`
 	Meta            fhir.Meta             `json:"meta"`
+	Extension       []fhir.Extension      `json:"extension,omitempty"`
 	ServiceCategory *fhir.CodeableConcept `json:"serviceCategory,omitempty"`
 	Actor           []fhir.Reference      `json:"actor"`
 	PlanningHorizon fhir.Period           `json:"planningHorizon"`
@@ -144,6 +145,7 @@ type slotResource struct {
 	ResourceType string                 `json:"resourceType"`
 	ID           string                 `json:"id"`
 	Meta         fhir.Meta              `json:"meta"`
+	Extension    []fhir.Extension       `json:"extension,omitempty"`
 	ServiceType  []fhir.CodeableConcept `json:"serviceType,omitempty"`
 	Schedule     fhir.Reference         `json:"schedule"`
 	Status       string                 `json:"status"`

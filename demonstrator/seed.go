@@ -1,6 +1,7 @@
 package demonstrator
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,11 +11,12 @@ import (
 	"sspemu/fhir"
 )
 
-// build makes the practice's data relative to now: Days of working-day
-// surgeries from today, so that every run has free slots ahead, with the
-// slots that have already started left out, and the seed's appointments
-// placed in the past or in free slots more than two days ahead. The same
-// seed and the same now always give the same data, IDs included.
+// build makes the practice's data relative to now: Days of surgeries from
+// today (at weekends only when WeekendSessions has some), so that every run
+// has free slots ahead, with the slots that have already started left out,
+// and the seed's appointments placed in the past or in free slots more
+// than two days ahead. The same seed and the same now always give the same
+// data, IDs included.
 func (s *Seed) build(now time.Time, loc *time.Location) Data {
 	d := Data{SeededAt: now}
 	id := func(i int) string { return strconv.Itoa(i + 1) }
@@ -32,6 +34,9 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 		d.Schedules = append(d.Schedules, Schedule{
 			ID: id(i), PractitionerID: strconv.Itoa(sc.Practitioner), LocationID: strconv.Itoa(sc.Location),
 			Minutes: sc.Minutes, ServiceType: sc.ServiceType,
+			ServiceCategory:  cmp.Or(sc.ServiceCategory, defaultServiceCategory),
+			PractitionerRole: cmp.Or(sc.PractitionerRole, defaultPractitionerRole),
+			DeliveryChannel:  cmp.Or(sc.DeliveryChannel, defaultDeliveryChannel),
 		})
 	}
 	for i, p := range s.Patients {
@@ -52,12 +57,16 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 	if len(sessions) == 0 {
 		sessions = defaultSessions
 	}
-	var parsed []session
-	for _, v := range sessions {
-		if se, err := parseSession(v); err == nil { // validated before; a bad one is left out
-			parsed = append(parsed, se)
+	parse := func(list []string) []session {
+		var out []session
+		for _, v := range list {
+			if se, err := parseSession(v); err == nil { // validated before; a bad one is left out
+				out = append(out, se)
+			}
 		}
+		return out
 	}
+	weekday, weekend := parse(sessions), parse(s.WeekendSessions)
 	days := s.Days
 	if days == 0 {
 		days = defaultDays
@@ -70,8 +79,9 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 	y, m, day := now.In(loc).Date()
 	for n := 0; n < days; n++ {
 		date := time.Date(y, m, day+n, 0, 0, 0, 0, loc)
+		parsed := weekday
 		if wd := date.Weekday(); wd == time.Saturday || wd == time.Sunday {
-			continue
+			parsed = weekend
 		}
 		for _, sc := range d.Schedules {
 			step := time.Duration(sc.Minutes) * time.Minute
@@ -149,7 +159,7 @@ func (s *Seed) build(now time.Time, loc *time.Location) Data {
 		}
 		d.Appointments = append(d.Appointments, Appointment{
 			ID: strconv.Itoa(len(d.Appointments) + 1), Version: 1, LastUpdated: created,
-			Start: sl.Start, End: sl.End, PatientID: patientID, SlotIDs: []string{sl.ID}, Body: body,
+			Start: sl.Start, End: sl.End, PatientID: patientID, SlotIDs: []string{sl.ID}, Body: withPracticeFields(body, sc),
 		})
 	}
 	sortSlots(slots)

@@ -104,7 +104,16 @@ type Schedule struct {
 	PractitionerID string
 	LocationID     string
 	Minutes        int
-	ServiceType    string
+	// ServiceType is its slots' type (Slot.serviceType.text) and
+	// ServiceCategory its own (Schedule.serviceCategory.text): the
+	// practice's names, which appointments carry too.
+	ServiceType     string
+	ServiceCategory string
+	// PractitionerRole is the SDS job role code of whoever runs it
+	// (GPConnect-PractitionerRole-1, e.g. R0260) and DeliveryChannel how
+	// its slots are delivered (In-person, Telephone or Video).
+	PractitionerRole string
+	DeliveryChannel  string
 }
 
 // Slot is one bookable period of a schedule.

@@ -40,6 +40,9 @@ const (
 	CodeOrganisationNotFound    = "ORGANISATION_NOT_FOUND"
 	CodeNoRecordFound           = "NO_RECORD_FOUND"
 	CodeDuplicateRejected       = "DUPLICATE_REJECTED"
+	// CodeFHIRConstraintViolation answers an amend or cancel whose If-Match
+	// names a version that is no longer the current one (409).
+	CodeFHIRConstraintViolation = "FHIR_CONSTRAINT_VIOLATION"
 	CodeInvalidResource         = "INVALID_RESOURCE"
 	CodeInvalidParameter        = "INVALID_PARAMETER"
 	CodeReferenceNotFound       = "REFERENCE_NOT_FOUND"
@@ -77,6 +80,7 @@ var providerCodes = map[string]providerCode{
 	CodeOrganisationNotFound:    {404, "not-found", "Organisation not found"},
 	CodeNoRecordFound:           {404, "not-found", "No record found"},
 	CodeDuplicateRejected:       {409, "duplicate", "Create would lead to creation of a duplicate resource"},
+	CodeFHIRConstraintViolation: {409, "conflict", "FHIR constraint violated"},
 	CodeInvalidResource:         {422, "invalid", "Invalid validation of resource"},
 	CodeInvalidParameter:        {422, "invalid", "Invalid parameter"},
 	CodeReferenceNotFound:       {422, "invalid", "Reference not found"},
