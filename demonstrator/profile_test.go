@@ -34,7 +34,7 @@ import (
 // each GP Connect error code it produces, and checks every resource and
 // OperationOutcome it answers with against the GP Connect 1.2.7 profiles
 // (fhir/fhirtest/profile, reading ../shared/gpconnect-fhir or
-// $SSPEMU_GPCONNECT_FHIR). It fails listing each rule broken once, with how
+// $GPCONNECT_FHIR_DIR). It fails listing each rule broken once, with how
 // often and where first, so that a fix can be checked rule by rule.
 func TestProfiles(t *testing.T) {
 	set := profile.ForTestWithCore(t)

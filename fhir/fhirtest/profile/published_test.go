@@ -7,7 +7,7 @@ import (
 )
 
 // These tests read the published GP Connect 1.2.7 profiles (ForTest: the
-// folder of $SSPEMU_GPCONNECT_FHIR or ../shared/gpconnect-fhir): they show
+// folder of $GPCONNECT_FHIR_DIR or ../shared/gpconnect-fhir): they show
 // the checker finds, with the real profiles, the defects the demonstrator
 // was known to have, and finds nothing once they are corrected.
 

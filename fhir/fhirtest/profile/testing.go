@@ -13,14 +13,16 @@ import (
 )
 
 // EnvDir is the environment variable that names the profiles folder; when
-// unset, tests use ../shared/gpconnect-fhir beside the module root.
-const EnvDir = "SSPEMU_GPCONNECT_FHIR"
+// unset, tests use ../shared/gpconnect-fhir beside the module root. It has
+// no SSPEMU_ prefix: sspemu refuses SSPEMU_ variables that set no
+// configuration key, and the root package's tests load the configuration.
+const EnvDir = "GPCONNECT_FHIR_DIR"
 
 // Where the profiles come from, for the message when they are missing.
 const source = "the folders StructureDefinitions/, ValueSets/ and CodeSystems/ of " +
 	"https://github.com/nhsconnect/gpconnect-fhir, branch release/1.2.7"
 
-// Dir returns the profiles folder a test should use: $SSPEMU_GPCONNECT_FHIR,
+// Dir returns the profiles folder a test should use: $GPCONNECT_FHIR_DIR,
 // or else ../shared/gpconnect-fhir relative to the module root (the first
 // directory up from the working directory with go.mod). In a linked git
 // worktree the repository's own root counts too: the worktree's module
