@@ -31,7 +31,7 @@ func TestSeed(t *testing.T) {
 		t.Error("patient 9690937286 is missing")
 	}
 	for _, p := range st.patients {
-		if !validNHSNumber(p.NHSNumber) {
+		if !gpconnect.ValidNHSNumber(p.NHSNumber) {
 			t.Errorf("seed NHS number %s fails the modulus-11 check", p.NHSNumber)
 		}
 	}
@@ -72,27 +72,6 @@ func TestSeed(t *testing.T) {
 	}
 	if past == 0 || future == 0 {
 		t.Errorf("seed appointments: %d past, %d future; want some of each", past, future)
-	}
-}
-
-func TestValidNHSNumber(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want bool
-	}{
-		{"9690937286", true},
-		{"9690937405", true},
-		{"9690937287", false},
-		{"969093728", false},
-		{"96909372860", false},
-		{"969093728a", false},
-		{"", false},
-		{"0000000000", true},
-		{"1000000010", false}, // check digit would be 10
-	} {
-		if got := validNHSNumber(tc.in); got != tc.want {
-			t.Errorf("validNHSNumber(%q) = %v, want %v", tc.in, got, tc.want)
-		}
 	}
 }
 

@@ -379,7 +379,7 @@ func (p *practice) findPatient(rq *request) (*reply, *outcome) {
 	if o != nil {
 		return nil, o
 	}
-	if !validNHSNumber(nhs) {
+	if !gpconnect.ValidNHSNumber(nhs) {
 		return nil, refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber,
 			"%q is not a valid NHS number (10 digits with a modulus-11 check digit)", nhs)
 	}

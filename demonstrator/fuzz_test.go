@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sspemu/fhir"
+	"sspemu/gpconnect"
 )
 
 // FuzzDecodeAppointment feeds arbitrary bodies to the appointment decoder
@@ -53,7 +54,7 @@ func FuzzDecodeRegistration(f *testing.F) {
 			}
 			return
 		}
-		if !validNHSNumber(p.NHSNumber) || p.Family == "" || p.Given == "" || p.BirthDate == "" || (p.Gender != "" && !genders[p.Gender]) {
+		if !gpconnect.ValidNHSNumber(p.NHSNumber) || p.Family == "" || p.Given == "" || p.BirthDate == "" || (p.Gender != "" && !genders[p.Gender]) {
 			t.Fatalf("accepted %+v", p)
 		}
 	})

@@ -246,25 +246,3 @@ func parseAppointmentsQuery(params []queryParam, loc *time.Location, now time.Ti
 	}
 	return *ge, le.AddDate(0, 0, 1), nil
 }
-
-// validNHSNumber reports whether s is ten digits whose last is the
-// modulus-11 check digit of the first nine.
-func validNHSNumber(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	sum := 0
-	for i := 0; i < 10; i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		if i < 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
-	}
-	check := 11 - sum%11
-	if check == 11 {
-		check = 0
-	}
-	return check != 10 && check == int(s[9]-'0')
-}

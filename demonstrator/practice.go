@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"sspemu/gpconnect"
 )
 
 // Config is the demonstrator: section of config.yaml.
@@ -321,7 +323,7 @@ func (s *Seed) validate() []error {
 	seen := map[string]int{}
 	for i, p := range s.Patients {
 		switch {
-		case !validNHSNumber(p.NHSNumber):
+		case !gpconnect.ValidNHSNumber(p.NHSNumber):
 			fail("patient %d: NHS number %q is not 10 digits with a modulus-11 check digit", i+1, p.NHSNumber)
 		case seen[p.NHSNumber] > 0:
 			fail("patient %d: NHS number %s is also patient %d's", i+1, p.NHSNumber, seen[p.NHSNumber])

@@ -203,7 +203,7 @@ func registrationIdentifiers(ids []fhir.Identifier, p *Patient) *outcome {
 	if p.NHSNumber == "" {
 		return invalidResource("the Patient has no identifier with system %s: the NHS number is one of the minimum details of a registration", systemNHSNumber)
 	}
-	if !validNHSNumber(p.NHSNumber) {
+	if !gpconnect.ValidNHSNumber(p.NHSNumber) {
 		return refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber, "%q is not a valid NHS number (10 digits with a modulus-11 check digit)", p.NHSNumber)
 	}
 	return nil

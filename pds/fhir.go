@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"sspemu/gpconnect"
 )
 
 // BasePath is where the PDS FHIR API lives, as on api.service.nhs.uk.
@@ -164,7 +166,7 @@ func (s *Service) read(w http.ResponseWriter, id string) {
 		writeOutcome(w, http.StatusBadRequest, outcomeIssue{"error", "processing", "UNSUPPORTED_SERVICE", "Unsupported Service", "Missing NHS number"})
 		return
 	}
-	if !ValidNHSNumber(id) {
+	if !gpconnect.ValidNHSNumber(id) {
 		writeOutcome(w, http.StatusBadRequest, outcomeIssue{"error", "value", "INVALID_RESOURCE_ID", "Resource Id is invalid", ""})
 		return
 	}

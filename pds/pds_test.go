@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sspemu/gpconnect"
 )
 
 const requestID = "60E0B220-8136-4CA5-AE46-1D97EF59D068"
@@ -98,17 +100,17 @@ func diagnostics(a answer) string {
 
 func TestValidNHSNumber(t *testing.T) {
 	for _, n := range []string{"9690937286", "9000000009", TestDeceased, TestSensitive, TestSuperseded, TestSuperseding, TestNotFound} {
-		if !ValidNHSNumber(n) {
+		if !gpconnect.ValidNHSNumber(n) {
 			t.Errorf("%s is valid", n)
 		}
 	}
 	for _, n := range []string{"9000000000", "9990000011", "969093728", "96909372860", "969093728a", "", "0000000001"} {
-		if ValidNHSNumber(n) {
+		if gpconnect.ValidNHSNumber(n) {
 			t.Errorf("%s is not valid", n)
 		}
 	}
 	for _, p := range testPatients("A20047") {
-		if !ValidNHSNumber(p.NHSNumber) {
+		if !gpconnect.ValidNHSNumber(p.NHSNumber) {
 			t.Errorf("test patient %s", p.NHSNumber)
 		}
 	}

@@ -1,6 +1,10 @@
 package pds
 
-import "testing"
+import (
+	"testing"
+
+	"sspemu/gpconnect"
+)
 
 // TestUnregistered checks PDS's patients for Register Patient: as many as
 // promised, valid and distinct NHS numbers that no other test patient
@@ -17,7 +21,7 @@ func TestUnregistered(t *testing.T) {
 	}
 	names := map[string]bool{}
 	for _, p := range list {
-		if !ValidNHSNumber(p.NHSNumber) || seen[p.NHSNumber] {
+		if !gpconnect.ValidNHSNumber(p.NHSNumber) || seen[p.NHSNumber] {
 			t.Errorf("NHS number %s is invalid or used twice", p.NHSNumber)
 		}
 		seen[p.NHSNumber] = true
