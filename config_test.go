@@ -203,3 +203,58 @@ func TestTokenFlagsSetClaims(t *testing.T) {
 		t.Errorf("an unknown interaction must be named: %v", err)
 	}
 }
+
+// TestCheckConfigRefusesBadDesignatedError: a designated error patient
+// whose status does not go with its code, whose code is no GP Connect
+// provider code, or whose on names no interaction is refused, naming the
+// practice, the patient and the problem; a good one passes.
+func TestCheckConfigRefusesBadDesignatedError(t *testing.T) {
+	practice := func(errs string) string {
+		return `state_dir: ` + t.TempDir() + `
+demonstrator:
+  practices:
+    - ods: B82617
+      asid: "918999199177"
+      name: Test Surgery
+      seed:
+        practitioners:
+          - {sds_user_id: G44444446, family: OKONJO}
+        locations:
+          - {name: Main}
+        schedules:
+          - {practitioner: 1, location: 1, minutes: 15, service_type: GP}
+        patients:
+` + errs
+	}
+	bad := practice(`          - {nhs_number: "9690937618", family: A, gender: female, birth_date: "1971-02-01", error: {status: 404, code: NO_PATIENT_CONSENT}}
+          - {nhs_number: "9690937626", family: B, gender: male, birth_date: "1971-02-02", error: {status: 500, code: NOT_A_CODE}}
+          - {nhs_number: "9690937634", family: C, gender: male, birth_date: "1971-02-03", error: {status: 403, code: ACCESS_DENIED, on: [booking]}}
+`)
+	var out bytes.Buffer
+	root := newRootCmd(&out, &out)
+	root.SetArgs([]string{"check-config", "--config", writeFile(t, "bad.yaml", bad)})
+	if err := root.Execute(); !errors.Is(err, errReported) {
+		t.Fatalf("check-config returned %v, want the problems reported (exit 1)\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{
+		"(B82617): seed: patient 1 (9690937618): error status 404 does not go with code NO_PATIENT_CONSENT, which GP Connect answers with 403",
+		`patient 2 (9690937626): error code "NOT_A_CODE" is not a GP Connect provider error code`,
+		`patient 3 (9690937634): error on: unknown interaction or group "booking"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("check-config output does not say %q:\n%s", want, text)
+		}
+	}
+
+	good := practice(`          - {nhs_number: "9690937618", family: A, gender: female, birth_date: "1971-02-01", error: {status: 403, code: NO_PATIENT_CONSENT}}
+          - {nhs_number: "9690937634", family: C, gender: male, birth_date: "1971-02-03", error: {status: 403, code: ACCESS_DENIED, on: [urn:nhs:names:services:gpconnect:fhir:rest:create:appointment-1]}}
+`)
+	out.Reset()
+	root = newRootCmd(&out, &out)
+	root.SetArgs([]string{"check-config", "--config", writeFile(t, "good.yaml", good)})
+	_ = root.Execute()
+	if strings.Contains(out.String(), "seed: patient") {
+		t.Errorf("check-config refuses good designated errors:\n%s", out.String())
+	}
+}

@@ -279,7 +279,7 @@ func TestAuditChanges(t *testing.T) {
 		t.Errorf("cancel %d recorded as %q: %s", status, rec.Reason, body)
 	}
 	status, body, rec = lastRecord(t, h, dir, call{method: "POST", path: testRoot + "/Patient/$gpc.registerpatient", interaction: gpconnect.RegisterPatient, body: registration})
-	if status != 200 || rec.Reason != "registered Patient/16 with NHS number 9690937405 as a temporary patient" {
+	if status != 200 || rec.Reason != "registered Patient/19 with NHS number 9690937405 as a temporary patient" {
 		t.Errorf("register %d recorded as %q: %s", status, rec.Reason, body)
 	}
 	wantChainIntact(t, dir, len(auditLines(t, dir)))
@@ -347,7 +347,7 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 	if sl := ms.slot(slot["id"].(string)); sl.Free {
 		t.Errorf("slot %s freed by a refused cancel", sl.ID)
 	}
-	if _, ok := ms.patientByNHS("9690937405"); ok || ms.nextPatient != 15 {
+	if _, ok := ms.patientByNHS("9690937405"); ok || ms.nextPatient != 18 {
 		t.Errorf("patient registered (next %d) with the audit closed", ms.nextPatient)
 	}
 	if n := len(auditLines(t, dir)); n != recorded {

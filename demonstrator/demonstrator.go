@@ -83,6 +83,7 @@ type practice struct {
 	loc             *time.Location
 	policy          gpconnect.JWTPolicy
 	demographics    func(nhs string) (PDSRecord, bool)
+	designated      designated // the seed's designated errors by NHS number
 }
 
 // New builds a Demonstrator with every practice's seed data computed from
@@ -131,6 +132,7 @@ func New(opt Options) (*Demonstrator, error) {
 
 			demographics: opt.Demographics,
 		}
+		p.designated = designatedOf(p.seed)
 		if p.baseURL == "" {
 			p.baseURL = "https://localhost:9443" + p.rootPath
 		}

@@ -24,8 +24,8 @@ func TestNewRejectsBadIdentities(t *testing.T) {
 func TestSeed(t *testing.T) {
 	d := newTestDemonstrator(t)
 	st := state(t, d, "")
-	if len(st.patients) != 15 {
-		t.Errorf("%d patients, want 15", len(st.patients))
+	if len(st.patients) != 18 {
+		t.Errorf("%d patients, want 18", len(st.patients))
 	}
 	if _, ok := st.patientByNHS("9690937286"); !ok {
 		t.Error("patient 9690937286 is missing")

@@ -43,6 +43,7 @@ import (
 //     element STU3 does not define 422 INVALID_RESOURCE; it then goes on as
 //     the JSON it converts to, under the same rules;
 //   - the Hook, when there is one;
+//   - a designated patient's error (SeedError), when the request names one;
 //   - then the interaction's own parameter and body rules.
 //
 // If-Match is optional on amend and cancel; when sent it must name the
@@ -234,6 +235,12 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 		}); ref != nil {
 			return nil, refuse(ref.Status, ref.Code, "%s", ref.Diagnostics)
 		}
+	}
+	if x.answer == nil {
+		x.answer = http.Header{}
+	}
+	if o := p.designatedRefusal(rq, x.answer); o != nil {
+		return nil, o
 	}
 	return p.dispatch(rq)
 }

@@ -232,6 +232,10 @@ type SeedPatient struct {
 	Inactive  bool   `mapstructure:"inactive"`
 	Sensitive bool   `mapstructure:"sensitive"`
 	NotOnPDS  bool   `mapstructure:"not_on_pds"`
+
+	// Error makes the patient a designated error patient: every request
+	// that names them is answered with it (SeedError); nil: none.
+	Error *SeedError `mapstructure:"error"`
 }
 
 // SeedAppointment is an appointment already in the book: DaysAgo > 0 puts
@@ -342,6 +346,11 @@ func (s *Seed) validate() []error {
 		if p.GP < 0 || p.GP > len(s.Practitioners) {
 			fail("patient %d: gp %d is not one of the %d practitioners", i+1, p.GP, len(s.Practitioners))
 		}
+		if p.Error != nil {
+			for _, err := range p.Error.validate() {
+				fail("patient %d (%s): %v", i+1, p.NHSNumber, err)
+			}
+		}
 		if p.Deceased != "" && !fhirDateOrDateTime(p.Deceased) {
 			fail("patient %d: deceased %q is not a date (2006-01-02) or a dateTime with offset (2006-01-02T15:04:05+00:00)", i+1, p.Deceased)
 		}
@@ -363,7 +372,7 @@ func (s *Seed) validate() []error {
 // DefaultSeed is the built-in practice's data (A20047 in Leeds): five
 // practitioners, three locations (the third, a branch with no bookable
 // surgeries of its own), three schedules with weekday and weekend
-// surgeries, fifteen patients and six appointments. Every earlier contract of the demonstrator (IDs, NHS
+// surgeries, eighteen patients (three of them designated error patients) and six appointments. Every earlier contract of the demonstrator (IDs, NHS
 // numbers, slot lengths, surgery hours) rests on it, so it changes only
 // with them.
 func DefaultSeed() *Seed {
@@ -413,6 +422,15 @@ func DefaultSeed() *Seed {
 			{NHSNumber: "9690937480", Family: "DOYLE", Given: "Patrick", Prefix: "Mr", Gender: "male", BirthDate: "1969-06-15", Address: leeds("Patrick Street"), GP: 2, Inactive: true},
 			{NHSNumber: "9690937499", Family: "FENWICK", Given: "Lily", Prefix: "Miss", Gender: "female", BirthDate: "2012-12-03", Address: leeds("Lily Street"), GP: 2, NotOnPDS: true},
 			{NHSNumber: "9690937502", Family: "AHMED", Given: "Bilal", Prefix: "Mr", Gender: "male", BirthDate: "1999-08-21", Address: leeds("Bilal Street"), GP: 2},
+			// Designated error patients (README, Testing your consumer's
+			// error handling): every request that names them is answered
+			// with their error, as the NHS demonstrator's are.
+			{NHSNumber: "9690937561", Family: "CONSENT", Given: "Noel", Prefix: "Mr", Gender: "male", BirthDate: "1970-01-01", Address: leeds("Consent Street"), GP: 2,
+				Error: &SeedError{Status: 403, Code: gpconnect.CodeNoPatientConsent}},
+			{NHSNumber: "9690937588", Family: "FAILURE", Given: "Ivy", Prefix: "Ms", Gender: "female", BirthDate: "1970-01-02", Address: leeds("Failure Street"), GP: 2,
+				Error: &SeedError{Status: 500, Code: gpconnect.CodeInternalServerError}},
+			{NHSNumber: "9690937596", Family: "REFUSED", Given: "Bram", Prefix: "Mr", Gender: "male", BirthDate: "1970-01-03", Address: leeds("Refused Street"), GP: 2,
+				Error: &SeedError{Status: 403, Code: gpconnect.CodeAccessDenied, On: []string{gpconnect.CreateAppointment}}},
 		},
 		Appointments: []SeedAppointment{
 			{Patient: 1, Schedule: 1, DaysAgo: 14, Description: "Blood pressure review"},

@@ -94,6 +94,7 @@ func TestProfiles(t *testing.T) {
 		checked:  map[string]int{},
 		codes:    map[string]bool{},
 		accepted: map[string]int{},
+		d:        d,
 	}
 	t.Cleanup(r.client.CloseIdleConnections)
 	nhsInUse := map[string]bool{}
@@ -254,6 +255,7 @@ type profileRun struct {
 	checked   map[string]int             // "resourceType profile" → resources checked
 	codes     map[string]bool            // the error codes of the refusals checked
 	accepted  map[string]int             // problems let pass, by profileAccepted's reason
+	d         *Demonstrator              // for the designated error patients, whose refusals are checked instead
 }
 
 // profileAccepted are the rules of the profiles that the demonstrator
@@ -511,6 +513,15 @@ func (r *profileRun) journey(t *testing.T, p PracticeInfo, format gpconnect.Form
 	var patients []string
 	for i := 1; ; i++ {
 		id := strconv.Itoa(i)
+		if e, ok := r.d.designatedByID(p.ODS, id); ok {
+			// A designated error patient: their refusals are checked.
+			refused := func(rq profileRequest) profileRequest {
+				rq.status, rq.codes = e.status, []string{e.code}
+				return rq
+			}
+			x(refused(profileGet("read designated patient "+id, "/Patient/"+id, gpconnect.ReadPatient)))
+			continue
+		}
 		pt := x(profileWalk("read patient "+id, "/Patient/"+id, gpconnect.ReadPatient))
 		if pt == nil {
 			break
