@@ -167,6 +167,11 @@ func (st *stage) start(name string, args ...string) (*child, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = st.dir
+	// Several sspemu processes run at once, so none serves the Spine
+	// services on their fixed ports; an environment variable, not a config
+	// key, so that a -baseline build from before spine: reads the same
+	// config (it ignores the variable).
+	cmd.Env = append(os.Environ(), "SSPEMU_SPINE_ENABLED=false")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
