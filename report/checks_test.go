@@ -47,7 +47,9 @@ func v1(r *audit.Record) {
 func status(n int) func(*audit.Record) { return func(r *audit.Record) { r.Status = n } }
 
 func refused(rule string, n int) func(*audit.Record) {
-	return func(r *audit.Record) { r.Decision, r.Rule, r.Status, r.Token, r.Reason = "refused", rule, n, "BAD_REQUEST", "refused by " + rule }
+	return func(r *audit.Record) {
+		r.Decision, r.Rule, r.Status, r.Token, r.Reason = "refused", rule, n, "BAD_REQUEST", "refused by "+rule
+	}
 }
 
 type checkCase struct {
@@ -201,7 +203,9 @@ func TestCheckJWT(t *testing.T) {
 	failed := func(r *audit.Record) {
 		r.Claims = []audit.ClaimVerdict{{Claim: "exp", Verdict: "failed", Reason: "expired"}}
 	}
-	notJudged := func(r *audit.Record) { r.Claims = append(r.Claims, audit.ClaimVerdict{Claim: "aud", Verdict: "not judged"}) }
+	notJudged := func(r *audit.Record) {
+		r.Claims = append(r.Claims, audit.ClaimVerdict{Claim: "aud", Verdict: "not judged"})
+	}
 	runChecks(t, "jwt-smartcard", []checkCase{
 		{"smartcard, every claim passed", Test{}, []*call{rc()}, Met, 1, 0},
 		{"a claim failed", Test{}, []*call{rc(), rc(failed, refused("jwt", 400))}, NotMet, 1, 1},
@@ -232,7 +236,9 @@ func TestCheckChunkedGzip(t *testing.T) {
 func TestCheckSpineHeaders(t *testing.T) {
 	reused := rc()
 	reused.ambiguous = true
-	logged := rc(func(r *audit.Record) { r.Reason = "interaction-route (logged, not enforced): Ssp-InteractionID does not match" })
+	logged := rc(func(r *audit.Record) {
+		r.Reason = "interaction-route (logged, not enforced): Ssp-InteractionID does not match"
+	})
 	cases := []checkCase{
 		{"every call good", Test{}, []*call{rc(), rc(v1)}, Met, 2, 0},
 		{"reused trace ID", Test{}, []*call{rc(), reused}, NotMet, 1, 1},
