@@ -270,6 +270,7 @@ func TestCheckInteraction(t *testing.T) {
 		{"other interaction", free, []*call{rc()}, NotExercised, 0, 0},
 		{"without status=free, 422", lacks, []*call{rc(slot("start=x"), status(422))}, Met, 1, 0},
 		{"without status=free, 200: error not exercised", lacks, []*call{rc(slot("start=x"))}, NotExercised, 0, 1},
+		{"without status=free, 500 is not 4xx", lacks, []*call{rc(slot("start=x"), status(500))}, NotExercised, 0, 1},
 		{"with status=free does not count", lacks, []*call{rc(slot("status=free"), status(422))}, NotExercised, 0, 0},
 		{"patient 404", notFound, []*call{rc(patient, status(404))}, Met, 1, 0},
 		{"patient 400 is not 404", notFound, []*call{rc(patient, status(400))}, NotExercised, 0, 1},

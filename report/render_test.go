@@ -192,7 +192,17 @@ func TestJUnitValidates(t *testing.T) {
 		if s.Name != groups[i] || s.Tests != len(s.Cases) {
 			t.Errorf("suite %d: %q with %d tests and %d cases", i, s.Name, s.Tests, len(s.Cases))
 		}
+		var failures, skipped int
 		for _, c := range s.Cases {
+			if c.Failure != nil {
+				failures++
+				if c.Failure.Text == "" || !strings.HasPrefix(c.Failure.Text, "SCAL: ") || !strings.Contains(c.Failure.Text, "- seq ") {
+					t.Errorf("%s: the failure holds no SCAL IDs and evidence: %q", c.Name, c.Failure.Text)
+				}
+			}
+			if c.Skipped != nil {
+				skipped++
+			}
 			id, _, _ := strings.Cut(c.Name, ": ")
 			r := byID[id]
 			switch {
@@ -204,6 +214,9 @@ func TestJUnitValidates(t *testing.T) {
 			if c.Failure != nil {
 				text.WriteString(c.Failure.Text)
 			}
+		}
+		if s.Failures != failures || s.Skipped != skipped || s.Errors != 0 {
+			t.Errorf("suite %q: failures %d skipped %d errors %d; its cases have %d and %d", s.Name, s.Failures, s.Skipped, s.Errors, failures, skipped)
 		}
 	}
 	// The hostile reason comes back intact once decoded: escaped, not lost.
