@@ -275,12 +275,8 @@ func readRecords(files []string) ([]*call, string, error) {
 	var out []*call
 	var head string
 	err := eachLine(files, func(line []byte) error {
-		var l struct {
-			Seq  uint64 `json:"seq"`
-			Hash string `json:"hash"`
-			audit.Record
-		}
-		if err := json.Unmarshal(line, &l); err != nil {
+		l, err := parseRecordLine(line)
+		if err != nil {
 			return err
 		}
 		head = l.Hash
@@ -291,6 +287,23 @@ func readRecords(files []string) ([]*call, string, error) {
 		return nil
 	})
 	return out, head, err
+}
+
+// recordLine is one line of the audit chain as the report reads it: the
+// chain members it needs and the record.
+type recordLine struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+	audit.Record
+}
+
+// parseRecordLine reads one audit line. It is the report's only reader of
+// the untrusted file's content (FuzzParseRecordLine), kept apart from the
+// file loop so it can be fuzzed alone.
+func parseRecordLine(line []byte) (recordLine, error) {
+	var l recordLine
+	err := json.Unmarshal(line, &l)
+	return l, err
 }
 
 func readTransactions(files []string) ([]audit.Transaction, error) {
