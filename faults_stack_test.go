@@ -306,6 +306,9 @@ func TestFaultsThroughStack(t *testing.T) {
 		if _, diag := issue(body); code != 502 || !strings.HasPrefix(diag, "ERROR_COMMUNICATING_TO_ENDPOINT_URL_") {
 			t.Fatalf("reset at the practice: %d %v", code, body)
 		}
+		if !f.practiceAudit(trace, `"decision":"error"`, `"rule":"fault"`, `"fault":"practice-drop"`) {
+			t.Error("the practice's audit does not record the connection it dropped")
+		}
 	})
 
 	t.Run("header names a rule; an unknown name is 400", func(t *testing.T) {
@@ -357,11 +360,22 @@ func newTraceSafe(int) string {
 // sspAudit reports whether the SSP's audit line of trace holds every want.
 func (f *faultStack) sspAudit(trace string, want ...string) bool {
 	f.t.Helper()
-	files, _ := filepath.Glob(filepath.Join(f.st.store.Dir(), "audit-*.jsonl"))
+	return auditHas(f.t, f.st.store.Dir(), trace, want...)
+}
+
+// practiceAudit is sspAudit over the practices' own audit.
+func (f *faultStack) practiceAudit(trace string, want ...string) bool {
+	f.t.Helper()
+	return auditHas(f.t, f.st.demoStore.Dir(), trace, want...)
+}
+
+func auditHas(t *testing.T, dir, trace string, want ...string) bool {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "audit-*.jsonl"))
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			f.t.Fatal(err)
+			t.Fatal(err)
 		}
 		for line := range bytes.SplitSeq(b, []byte("\n")) {
 			if !bytes.Contains(line, []byte(`"trace_id":"`+trace+`"`)) {

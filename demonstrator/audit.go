@@ -24,6 +24,7 @@ type Auditor interface {
 const (
 	decisionAnswered = "answered" // 1xx to 3xx
 	decisionRefused  = "refused"  // 4xx and 5xx, audit failures included
+	decisionError    = "error"    // closed unanswered (a reset fault)
 )
 
 // maxAuditField bounds what the audit copies from a header or the request
@@ -69,6 +70,8 @@ func (d *Demonstrator) record(x *exchange, rep *reply, o *outcome) error {
 		}
 	}
 	switch {
+	case o != nil && o.status == 0: // the connection is closed unanswered
+		rec.Decision, rec.Rule, rec.Reason = decisionError, o.code, o.diagnostics
 	case o != nil:
 		rec.Decision, rec.Rule, rec.Status, rec.Reason = decisionRefused, o.code, o.status, o.diagnostics
 	case rep.status >= 400:

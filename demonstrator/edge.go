@@ -93,12 +93,15 @@ type Refusal struct {
 	Status      int
 	Code        string // a Spine error code, e.g. gpconnect.CodeInternalServerError
 	Diagnostics string
+	// Drop closes the connection unanswered (Status and Code unused) once
+	// the practice's audit has recorded why, with Diagnostics as the reason.
+	Drop bool
 }
 
 // Hook runs at a practice's edge after the request's checks and before its
 // handler, so a fault can act where a real practice would fail: it may
 // wait (ctx ends with the request), return a Refusal to answer instead, or
-// panic with http.ErrAbortHandler to close the connection unanswered.
+// return a Refusal with Drop set to close the connection unanswered.
 type Hook func(ctx context.Context, in Inbound) *Refusal
 
 // exchange is one request at the edge: what the checks have learnt so far,
@@ -233,6 +236,13 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 			To: h.To, Query: r.URL.RawQuery, Body: rq.body, Header: r.Header,
 			Patients: func() []string { return p.patientsOf(rel) }, Answer: x.answer,
 		}); ref != nil {
+			if ref.Drop {
+				// Nothing is answered, as when a practice's system fails
+				// mid-call; its audit still says what happened (decision
+				// error, rule fault), then net/http closes the connection.
+				_ = d.record(x, nil, &outcome{code: "fault", diagnostics: ref.Diagnostics})
+				panic(http.ErrAbortHandler)
+			}
 			return nil, refuse(ref.Status, ref.Code, "%s", ref.Diagnostics)
 		}
 	}

@@ -42,14 +42,13 @@ func FaultHook(set *faults.Set) Hook {
 		if err := faults.Sleep(ctx, d.Delay); err != nil {
 			// The consumer (or the SSP's upstream timeout) gave up during
 			// the delay: nobody reads the answer.
-			panic(http.ErrAbortHandler)
+			return &Refusal{Drop: true, Diagnostics: d.Reason() + "; the caller closed the connection during the delay"}
 		}
 		switch {
 		case d.Status != nil:
 			ref = &Refusal{Status: d.Status.Status, Code: d.Status.Code, Diagnostics: d.Status.Reason()}
 		case d.Reset:
-			// net/http closes the connection without a response.
-			panic(http.ErrAbortHandler)
+			ref = &Refusal{Drop: true, Diagnostics: d.Reason()}
 		}
 		return ref
 	}
