@@ -31,6 +31,7 @@ import (
 	"sspemu/pds"
 	"sspemu/proxy"
 	"sspemu/sds"
+	"sspemu/spinecall"
 )
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -366,7 +367,7 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
-	st.pds = newPDS(cfg, d, st.log)
+	st.pds = newPDS(cfg, d, st.log, st.console.SpineCall)
 	certFile, keyFile := cfg.Demonstrator.Cert, cfg.Demonstrator.Key
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(pki, certs.ProviderFile), filepath.Join(pki, certs.ProviderKeyFile)
@@ -441,9 +442,9 @@ func (st *stack) startSpine(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("spine: the server certificate (ssp.tls.cert/key): %w", err)
 	}
-	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log})
+	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log, Observe: st.console.SpineCall})
 	if st.pds == nil { // the practices made it when they run
-		st.pds = newPDS(cfg, nil, st.log)
+		st.pds = newPDS(cfg, nil, st.log, st.console.SpineCall)
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -591,8 +592,8 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 // the first practice) and, when d runs, the practices' patients, asked on
 // every request. The practices' Register Patient and the Spine listener
 // share it.
-func newPDS(cfg Config, d *demonstrator.Demonstrator, log *slog.Logger) *pds.Service {
-	opt := pds.Options{Logger: log}
+func newPDS(cfg Config, d *demonstrator.Demonstrator, log *slog.Logger, observe spinecall.Observer) *pds.Service {
+	opt := pds.Options{Logger: log, Observe: observe}
 	if practices := cfg.Demonstrator.PracticeList(); len(practices) > 0 {
 		opt.Practice = practices[0].ODS
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sspemu/proxy"
+	"sspemu/spinecall"
 )
 
 // Defaults for Options.
@@ -73,6 +74,7 @@ type Console struct {
 type item struct {
 	j *proxy.Journey
 	h *proxy.Handshake
+	s *spinecall.Call
 }
 
 // entry is one kept row. Its summary (what the stream sends) and detail
@@ -90,9 +92,12 @@ type entry struct {
 // summaryJSON is the entry's row, encoded once.
 func (e *entry) summaryJSON() []byte {
 	e.sumOnce.Do(func() {
-		if e.it.j != nil {
+		switch {
+		case e.it.j != nil:
 			e.summary = mustJSON(journeySummary(e.id, e.it.j))
-		} else {
+		case e.it.s != nil:
+			e.summary = mustJSON(spineSummary(e.id, e.it.s))
+		default:
 			e.summary = mustJSON(handshakeSummary(e.id, e.it.h))
 		}
 	})
@@ -102,9 +107,12 @@ func (e *entry) summaryJSON() []byte {
 // detailJSON is the entry's journey, judged and encoded once.
 func (e *entry) detailJSON() []byte {
 	e.detOnce.Do(func() {
-		if e.it.j != nil {
+		switch {
+		case e.it.j != nil:
 			e.detail = mustJSON(journeyDetail(e.id, e.it.j))
-		} else {
+		case e.it.s != nil:
+			e.detail = mustJSON(spineDetail(e.id, e.it.s))
+		default:
 			e.detail = mustJSON(handshakeDetail(e.id, e.it.h))
 		}
 	})
@@ -158,6 +166,10 @@ func (c *Console) Journey(j *proxy.Journey) { c.offer(item{j: j}) }
 
 // Handshake queues a refused TLS handshake without waiting.
 func (c *Console) Handshake(h *proxy.Handshake) { c.offer(item{h: h}) }
+
+// SpineCall queues a consumer's call to SDS or PDS without waiting; it is
+// the services' spinecall.Observer.
+func (c *Console) SpineCall(call spinecall.Call) { c.offer(item{s: &call}) }
 
 func (c *Console) offer(it item) {
 	select {

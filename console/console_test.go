@@ -17,6 +17,7 @@ import (
 
 	"sspemu/gpconnect"
 	"sspemu/proxy"
+	"sspemu/spinecall"
 )
 
 // deadline bounds every wait of these tests: a wait that runs out is a
@@ -540,5 +541,45 @@ func TestNoPageNoWork(t *testing.T) {
 	}
 	if !strings.Contains(string(e.summaryJSON()), `"trace_id":"idle"`) || e.detail != nil {
 		t.Errorf("the summary alone is encoded when the stream needs it: %s", e.summary)
+	}
+}
+
+// TestSpineCall: a consumer's call to PDS or SDS is streamed as an entry of
+// its own kind, with no ASIDs, and its detail is one step on the service's
+// lifeline.
+func TestSpineCall(t *testing.T) {
+	c := New(Options{})
+	t.Cleanup(c.Close)
+	base, _ := serve(t, c)
+	c.SpineCall(spinecall.Call{Service: spinecall.PDS, Time: time.Now(), Client: "127.0.0.1:4000", Method: "GET",
+		Request: "/personal-demographics/FHIR/R4/Patient?family=Smith", Status: 200, Results: 2, RequestID: "rid-1"})
+	c.SpineCall(spinecall.Call{Service: spinecall.LDAP, Time: time.Now(), Client: "LDAP connection 1", Method: "search",
+		Request: `base "o=nhs" filter (objectClass=*)`, Status: 32, Result: "No Such Object"})
+	s := openStream(t, base, "")
+	_, sum := s.next(t)
+	if sum.Kind != "pds" || sum.Outcome != "pds" || sum.TraceID != "rid-1" || sum.Status != 200 || sum.Results == nil || *sum.Results != 2 ||
+		sum.From != "" || sum.To != "" || !strings.Contains(sum.Request, "family=Smith") || sum.Client != "127.0.0.1:4000" {
+		t.Errorf("pds summary %+v", sum)
+	}
+	if _, sum = s.next(t); sum.Kind != "ldap" || sum.Status != 32 || sum.Token != "No Such Object" || *sum.Results != 0 {
+		t.Errorf("ldap summary %+v", sum)
+	}
+	for id, want := range map[int]proxy.Step{
+		1: {Actor: "pds", Name: "GET /personal-demographics/FHIR/R4/Patient?family=Smith", Verdict: proxy.VerdictPassed, Status: 200},
+		2: {Actor: "sds", Name: `search base "o=nhs" filter (objectClass=*)`, Verdict: proxy.VerdictFailed, Detail: "No Such Object"},
+	} {
+		resp, err := http.Get(base + "/console/api/entries/" + fmt.Sprint(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d detail
+		err = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Steps) != 1 || d.Steps[0] != want || d.Spine == nil || d.Journey != nil {
+			t.Errorf("entry %d: steps %+v spine %+v", id, d.Steps, d.Spine)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"sspemu/gpconnect"
 	"sspemu/proxy"
+	"sspemu/spinecall"
 )
 
 // The kinds of entry: a request that reached the chain, or a TLS handshake
@@ -31,6 +32,8 @@ type summary struct {
 	Rule            string    `json:"rule"`
 	Token           string    `json:"token"`
 	Reason          string    `json:"reason"`
+	Request         string    `json:"request,omitempty"` // a Spine call's path and query, or LDAP base and filter
+	Results         *int      `json:"results,omitempty"` // a Spine call's records
 	Client          string    `json:"client"`
 	TotalSeconds    float64   `json:"total_seconds"`
 }
@@ -43,6 +46,7 @@ type detail struct {
 	Journey   *proxy.Journey   `json:"journey,omitempty"`
 	JWT       *jwtView         `json:"jwt,omitempty"`
 	Handshake *proxy.Handshake `json:"handshake,omitempty"`
+	Spine     *spinecall.Call  `json:"spine,omitempty"`
 }
 
 func journeySummary(id uint64, j *proxy.Journey) summary {
@@ -111,4 +115,48 @@ func handshakeDetail(id uint64, h *proxy.Handshake) detail {
 	}
 	steps = append(steps, proxy.Step{Actor: proxy.ActorPractice, Name: "provider", Verdict: proxy.VerdictNotRun})
 	return detail{summary: handshakeSummary(id, h), Steps: steps, Handshake: h}
+}
+
+// spineSummary is a consumer's call to SDS or PDS: its kind (and outcome,
+// for the outcome filter) is the service, it has no ASIDs, and its
+// correlation or request ID stands as its trace ID.
+func spineSummary(id uint64, c *spinecall.Call) summary {
+	results := c.Results
+	trace := c.CorrelationID
+	if trace == "" {
+		trace = c.RequestID
+	}
+	return summary{
+		ID:           id,
+		Kind:         c.Service,
+		Time:         c.Time,
+		TraceID:      trace,
+		Method:       c.Method,
+		Status:       c.Status,
+		Outcome:      c.Service,
+		Token:        c.Result,
+		Request:      c.Request,
+		Results:      &results,
+		Client:       c.Client,
+		TotalSeconds: c.Seconds,
+	}
+}
+
+// spineDetail shows the call as one step on the service's lifeline.
+func spineDetail(id uint64, c *spinecall.Call) detail {
+	actor := c.Service
+	if actor == spinecall.LDAP {
+		actor = spinecall.SDS
+	}
+	st := proxy.Step{Actor: actor, Name: c.Method + " " + c.Request, Verdict: proxy.VerdictPassed, Status: c.Status}
+	if c.Service == spinecall.LDAP {
+		st.Status = 0 // an LDAP result code is not an HTTP status
+		st.Detail = c.Result
+		if c.Status != 0 {
+			st.Verdict = proxy.VerdictFailed
+		}
+	} else if c.Status >= 400 {
+		st.Verdict = proxy.VerdictFailed
+	}
+	return detail{summary: spineSummary(id, c), Steps: []proxy.Step{st}, Spine: c}
 }

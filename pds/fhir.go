@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sspemu/gpconnect"
+	"sspemu/spinecall"
 )
 
 // BasePath is where the PDS FHIR API lives, as on api.service.nhs.uk.
@@ -30,6 +31,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger is the operational log; nil discards.
 	Logger *slog.Logger
+	// Observe is told of each request once answered (the live console);
+	// nil tells nobody.
+	Observe spinecall.Observer
 }
 
 // Service is the PDS FHIR API.
@@ -39,11 +43,12 @@ type Service struct {
 	superseded map[string]string
 	now        func() time.Time
 	log        *slog.Logger
+	obs        spinecall.Observer
 }
 
 // New builds the service.
 func New(opt Options) *Service {
-	s := &Service{own: append(testPatients(opt.Practice), Unregistered()...), superseded: superseded(), now: opt.Now, log: opt.Logger}
+	s := &Service{own: append(testPatients(opt.Practice), Unregistered()...), superseded: superseded(), now: opt.Now, log: opt.Logger, obs: opt.Observe}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -116,7 +121,7 @@ var requestIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-
 //
 // X-Request-ID and X-Correlation-ID are mirrored on every answer.
 func (s *Service) Handler() http.Handler {
-	return http.HandlerFunc(s.serve)
+	return spinecall.Observe(spinecall.PDS, s.obs, http.HandlerFunc(s.serve))
 }
 
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +181,7 @@ func (s *Service) read(w http.ResponseWriter, id string) {
 		return
 	}
 	s.log.Debug("pds read", "nhs_number", id, "answered", p.NHSNumber)
+	spinecall.Results(w, 1)
 	w.Header().Set("ETag", `W/"1"`)
 	writeJSON(w, http.StatusOK, resource(p))
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sspemu/spinecall"
 )
 
 // The search parameters of GET /Patient (the PDS specification's list).
@@ -474,6 +476,7 @@ func (s *Service) search(w http.ResponseWriter, r *http.Request) {
 		writeOutcome(w, http.StatusOK, outcomeIssue{"information", "multiple-matches", "TOO_MANY_MATCHES", "Too Many Matches", ""})
 		return
 	}
+	spinecall.Results(w, len(hits))
 	b := searchBundle{ResourceType: "Bundle", Type: "searchset", Timestamp: s.now().UTC().Format(time.RFC3339), Total: len(hits)}
 	for _, h := range hits {
 		b.Entry = append(b.Entry, searchEntry{

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"sspemu/agreements"
+	"sspemu/spinecall"
 )
 
 // BasePath is where the SDS FHIR API lives, as on api.service.nhs.uk.
@@ -33,6 +34,9 @@ type Options struct {
 	APIKey string
 	// Logger is the operational log; nil discards.
 	Logger *slog.Logger
+	// Observe is told of each FHIR request and LDAP search once answered
+	// (the live console); nil tells nobody.
+	Observe spinecall.Observer
 }
 
 // Service is SDS: the FHIR API's handler and the LDAP directory, both over
@@ -41,11 +45,12 @@ type Service struct {
 	dir    cache
 	apiKey string
 	log    *slog.Logger
+	obs    spinecall.Observer
 }
 
 // New builds the service.
 func New(opt Options) *Service {
-	s := &Service{apiKey: opt.APIKey, log: opt.Logger}
+	s := &Service{apiKey: opt.APIKey, log: opt.Logger, obs: opt.Observe}
 	s.dir.registry = opt.Registry
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -76,7 +81,7 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 // had none or a bad one), and is the OperationOutcome's id; X-Request-ID is
 // passed back.
 func (s *Service) Handler() http.Handler {
-	return http.HandlerFunc(s.serveFHIR)
+	return spinecall.Observe(spinecall.SDS, s.obs, http.HandlerFunc(s.serveFHIR))
 }
 
 func (s *Service) serveFHIR(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +153,7 @@ func (s *Service) serveFHIR(w http.ResponseWriter, r *http.Request) {
 			resources = append(resources, endpointResource(e))
 		}
 	}
+	spinecall.Results(w, len(resources))
 	s.log.Debug("sds fhir search", "resource", resource, "filter", f.String(), "total", len(resources))
 	self := "https://" + r.Host + r.URL.Path
 	if r.URL.RawQuery != "" {

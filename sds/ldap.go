@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
+
+	"sspemu/spinecall"
 )
 
 // LDAP result codes (RFC 4511 §4.1.9) this directory answers with.
@@ -322,8 +325,21 @@ func (s *Service) ldapBind(w *gldap.ResponseWriter, r *gldap.Request) {
 }
 
 func (s *Service) ldapSearch(w *gldap.ResponseWriter, r *gldap.Request) {
+	start := time.Now()
 	m, err := r.GetSearchMessage()
 	done := r.NewSearchDoneResponse(gldap.WithResponseCode(resultProtocolError))
+	code, sent := resultProtocolError, 0
+	if s.obs != nil {
+		defer func() {
+			c := spinecall.Call{Service: spinecall.LDAP, Time: start, Client: fmt.Sprintf("LDAP connection %d", r.ConnectionID()),
+				Method: "search", Status: int(code), Result: gldap.ResultCodeMap[uint16(code)], Results: sent,
+				Seconds: time.Since(start).Seconds()}
+			if m != nil {
+				c.Request = "base " + strconv.Quote(m.BaseDN) + " filter " + m.Filter
+			}
+			s.obs(c)
+		}()
+	}
 	if err != nil {
 		_ = w.Write(done)
 		return
@@ -335,7 +351,6 @@ func (s *Service) ldapSearch(w *gldap.ResponseWriter, r *gldap.Request) {
 		return
 	}
 	res := s.dir.directory().ldapSearch(m.BaseDN, int(m.Scope), f)
-	sent := 0
 	for _, e := range res.entries {
 		if m.SizeLimit > 0 && int64(sent) == m.SizeLimit {
 			res.code = resultSizeLimitExceeded
@@ -351,6 +366,7 @@ func (s *Service) ldapSearch(w *gldap.ResponseWriter, r *gldap.Request) {
 		}
 		sent++
 	}
+	code = res.code
 	done.SetResultCode(res.code)
 	done.SetDiagnosticMessage(res.diag)
 	done.SetMatchedDN(res.matchedDN)

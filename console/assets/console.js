@@ -24,6 +24,8 @@
     "fault": "a fault rule may answer instead of the practice",
     "upstream": "the SSP forwards over its own mutual TLS and streams the practice's answer back",
   };
+  // A consumer's own calls to the Spine services: no SSP, no ASIDs.
+  const SPINE = { sds: "SDS", ldap: "SDS", pds: "PDS" };
   const ACTOR_NAMES = { consumer: "Consumer", ssp: "SSP", practice: "Practice", pds: "PDS", sds: "SDS" };
 
   const entries = new Map(); // id -> summary
@@ -115,18 +117,21 @@
   // ---- the list ----
   function row(e, fresh) {
     const tls = e.kind === "tls";
-    const status = tls ? "—" : String(e.status);
-    const statusClass = tls ? "" : (e.status < 400 ? "status-ok" : "status-bad");
+    const spine = SPINE[e.kind];
+    const ldap = e.kind === "ldap";
+    const status = tls ? "—" : ldap ? (e.token || String(e.status)) : String(e.status);
+    const statusClass = tls ? "" : ((ldap ? e.status === 0 : e.status < 400) ? "status-ok" : "status-bad");
     const tr = el("tr", {
       class: "entry" + (fresh ? " new" : "") + (e.id === selected ? " selected" : ""),
       "data-id": e.id, "data-outcome": e.outcome, "data-trace": e.trace_id, title: e.reason || "",
     },
       el("td", { class: "mono", title: clock(e.time, true) }, clock(e.time)),
       el("td", { class: "mono trace", title: e.trace_id }, e.trace_id || "—"),
-      el("td", { class: "mono route" }, tls ? e.client + " → SSP" : (e.from || "?") + " → " + (e.to || "?")),
-      el("td", { title: e.interaction }, tls ? "TLS handshake" : (e.interaction_name || shortURN(e.interaction) || "—")),
+      el("td", { class: "mono route" }, tls ? e.client + " → SSP" : spine ? e.client + " → " + spine : (e.from || "?") + " → " + (e.to || "?")),
+      el("td", { title: spine ? e.request : e.interaction }, tls ? "TLS handshake" : spine ? e.method + " " + shortTarget(e.request) : (e.interaction_name || shortURN(e.interaction) || "—")),
       el("td", { class: statusClass }, status),
-      el("td", {}, badge(e.outcome), e.rule ? el("span", { class: "note" }, " " + e.rule) : null),
+      el("td", {}, badge(e.outcome), e.rule ? el("span", { class: "note" }, " " + e.rule) : null,
+        spine ? el("span", { class: "note results" }, " " + e.results + (e.results === 1 ? " result" : " results")) : null),
     );
     tr.addEventListener("click", () => open(e.id));
     return tr;
@@ -196,6 +201,7 @@
   }
 
   function render(d) {
+    if (SPINE[d.kind]) return renderSpine(d);
     const j = d.journey || {};
     const tls = d.kind === "tls";
     const out = el("div", { "data-entry": d.id, "data-kind": d.kind });
@@ -245,13 +251,36 @@
     return out;
   }
 
+  // renderSpine shows a consumer's call to SDS or PDS: one step on the
+  // service's lifeline, and what was asked and answered.
+  function renderSpine(d) {
+    const c = d.spine || {};
+    const out = el("div", { "data-entry": d.id, "data-kind": d.kind });
+    out.append(el("h2", {}, badge(d.outcome), " ", SPINE[d.kind] + (d.kind === "ldap" ? " LDAP search" : " " + c.method), " · ",
+      d.kind === "ldap" ? (c.result || String(c.status)) : String(c.status)));
+    out.append(el("p", { class: "sub mono" }, c.request || ""));
+    out.append(el("h3", {}, "Journey"), sequence(d));
+    out.append(el("h3", {}, "Call"), kv([
+      ["time", clock(c.time, true)],
+      ["client", c.client || ""],
+      ["request", (c.method || "") + " " + (c.request || "")],
+      [d.kind === "ldap" ? "LDAP result" : "status", d.kind === "ldap" ? c.status + " " + (c.result || "") : String(c.status)],
+      ["results", String(c.results)],
+      ["X-Correlation-ID", c.correlation_id || "none"],
+      ["X-Request-ID", c.request_id || "none"],
+      ["took", seconds(c.seconds)],
+    ]));
+    return out;
+  }
+
   // sequence draws the journey: consumer, any Spine services, the SSP with
   // its rules in order, and the practice, as a sequence diagram.
   function sequence(d) {
     const steps = d.steps || [];
     const actors = ["consumer"];
     for (const s of steps) if (s.actor !== "ssp" && s.actor !== "practice" && !actors.includes(s.actor)) actors.push(s.actor);
-    actors.push("ssp", "practice");
+    const spine = !!SPINE[d.kind];
+    if (!spine) actors.push("ssp", "practice");
     const col = (a) => actors.indexOf(a);
     // minmax(0, …): a long label must not widen its column, or the lifelines
     // of one row would not meet those of the next.
@@ -282,6 +311,14 @@
 
     const j = d.journey || {};
     const tls = d.kind === "tls";
+    if (spine) {
+      for (const s of steps) {
+        arrow("consumer", s.actor, s.name, s.verdict === "failed" ? "bad" : "");
+        arrow(s.actor, "consumer", (s.status ? String(s.status) : (s.detail || s.verdict)) + " · " + d.results + " results",
+          s.verdict === "failed" ? "bad" : "good");
+      }
+      return seq;
+    }
     arrow("consumer", "ssp", tls ? "TLS ClientHello" : (j.method || "") + " " + shortTarget(j.target));
 
     // Spine services the consumer called first (PDS, SDS), when the journey has them.
