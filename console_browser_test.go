@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,6 +31,7 @@ import (
 	"sspemu/audit"
 	"sspemu/certs"
 	"sspemu/gpconnect"
+	"sspemu/pds"
 )
 
 // updateScreenshot rewrites the README's picture of the console.
@@ -136,7 +138,21 @@ func startConsoleStack(t *testing.T) *consoleStack {
 	t.Helper()
 	state := t.TempDir()
 	demoPort := freeLoopbackPort(t)
-	st, cfg := startTestStack(t, writeCrashConfig(t, state, demoPort, audit.SyncBatch))
+	file := writeCrashConfig(t, state, demoPort, audit.SyncBatch)
+	// The Spine services too, on free ports, for the consumer's PDS call.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := "spine:\n    enabled: false\n"
+	if !bytes.Contains(data, []byte(off)) {
+		t.Fatalf("the test config has no %q to replace:\n%s", off, data)
+	}
+	data = bytes.Replace(data, []byte(off), []byte("spine:\n    listen: 127.0.0.1:0\n    ldap:\n        listen: 127.0.0.1:0\n        ldaps_listen: 127.0.0.1:0\n"), 1)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, cfg := startTestStack(t, file)
 	cs := &consoleStack{
 		st:    st,
 		admin: "http://" + st.addrs["admin"],
@@ -356,6 +372,28 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if strings.Contains(b.text(t, chromedp.CSS(`#detail`)), spec.Encode()) {
 			t.Error("the page shows the raw token")
+		}
+		noProblems(t)
+	})
+
+	t.Run("a PDS call appears and opens", func(t *testing.T) {
+		id := uuid.NewString()
+		req, err := http.NewRequest(http.MethodGet, "https://"+cs.st.addrs["spine"]+pds.BasePath+"/Patient/"+pds.TestSuperseded, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Request-ID", id)
+		resp, err := cs.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("PDS read: %d", resp.StatusCode)
+		}
+		b.do(t, chromedp.WaitVisible(row(id)), chromedp.Click(row(id)), chromedp.WaitVisible(detail(t, id, `*`)))
+		if kind := b.attr(t, row(id), "data-outcome"); kind != "pds" {
+			t.Errorf("the PDS call's row has outcome %q, want pds", kind)
 		}
 		noProblems(t)
 	})
