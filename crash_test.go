@@ -377,7 +377,7 @@ func consumerClient(t *testing.T, pki string) *http.Client {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		t.Fatalf("no certificate in %s", certs.CAFile)
 	}
-	return &http.Client{
+	c := &http.Client{
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost: crashLoaders,
@@ -385,6 +385,8 @@ func consumerClient(t *testing.T, pki string) *http.Client {
 		},
 		Timeout: 30 * time.Second,
 	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // sendCrashRequest sends one metadata read under trace; a request that is

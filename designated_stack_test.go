@@ -1,15 +1,11 @@
 package main
 
 import (
-	"crypto/tls"
-	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"sspemu/certs"
 	"sspemu/demonstrator"
 	"sspemu/faults"
 	"sspemu/gpconnect"
@@ -26,18 +22,7 @@ import (
 func TestDesignatedPatientsThroughStack(t *testing.T) {
 	demoPort := freeLoopbackPort(t)
 	st, cfg := startTestStack(t, spineConfig(t, demoPort, nil))
-	pair, err := certs.LoadKeyPair(filepath.Join(cfg.PKIDir(), certs.ConsumerFile), filepath.Join(cfg.PKIDir(), certs.ConsumerKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.LoadCertPool(filepath.Join(cfg.PKIDir(), certs.CAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12,
-	}}}
-	t.Cleanup(client.CloseIdleConnections)
+	client := consumerClient(t, cfg.PKIDir())
 	f := &faultStack{t: t, st: st, admin: "http://" + st.addrs["admin"]}
 
 	today := time.Now().Format(time.DateOnly)

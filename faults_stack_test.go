@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"sspemu/audit"
-	"sspemu/certs"
 	"sspemu/demonstrator"
 	"sspemu/faults"
 	"sspemu/gpconnect"
@@ -36,18 +34,7 @@ func startFaultStack(t *testing.T) *faultStack {
 	t.Helper()
 	demoPort := freeLoopbackPort(t)
 	st, cfg := startTestStack(t, spineConfig(t, demoPort, map[string]any{"faults": map[string]any{"header": true}}))
-	pair, err := certs.LoadKeyPair(filepath.Join(cfg.PKIDir(), certs.ConsumerFile), filepath.Join(cfg.PKIDir(), certs.ConsumerKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.LoadCertPool(filepath.Join(cfg.PKIDir(), certs.CAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12,
-	}}}
-	t.Cleanup(client.CloseIdleConnections)
+	client := consumerClient(t, cfg.PKIDir())
 	p := cfg.Demonstrator.PracticeList()[0]
 	return &faultStack{
 		t: t, st: st, admin: "http://" + st.addrs["admin"],

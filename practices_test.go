@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +17,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/viper"
 
-	"sspemu/certs"
 	"sspemu/demonstrator"
 	"sspemu/fhir"
 	"sspemu/fhir/fhirtest"
@@ -270,18 +267,7 @@ func TestJourneyAtEachPractice(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.shutdown(context.Background()) })
-	pair, err := certs.LoadKeyPair(filepath.Join(cfg.PKIDir(), certs.ConsumerFile), filepath.Join(cfg.PKIDir(), certs.ConsumerKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.LoadCertPool(filepath.Join(cfg.PKIDir(), certs.CAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12,
-	}}}
-	t.Cleanup(client.CloseIdleConnections)
+	client := consumerClient(t, cfg.PKIDir())
 	xsd := &xmlDocs{}
 
 	practices := cfg.Demonstrator.PracticeList()
