@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -778,15 +777,6 @@ func fdnETag(t *testing.T, _ *fdnRun, a *fdnAnswer) {
 	}
 }
 
-func fdnAll(checks ...fdnCheck) fdnCheck {
-	return func(t *testing.T, r *fdnRun, a *fdnAnswer) {
-		t.Helper()
-		for _, c := range checks {
-			c(t, r, a)
-		}
-	}
-}
-
 // readable reads a reference (Kind/id) at the practice: the suite's
 // "should be valid and resolvable".
 func (r *fdnRun) readable(t *testing.T, ref string) {
@@ -833,8 +823,6 @@ func fdnJSON(t *testing.T, v any) string {
 func fdnContains(l []any, v string) bool {
 	return slices.ContainsFunc(l, func(x any) bool { return x == v })
 }
-
-func fdnDescribe(v any) string { return fmt.Sprintf("%v", v) }
 
 // fdnProfiles checks every answer of a practice against the GP Connect
 // 1.2.7 profiles (fhir/fhirtest/profile), and reports each rule broken

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -374,14 +373,4 @@ func join(calls []*call, txs []audit.Transaction) {
 			c.ambiguous = true
 		}
 	}
-}
-
-// sortedKeys is for stable output.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
