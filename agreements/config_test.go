@@ -37,36 +37,32 @@ func defaultConfig() Config {
 	}
 }
 
-func TestLoadFileDefaultRegistry(t *testing.T) {
-	c, err := LoadFile(filepath.Join("testdata", "default-registry.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(c, defaultConfig()) {
-		t.Fatalf("LoadFile = %+v\nwant %+v", c, defaultConfig())
-	}
-	if _, err := c.Build(); err != nil {
-		t.Fatalf("the default registry does not build: %v", err)
-	}
-}
-
-// TestParseSection checks the registry: section of design.md's config,
-// read the way the CLI reads it (ParseSection, the rest of the file left to
-// viper), gives the same Config as the registry file.
-func TestParseSection(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "design-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ParseSection("design-config.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(c, defaultConfig()) {
-		t.Fatalf("registry section = %+v\nwant %+v", c, defaultConfig())
-	}
-	if _, err := c.Build(); err != nil {
-		t.Fatalf("the registry of design.md does not build: %v", err)
+// TestDefaultRegistry reads design.md's registry both ways the CLI does:
+// as a registry file, and as the registry: section of design.md's config
+// (ParseSection, the rest of the file left to viper). Both must give the
+// same Config, and it must build.
+func TestDefaultRegistry(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		load func([]byte) (Config, error)
+	}{
+		{"default-registry.yaml", func(b []byte) (Config, error) { return parse("default-registry.yaml", b) }},
+		{"design-config.yaml", func(b []byte) (Config, error) { return ParseSection("design-config.yaml", b) }},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tt.load(data)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.file, err)
+		}
+		if !reflect.DeepEqual(c, defaultConfig()) {
+			t.Fatalf("%s: registry = %+v\nwant %+v", tt.file, c, defaultConfig())
+		}
+		if _, err := c.Build(); err != nil {
+			t.Fatalf("%s: the registry does not build: %v", tt.file, err)
+		}
 	}
 }
 

@@ -27,13 +27,7 @@ func decodeDevice(obj map[string]any) (Device, *ClaimError) {
 	const n = ClaimRequestingDevice
 	var d Device
 	var cerr *ClaimError
-	if d.ResourceType, cerr = resource(n, obj, "Device", deviceElement); cerr != nil {
-		return d, cerr
-	}
-	if d.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
-		return d, cerr
-	}
-	if d.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+	if d.ResourceType, d.ID, d.Identifiers, cerr = head(n, obj, "Device", deviceElement); cerr != nil {
 		return d, cerr
 	}
 	if d.Model, cerr = stringElement(n, at(n), obj, "model"); cerr != nil {
@@ -47,13 +41,7 @@ func decodeOrganization(obj map[string]any) (Organization, *ClaimError) {
 	const n = ClaimRequestingOrganization
 	var o Organization
 	var cerr *ClaimError
-	if o.ResourceType, cerr = resource(n, obj, "Organization", stu3("Organization")); cerr != nil {
-		return o, cerr
-	}
-	if o.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
-		return o, cerr
-	}
-	if o.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+	if o.ResourceType, o.ID, o.Identifiers, cerr = head(n, obj, "Organization", stu3("Organization")); cerr != nil {
 		return o, cerr
 	}
 	o.Name, cerr = stringElement(n, at(n), obj, "name")
@@ -64,17 +52,25 @@ func decodePractitioner(obj map[string]any) (Practitioner, *ClaimError) {
 	const n = ClaimRequestingPractitioner
 	var p Practitioner
 	var cerr *ClaimError
-	if p.ResourceType, cerr = resource(n, obj, "Practitioner", stu3("Practitioner")); cerr != nil {
-		return p, cerr
-	}
-	if p.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
-		return p, cerr
-	}
-	if p.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+	if p.ResourceType, p.ID, p.Identifiers, cerr = head(n, obj, "Practitioner", stu3("Practitioner")); cerr != nil {
 		return p, cerr
 	}
 	p.Names, cerr = humanNames(n, obj)
 	return p, cerr
+}
+
+// head decodes what the three resource claims share: the resource check
+// (resource), then id and identifier. What it decoded before a defect is
+// returned with it.
+func head(claim string, obj map[string]any, want string, element func(string) bool) (rt, id string, ids []fhir.Identifier, cerr *ClaimError) {
+	if rt, cerr = resource(claim, obj, want, element); cerr != nil {
+		return rt, "", nil, cerr
+	}
+	if id, cerr = stringElement(claim, at(claim), obj, "id"); cerr != nil {
+		return rt, id, nil, cerr
+	}
+	ids, cerr = identifiers(claim, obj)
+	return rt, id, ids, cerr
 }
 
 // decodeRequestedRecord keeps what an audit can show of a requested_record
