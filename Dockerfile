@@ -49,11 +49,15 @@ COPY --from=build --chown=65532:65532 /out/audit /audit
 ENV SSPEMU_STATE_DIR=/state \
     SSPEMU_SSP_LISTEN=0.0.0.0:8443 \
     SSPEMU_ADMIN_LISTEN=0.0.0.0:9090 \
-    SSPEMU_DEMONSTRATOR_LISTEN=0.0.0.0:9443
+    SSPEMU_DEMONSTRATOR_LISTEN=0.0.0.0:9443 \
+    SSPEMU_SPINE_LISTEN=0.0.0.0:7443 \
+    SSPEMU_SPINE_LDAP_LISTEN=0.0.0.0:1389 \
+    SSPEMU_SPINE_LDAP_LDAPS_LISTEN=0.0.0.0:1636
 WORKDIR /state
 # 65532 is distroless's "nonroot"; numeric, so a runtime can check it is not root.
 USER 65532:65532
-# SSP (mutual TLS), demonstrator (mutual TLS), admin (HTTP: /healthz, /readyz, /metrics).
-EXPOSE 8443 9443 9090
+# SSP (mutual TLS), demonstrator (mutual TLS), admin (HTTP: /healthz, /readyz, /metrics),
+# the Spine services: SDS and PDS FHIR APIs (HTTPS), SDS over LDAP and LDAPS.
+EXPOSE 8443 9443 9090 7443 1389 1636
 ENTRYPOINT ["/usr/local/bin/sspemu"]
 CMD ["serve"]

@@ -36,8 +36,14 @@ type Config struct {
 	Demonstrator demonstrator.Config `mapstructure:"demonstrator"`
 	Spine        SpineConfig         `mapstructure:"spine"`
 	RegistryFile string              `mapstructure:"registry_file"`
-	Registry     agreements.Config   `mapstructure:"registry"`
-	Faults       faults.Config       `mapstructure:"faults"`
+	// Registry is read from the YAML itself, not from viper's map
+	// (loadRegistry): strictly, with lines in its errors, by the same
+	// decoder as a registry_file.
+	Registry agreements.Config `mapstructure:"-"`
+	// RegistryYAML only takes viper's copy of the registry: section, so
+	// UnmarshalExact does not call it unknown; nothing reads it.
+	RegistryYAML any           `mapstructure:"registry"`
+	Faults       faults.Config `mapstructure:"faults"`
 }
 
 // AdminConfig is the admin: section.
@@ -130,8 +136,11 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	known := v.AllKeys()
 	problems := unknownEnv(os.Environ(), known)
 	filePractices := false // the user's file lists demonstrator.practices
+	var user *viper.Viper
+	var data []byte
 	if file != "" {
-		data, err := os.ReadFile(file)
+		var err error
+		data, err = os.ReadFile(file)
 		if errors.Is(err, fs.ErrNotExist) {
 			return Config{}, noConfig("config file %s does not exist: give --config an existing file, "+
 				"or leave --config out to run with the embedded defaults (config.yaml in the repository shows every key)", file)
@@ -139,13 +148,14 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 		if err != nil {
 			return Config{}, noConfig("config file %s cannot be read: %v", file, err)
 		}
-		user := viper.New()
+		user = viper.New()
 		user.SetConfigType("yaml")
 		if err := user.ReadConfig(bytes.NewReader(data)); err != nil {
 			return Config{}, noConfig("config file %s is not valid YAML: %v", file, yamlCause(err))
 		}
 		for _, k := range user.AllKeys() {
-			if !slices.Contains(known, k) {
+			// loadRegistry names unknown registry keys, with their lines.
+			if !slices.Contains(known, k) && !strings.HasPrefix(k, "registry.") {
 				problems = append(problems, fmt.Errorf("config file %s: unknown key %q", file, k))
 			}
 		}
@@ -180,6 +190,14 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 		problems = append(problems, fmt.Errorf("config file %s: demonstrator: set either practices or the earlier asid + ods, not both "+
 			"(asid or ods, from the file or SSPEMU_DEMONSTRATOR_*, make a one-practice list and practices would be ignored)", file))
 	}
+	c.RegistryYAML = nil
+	// The registry: section is checked even when registry_file replaces
+	// it, as every other key is.
+	reg, err := loadRegistry(file, data, user)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	c.Registry = reg
 	if c.RegistryFile != "" {
 		reg, err := agreements.LoadFile(c.RegistryFile)
 		if err != nil {
@@ -190,6 +208,28 @@ func loadConfig(v *viper.Viper, file string, flags *pflag.FlagSet) (Config, erro
 	}
 	c.SSP.ResolvePKI(c.PKIDir())
 	return c, errors.Join(problems...)
+}
+
+// loadRegistry reads the registry: section of the embedded defaults and,
+// over it, that of the user's file (data, read by user; nil without a
+// file). As viper merged maps before, a list the file gives replaces the
+// default's whole, and a list it leaves out keeps the default's.
+func loadRegistry(file string, data []byte, user *viper.Viper) (agreements.Config, error) {
+	reg, err := agreements.ParseSection("embedded config.yaml", defaultConfig)
+	if err != nil || user == nil || !user.IsSet("registry") {
+		return reg, err
+	}
+	mine, err := agreements.ParseSection(file, data)
+	if err != nil {
+		return agreements.Config{}, err
+	}
+	if user.IsSet("registry.systems") {
+		reg.Systems = mine.Systems
+	}
+	if user.IsSet("registry.agreements") {
+		reg.Agreements = mine.Agreements
+	}
+	return reg, nil
 }
 
 // envPrefix starts every environment variable that sets a key.
@@ -206,12 +246,18 @@ func envName(key string) string {
 func unknownEnv(environ, keys []string) []error {
 	names := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		names[envName(k)] = true
+		if !strings.HasPrefix(k, "registry.") {
+			names[envName(k)] = true
+		}
 	}
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, envPrefix) || names[name] {
+			continue
+		}
+		if strings.HasPrefix(name, envName("registry.")) {
+			errs = append(errs, fmt.Errorf("environment variable %s: the registry is read from files only: the config file's registry: or registry_file (SSPEMU_REGISTRY_FILE)", name))
 			continue
 		}
 		msg := fmt.Sprintf("environment variable %s: no configuration key has this name", name)

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/viper"
 
+	"sspemu/agreements"
 	"sspemu/gpconnect"
 )
 
@@ -256,5 +258,47 @@ demonstrator:
 	_ = root.Execute()
 	if strings.Contains(out.String(), "seed: patient") {
 		t.Errorf("check-config refuses good designated errors:\n%s", out.String())
+	}
+}
+
+// TestRegistrySectionStrict checks that the registry: section of a config
+// file is read by the registry's own decoder: an unknown key is named with
+// its line and system, once, and a list the file leaves out keeps the
+// default's, as viper's merge did.
+func TestRegistrySectionStrict(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, "c.yaml", "state_dir: "+dir+`
+registry:
+  systems:
+    - asid: "200000000359"
+      name: C
+      fdqn: c.example
+`)
+	_, err := loadConfig(viper.New(), file, nil)
+	want := `config file ` + file + `: registry: line 6: unknown key "fdqn" in system 1 (asid "200000000359")`
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "fdqn") != 1 {
+		t.Fatalf("err = %v\nwant it to name, once: %s", err, want)
+	}
+
+	file = writeFile(t, "d.yaml", "state_dir: "+dir+`
+registry:
+  systems:
+    - {asid: "200000000359", name: C, ods: Y12345, fqdn: c.example, sends: [foundations]}
+`)
+	c, err := loadConfig(viper.New(), file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := loadConfig(viper.New(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Registry.Systems) != 1 || c.Registry.Systems[0].Name != "C" {
+		t.Errorf("systems = %+v, want the file's one", c.Registry.Systems)
+	}
+	if !slices.EqualFunc(c.Registry.Agreements, def.Registry.Agreements, func(a, b agreements.AgreementConfig) bool {
+		return a.From == b.From && a.To == b.To && slices.Equal(a.Interactions, b.Interactions)
+	}) || len(def.Registry.Agreements) == 0 {
+		t.Errorf("agreements = %+v, want the defaults %+v", c.Registry.Agreements, def.Registry.Agreements)
 	}
 }

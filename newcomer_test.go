@@ -77,10 +77,18 @@ func TestUnknownEnvironmentVariables(t *testing.T) {
 	keys := v.AllKeys()
 	var environ []string
 	for _, k := range keys {
-		environ = append(environ, envName(k)+"=x")
+		if !strings.HasPrefix(k, "registry.") {
+			environ = append(environ, envName(k)+"=x")
+		}
 	}
 	if errs := unknownEnv(append(environ, "HOME=/root", "SSPEMUX=1"), keys); len(errs) != 0 {
 		t.Errorf("the keys' own variables refused: %v", errs)
+	}
+	// The registry's lists are read from files only: a variable naming one
+	// would be ignored, so it is refused, saying where the registry goes.
+	if errs := unknownEnv([]string{"SSPEMU_REGISTRY_SYSTEMS=x", "SSPEMU_REGISTRY_FILE=r.yaml"}, keys); len(errs) != 1 ||
+		!strings.Contains(errs[0].Error(), "SSPEMU_REGISTRY_SYSTEMS: the registry is read from files only") {
+		t.Errorf("SSPEMU_REGISTRY_SYSTEMS: %v", errs)
 	}
 	for _, name := range []string{"SSPEMU_SSP_LISTEN", "SSPEMU_SSP_MAX_BODY_BYTES", "SSPEMU_AUDIT_DIR", "SSPEMU_STATE_DIR"} {
 		if !slices.Contains(environ, name+"=x") {

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spf13/viper"
 )
 
 // defaultConfig is the registry of design.md's configuration contract,
@@ -39,45 +37,81 @@ func defaultConfig() Config {
 	}
 }
 
-func TestLoadFileDefaultRegistry(t *testing.T) {
-	c, err := LoadFile(filepath.Join("testdata", "default-registry.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(c, defaultConfig()) {
-		t.Fatalf("LoadFile = %+v\nwant %+v", c, defaultConfig())
-	}
-	if _, err := c.Build(); err != nil {
-		t.Fatalf("the default registry does not build: %v", err)
+// TestDefaultRegistry reads design.md's registry both ways the CLI does:
+// as a registry file, and as the registry: section of design.md's config
+// (ParseSection, the rest of the file left to viper). Both must give the
+// same Config, and it must build.
+func TestDefaultRegistry(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		load func([]byte) (Config, error)
+	}{
+		{"default-registry.yaml", func(b []byte) (Config, error) { return parse("default-registry.yaml", b) }},
+		{"design-config.yaml", func(b []byte) (Config, error) { return ParseSection("design-config.yaml", b) }},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tt.load(data)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.file, err)
+		}
+		if !reflect.DeepEqual(c, defaultConfig()) {
+			t.Fatalf("%s: registry = %+v\nwant %+v", tt.file, c, defaultConfig())
+		}
+		if _, err := c.Build(); err != nil {
+			t.Fatalf("%s: the registry does not build: %v", tt.file, err)
+		}
 	}
 }
 
-// TestViperRegistrySection checks the mapstructure tags: the registry:
-// section of design.md's config, read the way the CLI reads it (one viper
-// instance, UnmarshalExact), gives the same Config as the registry file.
-func TestViperRegistrySection(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "design-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
+func TestParseSectionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []string
+	}{
+		{
+			name: "unknown key in a system",
+			text: "ssp:\n  listen: x\nregistry:\n  systems:\n    - asid: \"200000000359\"\n      fdqn: c.example\n",
+			want: []string{`config file c.yaml: registry: line 6: unknown key "fdqn" in system 1 (asid "200000000359")`, "known keys: asid, name"},
+		},
+		{
+			name: "unknown key in the section",
+			text: "registry:\n  system: []\n",
+			want: []string{`line 2: unknown key "system" in registry (known keys: systems, agreements)`},
+		},
+		{
+			name: "section not a mapping",
+			text: "registry: [a]\n",
+			want: []string{"line 1: registry must be a mapping with systems: and agreements:, not a list"},
+		},
+		{
+			name: "wrong type in an agreement",
+			text: "registry:\n  agreements:\n    - from: \"1\"\n      to: \"2\"\n      interactions: foundations\n",
+			want: []string{`line 5: interactions in agreement 1 (1 -> 2) must be a list, e.g. [foundations], not a single value`},
+		},
 	}
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseSection("c.yaml", []byte(tt.text))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
 	}
-	sub := v.Sub("registry")
-	if sub == nil {
-		t.Fatal("no registry section")
-	}
-	var c Config
-	if err := sub.UnmarshalExact(&c); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(c, defaultConfig()) {
-		t.Fatalf("viper registry = %+v\nwant %+v", c, defaultConfig())
-	}
-	if _, err := c.Build(); err != nil {
-		t.Fatalf("the registry of design.md does not build: %v", err)
+}
+
+func TestParseSectionAbsent(t *testing.T) {
+	c, err := ParseSection("c.yaml", []byte("ssp:\n  listen: x\n"))
+	if err != nil || c.Systems != nil || c.Agreements != nil {
+		t.Fatalf("%+v %v", c, err)
 	}
 }
 
@@ -223,12 +257,12 @@ func TestLoadFileErrors(t *testing.T) {
 		{
 			name: "systems not a list",
 			text: "systems:\n  asid: x\n",
-			want: []string{"line 2: systems must be a list"},
+			want: []string{"line 2: systems must be a list, not a mapping"},
 		},
 		{
 			name: "system not a mapping",
 			text: "systems:\n  - 200000000359\n",
-			want: []string{"line 2: system 1 must be a mapping"},
+			want: []string{"line 2: system 1 must be a mapping of keys, not a single value"},
 		},
 		{
 			name: "top level not a mapping",
@@ -238,7 +272,22 @@ func TestLoadFileErrors(t *testing.T) {
 		{
 			name: "wrong type",
 			text: "systems:\n  - asid: \"1\"\n    sends: {a: b}\n",
-			want: []string{"line 3"},
+			want: []string{`line 3: sends in system 1 (asid "1") must be a list, e.g. [foundations], not a mapping`},
+		},
+		{
+			name: "wrong type of text",
+			text: "systems:\n  - asid: \"1\"\n  - asid: \"2\"\n    name: [a, b]\n",
+			want: []string{`line 4: name in system 2 (asid "2") must be text, not a list`},
+		},
+		{
+			name: "wrong type in a flow list",
+			text: "systems: [{asid: \"1\"}, {asid: \"2\", name: [a]}]\n",
+			want: []string{`line 1: a value in the registry must be text, not a list`},
+		},
+		{
+			name: "every problem at once, each once",
+			text: "systems:\n  - &s {asid: \"1\", port: 1}\n  - *s\n  - asid: \"3\"\n    sends: x\n",
+			want: []string{`line 2: unknown key "port" in system 1 (asid "1")`, `line 5: sends in system 3 (asid "3") must be a list`},
 		},
 		{
 			name: "duplicate key",
@@ -305,9 +354,17 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("agreements:\n  - {from: a, to: b, interactions: [structured], not_before: 2025-01-01}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("---\n---\n"))
+	f.Add([]byte("systems: [{asid: \"1\", name: [a]}, 7]\nagreements: {from: a}\n"))
+	f.Add([]byte("registry:\n  systems:\n    - {asid: \"1\", sends: x}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The configuration's registry: section takes the same decoder and
+		// the same error wording; it too must never panic.
+		_, _ = ParseSection("fuzz.yaml", data)
 		c, err := parse("fuzz.yaml", data)
 		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("an empty error")
+			}
 			return
 		}
 		tab, err := c.Build()

@@ -27,13 +27,7 @@ func decodeDevice(obj map[string]any) (Device, *ClaimError) {
 	const n = ClaimRequestingDevice
 	var d Device
 	var cerr *ClaimError
-	if d.ResourceType, cerr = resource(n, obj, "Device", deviceElement); cerr != nil {
-		return d, cerr
-	}
-	if d.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
-		return d, cerr
-	}
-	if d.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+	if d.ResourceType, d.ID, d.Identifiers, cerr = head(n, obj, "Device", deviceElement); cerr != nil {
 		return d, cerr
 	}
 	if d.Model, cerr = stringElement(n, at(n), obj, "model"); cerr != nil {
@@ -47,13 +41,7 @@ func decodeOrganization(obj map[string]any) (Organization, *ClaimError) {
 	const n = ClaimRequestingOrganization
 	var o Organization
 	var cerr *ClaimError
-	if o.ResourceType, cerr = resource(n, obj, "Organization", organizationElement); cerr != nil {
-		return o, cerr
-	}
-	if o.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
-		return o, cerr
-	}
-	if o.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+	if o.ResourceType, o.ID, o.Identifiers, cerr = head(n, obj, "Organization", stu3("Organization")); cerr != nil {
 		return o, cerr
 	}
 	o.Name, cerr = stringElement(n, at(n), obj, "name")
@@ -64,17 +52,25 @@ func decodePractitioner(obj map[string]any) (Practitioner, *ClaimError) {
 	const n = ClaimRequestingPractitioner
 	var p Practitioner
 	var cerr *ClaimError
-	if p.ResourceType, cerr = resource(n, obj, "Practitioner", practitionerElement); cerr != nil {
-		return p, cerr
-	}
-	if p.ID, cerr = stringElement(n, at(n), obj, "id"); cerr != nil {
-		return p, cerr
-	}
-	if p.Identifiers, cerr = identifiers(n, obj); cerr != nil {
+	if p.ResourceType, p.ID, p.Identifiers, cerr = head(n, obj, "Practitioner", stu3("Practitioner")); cerr != nil {
 		return p, cerr
 	}
 	p.Names, cerr = humanNames(n, obj)
 	return p, cerr
+}
+
+// head decodes what the three resource claims share: the resource check
+// (resource), then id and identifier. What it decoded before a defect is
+// returned with it.
+func head(claim string, obj map[string]any, want string, element func(string) bool) (rt, id string, ids []fhir.Identifier, cerr *ClaimError) {
+	if rt, cerr = resource(claim, obj, want, element); cerr != nil {
+		return rt, "", nil, cerr
+	}
+	if id, cerr = stringElement(claim, at(claim), obj, "id"); cerr != nil {
+		return rt, id, nil, cerr
+	}
+	ids, cerr = identifiers(claim, obj)
+	return rt, id, ids, cerr
 }
 
 // decodeRequestedRecord keeps what an audit can show of a requested_record
@@ -88,8 +84,8 @@ func decodeRequestedRecord(obj map[string]any) *RequestedRecord {
 }
 
 // resource checks that obj is a FHIR STU3 resource of type want defining
-// only known elements, none null, and returns its resourceType when that is
-// a string. A nil obj is a claim that was not an object: ParseAuthorization
+// only elements for which element holds (those of DomainResource too), none
+// null, and returns its resourceType when that is a string. A nil obj is a claim that was not an object: ParseAuthorization
 // has refused it already (400). Everything else is 422.
 func resource(claim string, obj map[string]any, want string, element func(string) bool) (string, *ClaimError) {
 	if obj == nil {
@@ -107,7 +103,7 @@ func resource(claim string, obj map[string]any, want string, element func(string
 	var anyUnknown, anyNull bool
 	for name, v := range obj {
 		base := strings.TrimPrefix(name, "_")
-		if (!domainResourceElement(base) && !element(base)) || name == "_resourceType" {
+		if (base != "resourceType" && !element(base)) || name == "_resourceType" {
 			if !anyUnknown || name < unknown {
 				unknown, anyUnknown = name, true
 			}
@@ -166,81 +162,80 @@ func (p place) String() string {
 	return fmt.Sprintf("%s.%s[%d]", p.claim, p.array, p.item)
 }
 
-// identifiers decodes the identifier element of a resource: an array of
-// Identifier objects defining only STU3's elements, with string system
-// and value.
+// identifiers decodes the identifier element of a resource, with string
+// system and value.
 func identifiers(claim string, obj map[string]any) ([]fhir.Identifier, *ClaimError) {
-	v, ok := obj["identifier"]
-	if !ok {
-		return nil, nil
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return nil, invalidResource(claim, "%s.identifier must be a JSON array of Identifier objects, got %s", claim, kindOf(v))
-	}
-	out := make([]fhir.Identifier, 0, len(items))
-	for i, item := range items {
-		path := place{claim, "identifier", i}
-		m, ok := item.(map[string]any)
-		if !ok {
-			return out, invalidResource(claim, "%s must be an Identifier object, got %s", path, kindOf(item))
-		}
-		if name, bad := firstMember(m, unknownTo(identifierElement)); bad {
-			return out, invalidResource(claim, "%s has %q, which a FHIR Identifier does not define; remove it", path, truncate(name, 40))
-		}
+	return objects(claim, obj, "identifier", "Identifier", func(path place, m map[string]any) (fhir.Identifier, *ClaimError) {
 		var id fhir.Identifier
 		var cerr *ClaimError
 		if id.System, cerr = stringElement(claim, path, m, "system"); cerr != nil {
-			return out, cerr
+			return id, cerr
 		}
-		if id.Value, cerr = stringElement(claim, path, m, "value"); cerr != nil {
-			return out, cerr
-		}
-		out = append(out, id)
-	}
-	return out, nil
+		id.Value, cerr = stringElement(claim, path, m, "value")
+		return id, cerr
+	})
 }
 
-// humanNames decodes a practitioner's name element as identifiers decodes
-// identifier: family must be one string (STU3, not DSTU2's array), given
-// and prefix arrays of strings.
+// humanNames decodes a practitioner's name element: family must be one
+// string (STU3, not DSTU2's array), given and prefix arrays of strings.
 func humanNames(claim string, obj map[string]any) ([]fhir.HumanName, *ClaimError) {
-	v, ok := obj["name"]
-	if !ok {
-		return nil, nil
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return nil, invalidResource(claim, "%s.name must be a JSON array of HumanName objects, got %s", claim, kindOf(v))
-	}
-	out := make([]fhir.HumanName, 0, len(items))
-	for i, item := range items {
-		path := place{claim, "name", i}
-		m, ok := item.(map[string]any)
-		if !ok {
-			return out, invalidResource(claim, "%s must be a HumanName object, got %s", path, kindOf(item))
-		}
-		if name, bad := firstMember(m, unknownTo(humanNameElement)); bad {
-			return out, invalidResource(claim, "%s has %q, which a FHIR HumanName does not define; remove it", path, truncate(name, 40))
-		}
+	return objects(claim, obj, "name", "HumanName", func(path place, m map[string]any) (fhir.HumanName, *ClaimError) {
 		var hn fhir.HumanName
 		switch family := m["family"].(type) {
 		case string:
 			hn.Family = family
 		case nil:
 		default:
-			return out, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path, kindOf(family))
+			return hn, invalidResource(claim, "%s.family must be one JSON string in STU3 (DSTU2 used an array), got %s", path, kindOf(family))
 		}
 		var cerr *ClaimError
 		if hn.Given, cerr = stringList(claim, path, m, "given"); cerr != nil {
+			return hn, cerr
+		}
+		hn.Prefix, cerr = stringList(claim, path, m, "prefix")
+		return hn, cerr
+	})
+}
+
+// objects decodes the element name of obj, an array of objects of the FHIR
+// datatype typ: each item must be an object defining only typ's elements
+// (the fhir package's STU3 table says which), and is then built by item.
+// The items before a defect are returned with it.
+func objects[T any](claim string, obj map[string]any, name, typ string, item func(place, map[string]any) (T, *ClaimError)) ([]T, *ClaimError) {
+	v, ok := obj[name]
+	if !ok {
+		return nil, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, invalidResource(claim, "%s.%s must be a JSON array of %s objects, got %s", claim, name, typ, kindOf(v))
+	}
+	defines := stu3(typ)
+	out := make([]T, 0, len(items))
+	for i, it := range items {
+		path := place{claim, name, i}
+		m, ok := it.(map[string]any)
+		if !ok {
+			return out, invalidResource(claim, "%s must be %s object, got %s", path, withArticle(typ), kindOf(it))
+		}
+		if member, bad := firstMember(m, unknownTo(defines)); bad {
+			return out, invalidResource(claim, "%s has %q, which a FHIR %s does not define; remove it", path, truncate(member, 40), typ)
+		}
+		t, cerr := item(path, m)
+		if cerr != nil {
 			return out, cerr
 		}
-		if hn.Prefix, cerr = stringList(claim, path, m, "prefix"); cerr != nil {
-			return out, cerr
-		}
-		out = append(out, hn)
+		out = append(out, t)
 	}
 	return out, nil
+}
+
+// withArticle puts "a" or "an" before a type name, for messages.
+func withArticle(typ string) string {
+	if typ != "" && strings.ContainsRune("AEIOU", rune(typ[0])) {
+		return "an " + typ
+	}
+	return "a " + typ
 }
 
 // stringList decodes the element name of obj as an array of strings, a
@@ -290,55 +285,25 @@ func kindOf(v any) string {
 	return "an object"
 }
 
-// The elements FHIR STU3 defines on every DomainResource, on the three
-// resource types a token carries, and on the two data types the rules read.
-// They are switches, not lists, because every member of every resource
-// claim is looked up in them.
-
-func domainResourceElement(n string) bool {
-	switch n {
-	case "resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension", "modifierExtension":
-		return true
-	}
-	return false
+// stu3 is the test of element names of the STU3 resource or datatype typ,
+// from the fhir package's table of the STU3 definitions, which the codec
+// checks every resource against. (A type missing from the table would
+// define nothing, refusing every token: every valid-token test would fail.)
+func stu3(typ string) func(string) bool {
+	t, _ := fhir.TypeOf(typ)
+	return t.Defines
 }
 
+// deviceElement is the test of a Device's element names (DomainResource's
+// and Device's own). Device is not in the fhir package's table, which holds
+// what the codec converts (the practices never send or receive a Device),
+// so its elements are listed here. It is a switch, not a list, because every
+// member of the claim is looked up in it.
 func deviceElement(n string) bool {
 	switch n {
-	case "identifier", "udi", "status", "type", "lotNumber", "manufacturer", "manufactureDate", "expirationDate", "model",
+	case "id", "meta", "implicitRules", "language", "text", "contained", "extension", "modifierExtension", // DomainResource
+		"identifier", "udi", "status", "type", "lotNumber", "manufacturer", "manufactureDate", "expirationDate", "model",
 		"version", "patient", "owner", "contact", "location", "url", "note", "safety":
-		return true
-	}
-	return false
-}
-
-func organizationElement(n string) bool {
-	switch n {
-	case "identifier", "active", "type", "name", "alias", "telecom", "address", "partOf", "contact", "endpoint":
-		return true
-	}
-	return false
-}
-
-func practitionerElement(n string) bool {
-	switch n {
-	case "identifier", "active", "name", "telecom", "address", "gender", "birthDate", "photo", "qualification", "communication":
-		return true
-	}
-	return false
-}
-
-func identifierElement(n string) bool {
-	switch n {
-	case "id", "extension", "use", "type", "system", "value", "period", "assigner":
-		return true
-	}
-	return false
-}
-
-func humanNameElement(n string) bool {
-	switch n {
-	case "id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period":
 		return true
 	}
 	return false
