@@ -1,0 +1,103 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// matching is the calls of the test's interaction whose query meets its
+// conditions and whose answer is the one it expects ("" Expect: any).
+func matching(t Test, calls []*call) []*call {
+	return filter(calls, func(c *call) bool {
+		return c.rec.Interaction == t.Interaction && queryHolds(c.rec.Target, t.QueryHas, t.QueryLacks) &&
+			(t.Expect == "" || expected(t.Expect, c))
+	})
+}
+
+func answered(t Test) string {
+	switch t.Expect {
+	case "", "ok":
+		return "answered with success"
+	}
+	return "answered " + t.Expect
+}
+
+// checkCannotShow decides a test whose outcome only the consumer's own
+// system shows (displaying data, reading it "correctly", a real PDS): it is
+// never met from the audit. The calls that exercised its request side are
+// shown, so the assessor can match them to the consumer's screenshots.
+func checkCannotShow(t Test, calls []*call) (string, string, []*call, []*call) {
+	why := "cannot be shown locally: " + t.CannotProve
+	if t.Interaction == "" {
+		return NotExercised, why, nil, nil
+	}
+	got := matching(t, calls)
+	if len(got) == 0 {
+		return NotExercised, fmt.Sprintf("%s; and no %s call%s was %s", why, iaName(t.Interaction), queryPhrase(t), answered(t)), nil, nil
+	}
+	return NotExercised, fmt.Sprintf("%s; its request side was exercised: %d %s call(s)%s %s", why, len(got), iaName(t.Interaction), queryPhrase(t), answered(t)), got, nil
+}
+
+// checkNotRecorded decides a test that hinges on a fact this audit version
+// does not record (Test.Needs: the searchset's entry count, the request
+// body, the provider's error code). It is not exercised, never not met:
+// the calls that would be judged are shown.
+func checkNotRecorded(t Test, calls []*call) (string, string, []*call, []*call) {
+	why := "not recorded by this audit version: " + t.Needs
+	got := matching(t, calls)
+	if len(got) == 0 {
+		return NotExercised, fmt.Sprintf("%s; and no %s call%s was %s", why, iaName(t.Interaction), queryPhrase(t), answered(t)), nil, nil
+	}
+	return NotExercised, fmt.Sprintf("%s; %d %s call(s)%s %s would be judged on it", why, len(got), iaName(t.Interaction), queryPhrase(t), answered(t)), got, nil
+}
+
+// nhsNumberOf is the NHS number a find-patient call searched for (the
+// identifier parameter's value after "https://fhir.nhs.uk/Id/nhs-number|"),
+// and whether the query named one at all.
+func nhsNumberOf(target string) (string, bool) {
+	for _, v := range queryOf(target)["identifier"] {
+		if n, ok := strings.CutPrefix(v, "https://fhir.nhs.uk/Id/nhs-number|"); ok {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// validNHSNumber applies the NHS number's modulus 11 check: ten digits, the
+// last the check digit of the first nine (weights 10..2; 11 − sum mod 11,
+// 11 → 0, 10 → invalid).
+func validNHSNumber(n string) bool {
+	if len(n) != 10 {
+		return false
+	}
+	sum := 0
+	for i := range 10 {
+		if n[i] < '0' || n[i] > '9' {
+			return false
+		}
+		if i < 9 {
+			sum += int(n[i]-'0') * (10 - i)
+		}
+	}
+	check := 11 - sum%11
+	if check == 11 {
+		check = 0
+	}
+	return check != 10 && check == int(n[9]-'0')
+}
+
+// checkFindInvalidNHS decides GPC-FOU-FPA-01/8: a find-patient call whose
+// NHS number fails the modulus 11 check (read from the query the audit
+// keeps), answered with an error, and not sent again unchanged. A consumer
+// that validates the number itself never sends one: not exercised, and
+// the Why says so.
+func checkFindInvalidNHS(t Test, calls []*call) (string, string, []*call, []*call) {
+	res, why, ex, co := errorThenFixed(t, calls, func(c *call) bool {
+		n, ok := nhsNumberOf(c.rec.Target)
+		return c.rec.Interaction == iaFindPatient && ok && !validNHSNumber(n)
+	}, "a find patient call with an NHS number that fails the modulus 11 check")
+	if res == NotExercised && len(ex) == 0 && len(co) == 0 {
+		why += " (a consumer that checks the number itself never sends one; its own check is then what to show the assessor)"
+	}
+	return res, why, ex, co
+}

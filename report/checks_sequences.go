@@ -1,0 +1,396 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Step is one call of a sequence test: several calls to one practice (the
+// same Ssp-To) in audit seq order, such as find patient, register, search
+// free slots, book, read the booking. Steps are catalogue data.
+type Step struct {
+	// Interactions are the GP Connect interactions that fill the step (any
+	// of them: "read the appointment, or retrieve the patient's
+	// appointments").
+	Interactions []string
+	// Expect is the answer wanted: "ok" (forwarded, 2xx), "4xx" or an
+	// exact status ("201").
+	Expect string
+	// Query is conditions on the query string: "k" (present), "k=v"
+	// (some value equal to v) or "k=p*" (some value starting with p).
+	Query []string
+	// Absent makes the step a prohibition: no such call may come between
+	// the steps either side of it ("no registration" when the patient was
+	// found).
+	Absent bool
+	// Key marks the call the test is about. When it was made but the
+	// sequence around it is incomplete (a booking never read back, an
+	// amendment of an appointment not read first), the test is not met
+	// rather than not exercised.
+	Key bool
+	// SameAppointment ties the step's /Appointment/{id} to the one the
+	// nearest earlier step named, when both name one (a retrieve of the
+	// patient's appointments names none).
+	SameAppointment bool
+}
+
+// iaNames are the interactions as the report's sentences name them.
+var iaNames = map[string]string{
+	iaMetadata: "read metadata", iaFindPatient: "find patient", iaReadPatient: "read patient", iaRegister: "register patient",
+	iaFindPract: "find practitioner", iaReadPract: "read practitioner", iaFindOrg: "find organisation", iaReadOrg: "read organisation",
+	iaReadLoc: "read location", iaSlots: "search free slots", iaBook: "book appointment", iaReadAppt: "read appointment",
+	iaAmend: "amend appointment", iaCancel: "cancel appointment", iaPatientAppt: "retrieve the patient's appointments",
+}
+
+func iaName(ia string) string {
+	if n, ok := iaNames[ia]; ok {
+		return n
+	}
+	return ia[strings.LastIndex(ia, ":")+1:]
+}
+
+func (s Step) String() string {
+	var names []string
+	for _, ia := range s.Interactions {
+		names = append(names, iaName(ia))
+	}
+	out := strings.Join(names, " or ")
+	if len(s.Query) > 0 {
+		out += " (" + strings.Join(s.Query, ", ") + ")"
+	}
+	switch {
+	case s.Absent:
+		return "no " + out
+	case s.Expect == "ok":
+		out += " answered with success"
+	default:
+		out += " answered " + s.Expect
+	}
+	if s.SameAppointment {
+		out += ", of the same appointment"
+	}
+	return out
+}
+
+func describeSteps(steps []Step) string {
+	var parts []string
+	for _, s := range steps {
+		parts = append(parts, s.String())
+	}
+	return strings.Join(parts, " → ")
+}
+
+func (s Step) matches(c *call) bool {
+	for _, ia := range s.Interactions {
+		if c.rec.Interaction == ia {
+			return (s.Absent || expected(s.Expect, c)) && queryHolds(c.rec.Target, s.Query, nil)
+		}
+	}
+	return false
+}
+
+// queryHolds reports whether target's query meets every condition of has
+// and none of lacks ("k", "k=v" or "k=p*").
+func queryHolds(target string, has, lacks []string) bool {
+	q := queryOf(target)
+	holds := func(cond string) bool {
+		k, v, eq := strings.Cut(cond, "=")
+		vs, present := q[k]
+		if !eq {
+			return present
+		}
+		prefix, isPrefix := strings.CutSuffix(v, "*")
+		for _, x := range vs {
+			if x == v || isPrefix && strings.HasPrefix(x, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range has {
+		if !holds(c) {
+			return false
+		}
+	}
+	for _, c := range lacks {
+		if holds(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// appointmentID is the logical ID in a target of the form
+// .../Appointment/{id}; "" for any other target.
+func appointmentID(target string) string {
+	path, _, _ := strings.Cut(target, "?")
+	i := strings.LastIndex(path, "/Appointment/")
+	if i < 0 {
+		return ""
+	}
+	id := path[i+len("/Appointment/"):]
+	if id == "" || strings.Contains(id, "/") {
+		return ""
+	}
+	return id
+}
+
+// byReceiver splits calls by Ssp-To, keeping seq order: a sequence runs
+// against one practice.
+func byReceiver(calls []*call) (order []string, groups map[string][]*call) {
+	groups = map[string][]*call{}
+	for _, c := range calls {
+		if _, ok := groups[c.rec.To]; !ok {
+			order = append(order, c.rec.To)
+		}
+		groups[c.rec.To] = append(groups[c.rec.To], c)
+	}
+	return order, groups
+}
+
+// matchSequence finds the calls that fill steps in order in cs (one
+// practice's calls in seq order), or nil. Prohibitions (Absent) hold
+// between their neighbours. The earliest candidate of a step is taken
+// unless a later step depends on which one it is (a prohibition right
+// after it, or an appointment tie), in which case each candidate is
+// tried; failures are remembered, so the search stays polynomial.
+func matchSequence(steps []Step, cs []*call) []*call {
+	type pos struct {
+		step    Step
+		absents []Step // prohibitions between the previous positive step and this one
+	}
+	var ps []pos
+	var pending []Step
+	for _, s := range steps {
+		if s.Absent {
+			pending = append(pending, s)
+			continue
+		}
+		ps = append(ps, pos{s, pending})
+		pending = nil
+	}
+	// A trailing prohibition has no right neighbour: it holds to the end
+	// of the calls.
+	trailing := pending
+	choice := make([]bool, len(ps))
+	for i := range ps {
+		for _, later := range ps[i+1:] {
+			if later.step.SameAppointment {
+				choice[i] = true
+			}
+		}
+		if i+1 < len(ps) && len(ps[i+1].absents) > 0 {
+			choice[i] = true
+		}
+	}
+	type key struct {
+		i, from int
+		appt    string
+	}
+	failed := map[key]bool{}
+	var rec func(i, from int, appt string) []*call
+	rec = func(i, from int, appt string) []*call {
+		if i == len(ps) {
+			for _, c := range cs[from:] {
+				for _, a := range trailing {
+					if a.matches(c) {
+						return nil
+					}
+				}
+			}
+			return []*call{}
+		}
+		k := key{i, from, appt}
+		if failed[k] {
+			return nil
+		}
+		p := ps[i]
+		for j := from; j < len(cs); j++ {
+			c := cs[j]
+			if p.step.matches(c) {
+				id := appointmentID(c.rec.Target)
+				if !p.step.SameAppointment || appt == "" || id == "" || id == appt {
+					next := appt
+					if id != "" {
+						next = id
+					}
+					if rest := rec(i+1, j+1, next); rest != nil {
+						return append([]*call{c}, rest...)
+					}
+					if !choice[i] {
+						break
+					}
+				}
+			}
+			blocked := false
+			for _, a := range p.absents {
+				if i > 0 && a.matches(c) {
+					blocked = true
+				}
+			}
+			if blocked {
+				break
+			}
+		}
+		failed[k] = true
+		return nil
+	}
+	// The first positive step has no left neighbour: a prohibition before
+	// it would hold from the start of the calls, which no catalogue row
+	// asks for; rec ignores it (i > 0).
+	return rec(0, 0, "")
+}
+
+// checkSequence decides a test of several calls in order (Test.Sequences:
+// any one of the alternatives will do).
+func checkSequence(t Test, calls []*call) (string, string, []*call, []*call) {
+	if len(t.Sequences) == 0 {
+		return NotExercised, "the catalogue row names no sequence (catalogue error)", nil, nil
+	}
+	order, groups := byReceiver(calls)
+	var retries []*call
+	if t.BlindRetry {
+		retries = blindVersionRetries(t, calls)
+	}
+	for _, to := range order {
+		for _, steps := range t.Sequences {
+			if m := matchSequence(steps, groups[to]); m != nil {
+				if len(retries) > 0 {
+					return NotMet, fmt.Sprintf("the sequence was done (%s), but after a version conflict (409) the same request was sent again without reading the appointment first", describeSteps(steps)), m, retries
+				}
+				return Met, fmt.Sprintf("in seq order to ASID %s: %s", to, describeSteps(steps)), m, nil
+			}
+		}
+	}
+	want := describeSteps(t.Sequences[0])
+	for _, alt := range t.Sequences[1:] {
+		want += "; or " + describeSteps(alt)
+	}
+	// The key call: made without the sequence around it is not met.
+	var keys, tried []*call
+	var keyName string
+	for _, steps := range t.Sequences {
+		for _, s := range steps {
+			if !s.Key {
+				continue
+			}
+			keyName = s.String()
+			for _, c := range calls {
+				if s.matches(c) {
+					keys = append(keys, c)
+				} else if (Step{Interactions: s.Interactions, Absent: true, Query: s.Query}).matches(c) {
+					tried = append(tried, c)
+				}
+			}
+		}
+	}
+	switch {
+	case len(keys) > 0:
+		return NotMet, fmt.Sprintf("%s was done, but not within the sequence the test needs (%s)", keyName, want), nil, append(keys, retries...)
+	case len(tried) > 0:
+		return NotMet, fmt.Sprintf("calls for the step %q were made, but none was answered as needed; the test needs %s", keyName, want), nil, tried
+	}
+	return NotExercised, "no calls in the order the test needs: " + want, nil, nil
+}
+
+// blindVersionRetries are the amend or cancel calls that followed a 409
+// (the If-Match named a stale version, or the slot was taken) with the
+// same request, no read or retrieve of the appointment between: the
+// refusal was not handled.
+func blindVersionRetries(t Test, calls []*call) []*call {
+	var key map[string]bool
+	for _, steps := range t.Sequences {
+		for _, s := range steps {
+			if s.Key {
+				key = map[string]bool{}
+				for _, ia := range s.Interactions {
+					key[ia] = true
+				}
+			}
+		}
+	}
+	var out []*call
+	for i, c := range calls {
+		if !key[c.rec.Interaction] || c.status() != 409 {
+			continue
+		}
+		id := appointmentID(c.rec.Target)
+		for _, n := range calls[i+1:] {
+			if n.rec.To != c.rec.To {
+				continue
+			}
+			if n.rec.Interaction == iaPatientAppt || n.rec.Interaction == iaReadAppt && appointmentID(n.rec.Target) == id {
+				break // read again: handled
+			}
+			if n.rec.Interaction == c.rec.Interaction && n.rec.Method == c.rec.Method && n.rec.Target == c.rec.Target {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// checkErrorThenFixed decides an error-handling test: the consumer made
+// the faulty call (the catalogue's interaction and query conditions) and
+// got the error (Expect), and did not send the same request again
+// blindly. The corrected call that followed, if any, is shown with it.
+// Displaying the error is the consumer's part (CannotProve).
+func checkErrorThenFixed(t Test, calls []*call) (string, string, []*call, []*call) {
+	return errorThenFixed(t, calls, func(c *call) bool {
+		return c.rec.Interaction == t.Interaction && queryHolds(c.rec.Target, t.QueryHas, t.QueryLacks)
+	}, "a "+iaName(t.Interaction)+" call"+queryPhrase(t))
+}
+
+func queryPhrase(t Test) string {
+	s := ""
+	if len(t.QueryHas) > 0 {
+		s += " with " + strings.Join(t.QueryHas, ", ")
+	}
+	if len(t.QueryLacks) > 0 {
+		s += " without " + strings.Join(t.QueryLacks, ", ")
+	}
+	return s
+}
+
+// errorThenFixed is checkErrorThenFixed over the faulty calls isCase picks
+// (what names them for the reader).
+func errorThenFixed(t Test, calls []*call, isCase func(*call) bool, what string) (string, string, []*call, []*call) {
+	var errs, fixed, blind, other []*call
+	for i, c := range calls {
+		if !isCase(c) {
+			continue
+		}
+		if !expected(t.Expect, c) {
+			other = append(other, c)
+			continue
+		}
+		var next *call
+		for _, n := range calls[i+1:] {
+			if n.rec.To == c.rec.To && n.rec.Interaction == c.rec.Interaction {
+				next = n
+				break
+			}
+		}
+		switch {
+		case next != nil && next.rec.Method == c.rec.Method && next.rec.Target == c.rec.Target && next.status() == c.status():
+			blind = append(blind, next)
+		case next != nil && next.ok():
+			errs, fixed = append(errs, c), append(fixed, next)
+		default:
+			errs = append(errs, c)
+		}
+	}
+	examples := append(errs[:len(errs):len(errs)], fixed...)
+	switch {
+	case len(blind) > 0:
+		return NotMet, fmt.Sprintf("%s was answered %s, and the consumer sent the same request again unchanged: the error was not handled", what, t.Expect), examples, blind
+	case len(errs) > 0 && len(fixed) > 0:
+		return Met, fmt.Sprintf("%s was answered %s, and the next call of that interaction was a corrected one answered with success", what, t.Expect), examples, blind
+	case len(errs) > 0:
+		return Met, fmt.Sprintf("%s was answered %s and was not sent again unchanged", what, t.Expect), examples, blind
+	case len(other) > 0:
+		return NotExercised, fmt.Sprintf("%s was made, but not answered %s, so the error handling was not exercised", what, t.Expect), nil, other
+	}
+	return NotExercised, "no " + strings.TrimPrefix(what, "a "), nil, nil
+}

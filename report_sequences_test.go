@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"sspemu/gpconnect"
+	"sspemu/pds"
+	"sspemu/report"
+)
+
+// seqAnswer is what the practice answered one call of the session.
+type seqAnswer struct {
+	status int
+	header http.Header
+	res    map[string]any
+	trace  string
+}
+
+// seqCall sends one call through the SSP as the default consumer, with a
+// JSON body when body is not nil, and waits for its transaction record.
+func (f *faultStack) seqCall(method, rel, interaction string, body any, hdr map[string]string) seqAnswer {
+	f.t.Helper()
+	in, _ := gpconnect.Lookup(interaction)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "https://"+f.c.ssp+"/"+f.root+rel, rd)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	trace := uuid.NewString()
+	req.Header.Set("Ssp-TraceID", trace)
+	req.Header.Set("Ssp-From", "200000000359")
+	req.Header.Set("Ssp-To", f.asid)
+	req.Header.Set("Ssp-InteractionID", interaction)
+	req.Header.Set("Authorization", "Bearer "+gpconnect.DefaultTokenSpec(in, f.root, time.Now()).Encode())
+	req.Header.Set("Accept", gpconnect.MIMEJSON)
+	if body != nil {
+		req.Header.Set("Content-Type", gpconnect.MIMEJSON+";charset=utf-8")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := f.c.http.Do(req)
+	if err != nil {
+		f.t.Fatalf("%s %s: %v", method, rel, err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	a := seqAnswer{status: resp.StatusCode, header: resp.Header, trace: trace}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &a.res); err != nil {
+			f.t.Fatalf("%s %s: %d, not JSON: %v\n%s", method, rel, resp.StatusCode, err, raw)
+		}
+	}
+	f.transaction(trace) // the transaction record is queued after the answer
+	return a
+}
+
+// must fails the test unless the call was answered want.
+func (a seqAnswer) must(t *testing.T, what string, want int) seqAnswer {
+	t.Helper()
+	if a.status != want {
+		b, _ := json.Marshal(a.res)
+		t.Fatalf("%s: status %d, want %d: %s", what, a.status, want, b)
+	}
+	return a
+}
+
+// entries are a searchset's resources of one type.
+func (a seqAnswer) entries(kind string) []map[string]any {
+	var out []map[string]any
+	for _, e := range amList(a.res, "entry") {
+		if r, _ := e["resource"].(map[string]any); r != nil && r["resourceType"] == kind {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestReportSequencesFromRealSession: a consumer session through the real
+// SSP to a practice over mutual TLS, in the order a booking at a practice
+// the patient is not registered with takes (find the patient, not found →
+// register → search free slots → book → read the booking → amend it with
+// If-Match → cancel it with If-Match → book again → retrieve the patient's
+// appointments); then `sspemu report`
+// marks the sequence tests met in JSON, HTML and JUnit (the JUnit checked
+// by xmllint against the Jenkins schema, as TestReportFromRealSession).
+func TestReportSequencesFromRealSession(t *testing.T) {
+	f := startFaultStack(t)
+	ods := strings.Split(strings.TrimPrefix(f.root, "https://"), "/")[1]
+	newcomer := pds.Unregistered()[0]
+	ac := &amClient{p: &amPractice{ods: ods, patientIDs: map[string]string{}}}
+
+	// Find: the practice holds no record of the newcomer.
+	find := f.seqCall("GET", "/Patient?identifier="+url.QueryEscape("https://fhir.nhs.uk/Id/nhs-number|"+newcomer.NHSNumber), gpconnect.SearchPatient, nil, nil).must(t, "find", 200)
+	if n := len(find.entries("Patient")); n != 0 {
+		t.Fatalf("find %s: %d patients, want none (a newcomer)", newcomer.NHSNumber, n)
+	}
+	// Register, as the suite does after tracing the patient on PDS.
+	reg := f.seqCall("POST", "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient,
+		json.RawMessage(fdnParameters(t, fdnRegistrant(newcomer))), nil).must(t, "register", 200)
+	pats := reg.entries("Patient")
+	if len(pats) != 1 {
+		t.Fatalf("register: %d patients in the answer", len(pats))
+	}
+	patientID := amStr(pats[0], "id")
+	// Search free slots for the next week, with the Location included.
+	q := amSlotQuery(amFromTomorrow(7)).set("searchFilter", amSystemODS+"|"+ods).add("_include:recurse", "Schedule:actor:Location")
+	slots := f.seqCall("GET", "/Slot?"+q.String(), gpconnect.SearchSlot, nil, nil).must(t, "search free slots", 200)
+	schedules := map[string]map[string]any{}
+	for _, s := range slots.entries("Schedule") {
+		schedules["Schedule/"+amStr(s, "id")] = s
+	}
+	var free []amSlot
+	for _, s := range slots.entries("Slot") {
+		sc := schedules[amStr(s, "schedule", "reference")]
+		sl := amSlot{slot: s, schedule: sc, serviceCategory: amStr(sc, "serviceCategory", "text")}
+		for _, a := range amList(sc, "actor") {
+			if ref := amStr(a, "reference"); strings.HasPrefix(ref, "Location/") {
+				sl.location = ref
+			}
+		}
+		if types := amList(s, "serviceType"); len(types) > 0 {
+			sl.serviceType = amStr(types[0], "text")
+		}
+		free = append(free, sl)
+	}
+	if len(free) < 2 {
+		t.Fatalf("only %d free slots in the next week", len(free))
+	}
+	// Book, read it back, amend and cancel it naming its version.
+	booked := f.seqCall("POST", "/Appointment", gpconnect.CreateAppointment, ac.bookingBody(t, free[0], patientID, amDefaultBooking), nil).must(t, "book", 201)
+	apptID := amStr(booked.res, "id")
+	read := f.seqCall("GET", "/Appointment/"+apptID, gpconnect.ReadAppointment, nil, nil).must(t, "read the booking", 200)
+	amended := amClone(read.res)
+	amended["comment"] = "Bring the repeat prescription"
+	upd := f.seqCall("PUT", "/Appointment/"+apptID, gpconnect.UpdateAppointment, amended, map[string]string{"If-Match": read.header.Get("ETag")}).must(t, "amend", 200)
+	f.seqCall("PUT", "/Appointment/"+apptID, gpconnect.CancelAppointment, amCancelled(upd.res, "Patient rearranged"),
+		map[string]string{"If-Match": upd.header.Get("ETag")}).must(t, "cancel", 200)
+	// Rearranged: book another slot.
+	f.seqCall("POST", "/Appointment", gpconnect.CreateAppointment, ac.bookingBody(t, free[len(free)-1], patientID, amDefaultBooking), nil).must(t, "book again", 201)
+	// The patient's appointments over the coming fortnight: the new one.
+	mine := f.seqCall("GET", "/Patient/"+patientID+"/Appointment?"+amStartQuery(13), gpconnect.SearchPatientAppts, nil, nil).must(t, "retrieve", 200)
+	if n := len(mine.entries("Appointment")); n < 1 {
+		t.Fatalf("retrieve: %d appointments, want the new booking", n)
+	}
+
+	dir := f.st.store.Dir()
+	out := t.TempDir()
+	if d := os.Getenv("REPORT_OUT_DIR"); d != "" {
+		out = d
+	}
+	files := map[string]string{}
+	for _, format := range report.Formats {
+		files[format] = filepath.Join(out, "sequences."+format)
+		if _, err := run(t, "report", "--audit", dir, "--from", "200000000359", "--format", format, "--out", files[format]); err != nil {
+			t.Fatalf("report --format %s: %v", format, err)
+		}
+	}
+
+	b, err := os.ReadFile(files["json"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	res := map[string]report.Result{}
+	for _, r := range rep.Results {
+		res[r.ID] = r
+	}
+	metIDs := []string{"GPC-FOU-REG-01/1", "GPC-AMUS-BPA-4", "GPC-AMUS-MPA-3", "GPC-AMUS-MPA-4", "GPC-AMUS-MPA-5", "GPC-AMUS-MPA-1", "GPC-AMUS-BPA-1/1", "GPC-AMUS-BPA-1/6"}
+	for _, tc := range []struct {
+		id, result string
+		traces     []string // the calls that must be among the exemplars
+	}{
+		{"GPC-FOU-REG-01/1", report.Met, []string{find.trace, reg.trace, slots.trace, booked.trace, read.trace}},
+		{"GPC-AMUS-BPA-4", report.Met, []string{slots.trace, booked.trace, read.trace}},
+		{"GPC-AMUS-MPA-5", report.Met, []string{read.trace, upd.trace}},
+		{"GPC-AMUS-MPA-4", report.Met, []string{read.trace}},
+		{"GPC-AMUS-MPA-3", report.Met, nil},
+		{"GPC-AMUS-MPA-1", report.Met, []string{find.trace, mine.trace}},
+		{"GPC-AMUS-BPA-1/1", report.Met, []string{slots.trace}},
+		{"GPC-AMUS-BPA-1/6", report.Met, []string{slots.trace}},
+		// A registration came between the search and the booking: not the
+		// previously-registered case.
+		{"GPC-FOU-REG-01/2", report.NotExercised, nil},
+		// The body is not in the audit: which defect a registration had is not shown.
+		{"GPC-FOU-REG-01/4", report.NotExercised, []string{reg.trace}},
+		{"GPC-FOU-FPA-01/5", report.NotExercised, nil},
+	} {
+		r, ok := res[tc.id]
+		if !ok {
+			t.Fatalf("%s is not in the report", tc.id)
+		}
+		if r.Result != tc.result {
+			t.Errorf("%s: %s (%s), want %s", tc.id, r.Result, r.Why, tc.result)
+			continue
+		}
+		var shown []string
+		for _, e := range r.Evidence {
+			if !e.Counter {
+				shown = append(shown, e.TraceID)
+			}
+		}
+		for _, tr := range tc.traces {
+			if !strings.Contains(strings.Join(shown, " "), tr) {
+				t.Errorf("%s: call %s not among its evidence %v", tc.id, tr, shown)
+			}
+		}
+	}
+	if n := len(rep.Results); n < 13+41+15 {
+		t.Errorf("%d results, want every catalogue row", n)
+	}
+
+	h, err := os.ReadFile(files["html"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range metIDs {
+		if !strings.Contains(string(h), `<tr class="met"><td><b>`+id+`</b>`) {
+			t.Errorf("HTML does not show %s met", id)
+		}
+	}
+
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatal("xmllint is needed to check the JUnit file: apt-get install libxml2-utils")
+	}
+	if o, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("report", "testdata", "junit.xsd"), files["junit"]).CombinedOutput(); err != nil {
+		t.Fatalf("xmllint --schema: %v\n%s", err, o)
+	}
+	j, err := os.ReadFile(files["junit"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range metIDs {
+		// A met test case has neither <failure> nor <skipped>.
+		i := strings.Index(string(j), `<testcase name="`+id+`: `)
+		if i < 0 {
+			t.Errorf("JUnit has no test case %s", id)
+			continue
+		}
+		c := string(j[i:])
+		c = c[:strings.Index(c, "</testcase>")]
+		if strings.Contains(c, "<failure") || strings.Contains(c, "<skipped") {
+			t.Errorf("JUnit %s is not a pass:\n%s", id, c)
+		}
+	}
+}
