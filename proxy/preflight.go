@@ -22,7 +22,7 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	list := strings.Join(methods, ", ")
-	sc.decision, sc.status, sc.reason = "answered", http.StatusOK, "CORS preflight answered by the SSP: "+list
+	sc.decision, sc.status, sc.reason = gpconnect.DecisionAnswered, http.StatusOK, "CORS preflight answered by the SSP: "+list
 	if !s.record(w, r, sc) {
 		return
 	}

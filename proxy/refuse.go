@@ -3,37 +3,38 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"sspemu/gpconnect"
 )
 
 // ReasonHeader carries the plain-language reason of every refusal.
-const ReasonHeader = "Sspemu-Reason"
+const ReasonHeader = gpconnect.ReasonHeader
 
-// refuseSSP answers with the SSP's own body (ssp-behaviour §4): the token is
-// both display and diagnostics, byte for byte.
-func (s *Server) refuseSSP(w http.ResponseWriter, r *http.Request, rule string, status int, token, reason string) {
+// refuse records ref as the request's decision, makes the record durable,
+// then answers it: the Sspemu-Reason header and the refusal rendered in its
+// shape (the SSP's own, ssp-behaviour §4, or the provider's, §7) and the
+// negotiated format. Every refusal of the chain goes through here.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref *gpconnect.Refusal) {
 	sc := scopeFrom(r.Context())
-	sc.decision, sc.rule, sc.status, sc.sspToken, sc.reason = "refused", rule, status, token, reason
+	sc.decision, sc.rule, sc.status, sc.reason = gpconnect.DecisionRefused, ref.Rule, ref.Status, ref.Reason
+	if ref.Shape == gpconnect.ShapeSSP {
+		sc.sspToken = ref.Token
+	}
+	if ref.Allow != "" {
+		w.Header().Set("Allow", ref.Allow)
+	}
 	if !s.record(w, r, sc) {
 		return
 	}
-	setReason(w.Header(), reason)
-	gpconnect.WriteOutcome(w, sc.format, status, gpconnect.SSPOutcome(status, token))
+	gpconnect.SetReason(w.Header(), ref.Reason)
+	ref.Write(w, sc.format)
 }
 
-// refuseProvider answers as a GP Connect provider would (ssp-behaviour §7),
-// for the checks the real path leaves to the provider; the diagnostics say
-// what to change.
-func (s *Server) refuseProvider(w http.ResponseWriter, r *http.Request, rule string, status int, code, reason string) {
-	sc := scopeFrom(r.Context())
-	sc.decision, sc.rule, sc.status, sc.reason = "refused", rule, status, reason
-	if !s.record(w, r, sc) {
-		return
-	}
-	setReason(w.Header(), reason)
-	gpconnect.WriteOutcome(w, sc.format, status, gpconnect.ProviderOutcome(status, code, reason))
+// refusal is a refusal of rule in the provider's shape (400 BAD_REQUEST
+// unless status says otherwise), for the checks the real path leaves to
+// the provider; reason, its diagnostics, says what to change.
+func refusal(rule gpconnect.Rule, status int, code, reason string) *gpconnect.Refusal {
+	return &gpconnect.Refusal{Rule: rule, Status: status, Code: code, Reason: reason}
 }
 
 // record makes the audit record durable before anything is answered or
@@ -48,24 +49,23 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, sc *scope) bool 
 		return true
 	}
 	s.log.Error("audit record not written: refusing the request", "trace_id", sc.hdr.TraceID, "err", err)
-	sc.decision, sc.rule, sc.status, sc.cleared = "error", "audit", http.StatusServiceUnavailable, false
-	// Where the log lives and what the OS said are the operator's business
-	// (they are in the log line above), not the consumer's.
-	reason := "the SSP's audit log is unavailable, so it refuses the request (fail closed); it recovers by itself once the log can be written: try again shortly"
-	setReason(w.Header(), reason)
-	o := gpconnect.ProviderOutcome(http.StatusServiceUnavailable, gpconnect.CodeInternalServerError, reason)
-	o.IssueCode = "transient"
-	gpconnect.WriteOutcome(w, sc.format, http.StatusServiceUnavailable, o)
+	ref := &gpconnect.Refusal{
+		Rule: gpconnect.RuleAudit, Status: http.StatusServiceUnavailable,
+		Code: gpconnect.CodeInternalServerError, IssueCode: "transient",
+		// Where the log lives and what the OS said are the operator's
+		// business (they are in the log line above), not the consumer's.
+		Reason: "the SSP's audit log is unavailable, so it refuses the request (fail closed); it recovers by itself once the log can be written: try again shortly",
+	}
+	sc.decision, sc.rule, sc.status, sc.cleared = gpconnect.DecisionError, ref.Rule, ref.Status, false
+	gpconnect.SetReason(w.Header(), ref.Reason)
+	ref.Write(w, sc.format)
 	return false
 }
 
-// setReason puts a reason in the Sspemu-Reason header; header values cannot
-// hold line breaks or other control bytes.
-func setReason(h http.Header, reason string) {
-	h.Set(ReasonHeader, strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, reason))
+// refusalResponse is ref rendered for the forwarding engine, which answers
+// with an *http.Response, with its Sspemu-Reason header.
+func refusalResponse(req *http.Request, f gpconnect.Format, ref *gpconnect.Refusal) *http.Response {
+	resp := ref.Response(req, f)
+	gpconnect.SetReason(resp.Header, ref.Reason)
+	return resp
 }
