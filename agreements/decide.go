@@ -3,11 +3,12 @@ package agreements
 import (
 	"fmt"
 	"net/http"
-	"sspemu/gpconnect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"sspemu/gpconnect"
 )
 
 // Fidelity picks which SSP the decisions imitate: the published tables

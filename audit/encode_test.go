@@ -6,11 +6,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
-	"sspemu/gpconnect"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"sspemu/gpconnect"
 )
 
 // encodeStrings are strings chosen to reach every branch of encoding/json's

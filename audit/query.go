@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sspemu/gpconnect"
 	"strings"
 	"sync"
 	"time"
+
+	"sspemu/gpconnect"
 )
 
 // MaxLimit caps Filter.Limit so one query cannot ask for the whole history.

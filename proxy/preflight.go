@@ -5,8 +5,9 @@ package proxy
 import (
 	"net/http"
 	"slices"
-	"sspemu/gpconnect"
 	"strings"
+
+	"sspemu/gpconnect"
 )
 
 // preflight answers a CORS preflight itself (ssp-behaviour §1): 200 with the
