@@ -12,6 +12,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/demonstrator"
+	"sspemu/gpconnect"
 )
 
 func testAdmin(t *testing.T, withDemo bool) (*httptest.Server, *audit.Store) {
@@ -61,7 +62,7 @@ func TestAdminEndpoints(t *testing.T) {
 	srv, store := testAdmin(t, true)
 	ctx := context.Background()
 	base := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	for i, d := range []string{"forwarded", "refused", "forwarded"} {
+	for i, d := range []gpconnect.Decision{"forwarded", "refused", "forwarded"} {
 		tr := &audit.Transaction{Time: base.Add(time.Duration(i) * time.Minute),
 			TraceID: "t" + string(rune('0'+i)), Decision: d, From: "200000000359", Status: 200}
 		if d == "refused" {

@@ -3,7 +3,6 @@ package admin
 import (
 	"net/http"
 	"runtime"
-	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,16 +20,6 @@ const (
 	labelUnknown = "unknown"
 	labelOther   = "other"
 )
-
-// The request outcomes, as the proxy's transaction records name them.
-var knownOutcomes = []string{"forwarded", "refused", "answered", "error"}
-
-// The proxy's named rules (design.md, the request path).
-var knownRules = []string{
-	"method", "target", "ssp-headers", "cert-asid", "sender", "receiver",
-	"endpoint", "agreement", "jwt", "interaction-route", "upstream", "audit",
-	"fault", "limits",
-}
 
 // latencyBuckets run from half a millisecond, where the SSP's own refusals
 // sit, to 30 s, the default upstream timeout.
@@ -61,9 +50,12 @@ type Metrics struct {
 	faults   *prometheus.CounterVec
 
 	interactions map[string]string // known URN → itself; read only after NewMetrics
-	outcomes     map[string]int    // known outcome → index into duration and outcomeNames
-	outcomeNames []string          // knownOutcomes, then labelOther
-	rules        map[string]string // known rule → itself
+	// The outcome and rule label sets are the vocabulary's
+	// (gpconnect.Decisions, gpconnect.Rules), derived rather than listed,
+	// so a rule added there is counted under its own name, never "other".
+	outcomes     map[gpconnect.Decision]int // known outcome → index into duration and outcomeNames
+	outcomeNames []string                   // the decisions, then labelOther
+	rules        map[gpconnect.Rule]string  // known rule → its label
 }
 
 // NewMetrics builds the instrumentation and its registry; version is the
@@ -73,14 +65,14 @@ func NewMetrics(version string) *Metrics {
 	m := &Metrics{
 		reg:          prometheus.NewRegistry(),
 		interactions: map[string]string{},
-		outcomes:     map[string]int{},
-		rules:        map[string]string{},
+		outcomes:     map[gpconnect.Decision]int{},
+		rules:        map[gpconnect.Rule]string{},
 	}
 	for _, in := range gpconnect.Interactions() {
 		m.interactions[in.ID] = in.ID
 	}
-	for _, r := range knownRules {
-		m.rules[r] = r
+	for _, r := range gpconnect.Rules() {
+		m.rules[r] = string(r)
 	}
 
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -93,11 +85,12 @@ func NewMetrics(version string) *Metrics {
 		Help:    "Time from the request reaching the SSP to the last byte of the answer, by outcome, so the SSP's own overhead (refusals) can be told apart from the provider's time (forwarded).",
 		Buckets: latencyBuckets,
 	}, []string{"outcome"})
-	m.outcomeNames = slices.Concat(knownOutcomes, []string{labelOther})
-	for i, o := range m.outcomeNames {
-		if o != labelOther {
-			m.outcomes[o] = i
-		}
+	for i, d := range gpconnect.Decisions() {
+		m.outcomes[d] = i
+		m.outcomeNames = append(m.outcomeNames, string(d))
+	}
+	m.outcomeNames = append(m.outcomeNames, labelOther)
+	for _, o := range m.outcomeNames {
 		m.duration = append(m.duration, durationVec.WithLabelValues(o))
 	}
 
@@ -169,10 +162,10 @@ func (m *Metrics) Handler() http.Handler {
 // from the Ssp-InteractionID header: only catalogue IDs become label values,
 // anything else is "unknown" and an empty one "none"; unknown outcomes and
 // rules become "other" and an empty rule "none".
-func (m *Metrics) Request(interaction, outcome, rule string, seconds float64) {
+func (m *Metrics) Request(interaction string, outcome gpconnect.Decision, rule gpconnect.Rule, seconds float64) {
 	o, ok := m.outcomes[outcome]
 	if !ok {
-		o = len(knownOutcomes) // labelOther
+		o = len(m.outcomeNames) - 1 // labelOther
 	}
 	m.requests.WithLabelValues(m.interactionLabel(interaction), m.outcomeNames[o], m.ruleLabel(rule)).Inc()
 	m.duration[o].Observe(seconds)
@@ -228,7 +221,7 @@ func (m *Metrics) interactionLabel(id string) string {
 	return labelUnknown
 }
 
-func (m *Metrics) ruleLabel(rule string) string {
+func (m *Metrics) ruleLabel(rule gpconnect.Rule) string {
 	if rule == "" {
 		return labelNone
 	}

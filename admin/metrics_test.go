@@ -158,7 +158,7 @@ func TestMetricsUntrustedLabels(t *testing.T) {
 	allowed := map[string][]string{
 		"interaction": {"none", "unknown"},
 		"outcome":     {"forwarded", "refused", "answered", "error", "other"},
-		"rule":        append([]string{"none", "other"}, knownRules...),
+		"rule":        append([]string{"none", "other"}, ruleNames()...),
 	}
 	for _, in := range gpconnect.Interactions() {
 		allowed["interaction"] = append(allowed["interaction"], in.ID)
@@ -183,7 +183,7 @@ func TestMetricsUntrustedLabels(t *testing.T) {
 	m := NewMetrics("dev")
 	for _, h := range hostile {
 		m.Request(h, "refused", "sender", 0.001)
-		m.Request(gpconnect.ReadPatient, h, h, 0.001) // outcome and rule too
+		m.Request(gpconnect.ReadPatient, gpconnect.Decision(h), gpconnect.Rule(h), 0.001) // outcome and rule too
 	}
 	body := scrape(t, m)
 
@@ -216,7 +216,8 @@ func TestMetricsUntrustedLabels(t *testing.T) {
 func TestMetricsConcurrent(t *testing.T) {
 	m := NewMetrics("dev")
 	ids := []string{gpconnect.ReadMetadata, gpconnect.SearchSlot, "", "urn:attacker"}
-	outcomes := []string{"forwarded", "refused", "answered", "error", "bogus"}
+	outcomes := append(gpconnect.Decisions(), "bogus")
+	rules := gpconnect.Rules()
 	const workers, each = 8, 300
 
 	var wg sync.WaitGroup
@@ -241,7 +242,7 @@ func TestMetricsConcurrent(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				m.Request(ids[(w+i)%len(ids)], outcomes[i%len(outcomes)], knownRules[i%len(knownRules)], 0.001)
+				m.Request(ids[(w+i)%len(ids)], outcomes[i%len(outcomes)], rules[i%len(rules)], 0.001)
 				m.Upstream(0.01)
 				m.Fsync(0.0005, i%8+1) // audit calls this from two chains at once
 				if i%100 == 0 {
@@ -281,7 +282,7 @@ func FuzzRequestLabels(f *testing.F) {
 	f.Add("\xff", "\xfe", "\x00")
 	m := NewMetrics("fuzz")
 	f.Fuzz(func(t *testing.T, interaction, outcome, rule string) {
-		m.Request(interaction, outcome, rule, 0.001)
+		m.Request(interaction, gpconnect.Decision(outcome), gpconnect.Rule(rule), 0.001)
 		l := m.interactionLabel(interaction)
 		if _, known := gpconnect.Lookup(interaction); known {
 			if l != interaction {
@@ -290,8 +291,8 @@ func FuzzRequestLabels(f *testing.F) {
 		} else if l != labelNone && l != labelUnknown {
 			t.Fatalf("interaction %q labelled %q", interaction, l)
 		}
-		r := m.ruleLabel(rule)
-		if r != labelNone && r != labelOther && !slices.Contains(knownRules, r) {
+		r := m.ruleLabel(gpconnect.Rule(rule))
+		if r != labelNone && r != labelOther && !slices.Contains(ruleNames(), r) {
 			t.Fatalf("rule %q labelled %q", rule, r)
 		}
 		if !utf8.ValidString(l) || !utf8.ValidString(r) {
@@ -301,7 +302,11 @@ func FuzzRequestLabels(f *testing.F) {
 }
 
 func BenchmarkRequest(b *testing.B) {
-	for _, bc := range []struct{ name, interaction, outcome, rule string }{
+	for _, bc := range []struct {
+		name, interaction string
+		outcome           gpconnect.Decision
+		rule              gpconnect.Rule
+	}{
 		{"forwarded", gpconnect.ReadPatient, "forwarded", ""},
 		{"refused", gpconnect.SearchSlot, "refused", "agreement"},
 		{"unknown", "urn:attacker:" + strings.Repeat("x", 200), "refused", "sender"},
@@ -324,5 +329,47 @@ func TestSum(t *testing.T) {
 	}
 	if got := sspLines("# HELP go_x y\ngo_x 1\n# TYPE ssp_a counter\nssp_a 7\n"); got != "# TYPE ssp_a counter\nssp_a 7\n" {
 		t.Error("sspLines kept a non-ssp line or dropped an ssp one")
+	}
+}
+
+// ruleNames is the vocabulary's rules as label values.
+func ruleNames() []string {
+	var out []string
+	for _, r := range gpconnect.Rules() {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+// TestMetricsEveryRuleHasItsLabel proves the rule label set is the
+// vocabulary's: every gpconnect.Rule is known to the metrics from the start
+// and a request it refused is counted under its own name, never as
+// "other" (the fate of a rule missing from a hand-kept list), and every
+// decision likewise under its own outcome.
+func TestMetricsEveryRuleHasItsLabel(t *testing.T) {
+	m := NewMetrics("dev")
+	for _, r := range gpconnect.Rules() {
+		if got := m.ruleLabel(r); got != string(r) {
+			t.Errorf("rule %q has label %q, want its own name", r, got)
+		}
+		m.Request(gpconnect.ReadPatient, gpconnect.DecisionRefused, r, 0.001)
+	}
+	for _, d := range gpconnect.Decisions() {
+		m.Request(gpconnect.ReadMetadata, d, "", 0.001)
+	}
+	body := scrape(t, m)
+	for _, r := range gpconnect.Rules() {
+		want := fmt.Sprintf(`ssp_requests_total{interaction=%q,outcome="refused",rule=%q} 1`, gpconnect.ReadPatient, r)
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("rule %q not counted under its own name: no line %s in\n%s", r, want, sspLines(body))
+		}
+	}
+	for _, d := range gpconnect.Decisions() {
+		if !strings.Contains(body, fmt.Sprintf(`ssp_request_duration_seconds_count{outcome=%q} `, d)) {
+			t.Errorf("decision %q has no duration series of its own", d)
+		}
+	}
+	if strings.Contains(body, `rule="other"`) || strings.Contains(body, `outcome="other"} 1`) {
+		t.Errorf("a rule or decision of the vocabulary was counted as other:\n%s", sspLines(body))
 	}
 }

@@ -6,23 +6,26 @@ import (
 	"time"
 
 	"sspemu/audit"
+	"sspemu/gpconnect"
 	"sspemu/proxy"
 )
 
-// OutcomeTLS is the outcome of a connection refused at the TLS handshake.
-const OutcomeTLS = "tls"
+// OutcomeTLS is the outcome of a connection refused at the TLS handshake:
+// the name of the rule that refused it, since such a connection never
+// reaches a decision of the chain.
+const OutcomeTLS = string(gpconnect.RuleTLS)
 
 // TLSRefusal is a refused TLS handshake as /api/transactions lists it: a
 // transaction that never reached the chain, so it has no trace ID, no
 // ASIDs and no audit record, only the client's address and the reason.
 type TLSRefusal struct {
-	Time     time.Time `json:"time"`
-	Decision string    `json:"decision"` // always OutcomeTLS
-	Rule     string    `json:"rule"`     // always "tls"
-	Client   string    `json:"client"`
-	Reason   string    `json:"reason"` // one of proxy.HandshakeReasons
-	Detail   string    `json:"detail"`
-	Advice   string    `json:"advice"`
+	Time     time.Time      `json:"time"`
+	Decision string         `json:"decision"` // always OutcomeTLS
+	Rule     gpconnect.Rule `json:"rule"`     // always gpconnect.RuleTLS
+	Client   string         `json:"client"`
+	Reason   string         `json:"reason"` // one of proxy.HandshakeReasons
+	Detail   string         `json:"detail"`
+	Advice   string         `json:"advice"`
 }
 
 // tlsFilterParams are the query parameters a TLS refusal can satisfy; any
@@ -61,7 +64,7 @@ func withTLSRefusals(ts []audit.Transaction, q url.Values, f audit.Filter, refus
 			continue
 		}
 		h := tls[k]
-		out = append(out, TLSRefusal{Time: h.Time, Decision: OutcomeTLS, Rule: "tls", Client: h.Client, Reason: h.Reason, Detail: h.Detail, Advice: h.Advice})
+		out = append(out, TLSRefusal{Time: h.Time, Decision: OutcomeTLS, Rule: gpconnect.RuleTLS, Client: h.Client, Reason: h.Reason, Detail: h.Detail, Advice: h.Advice})
 		k++
 	}
 	return out
@@ -78,8 +81,8 @@ func tlsListed(q url.Values) bool {
 	default:
 		return false
 	}
-	switch q.Get("rule") {
-	case "", "tls":
+	switch gpconnect.Rule(q.Get("rule")) {
+	case "", gpconnect.RuleTLS:
 	default:
 		return false
 	}

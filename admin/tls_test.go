@@ -10,6 +10,7 @@ import (
 
 	"sspemu/agreements"
 	"sspemu/audit"
+	"sspemu/gpconnect"
 	"sspemu/proxy"
 )
 
@@ -22,7 +23,7 @@ func TestTransactionsListTLSRefusals(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	base := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	for i, d := range []string{"forwarded", "refused", "forwarded"} {
+	for i, d := range []gpconnect.Decision{"forwarded", "refused", "forwarded"} {
 		// Transactions at 0, 2 and 4 minutes.
 		if _, err := store.AppendTransaction(context.Background(), &audit.Transaction{Time: base.Add(time.Duration(2*i) * time.Minute),
 			TraceID: "t" + string(rune('0'+i)), Decision: d, From: "200000000359", Status: 200}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"sspemu/gpconnect"
 )
 
 // Fidelity picks which SSP the decisions imitate: the published tables
@@ -30,13 +32,14 @@ func ParseFidelity(s string) (Fidelity, error) {
 }
 
 // The rule names a refusal carries, in the order Decide applies them; the
-// audit record and the error body name them.
+// audit record and the error body name them. They are the vocabulary's
+// (gpconnect.Rule), named here too for the readers of this package.
 const (
-	RuleCertASID  = "cert-asid"
-	RuleSender    = "sender"
-	RuleReceiver  = "receiver"
-	RuleEndpoint  = "endpoint"
-	RuleAgreement = "agreement"
+	RuleCertASID  = gpconnect.RuleCertASID
+	RuleSender    = gpconnect.RuleSender
+	RuleReceiver  = gpconnect.RuleReceiver
+	RuleEndpoint  = gpconnect.RuleEndpoint
+	RuleAgreement = gpconnect.RuleAgreement
 )
 
 // Request is what Decide needs from one proxied request: the Ssp-From,
@@ -58,7 +61,7 @@ type Request struct {
 // language what to change. Endpoint is the registered service root of To
 // whenever To is registered with one, allowed or not.
 type Decision struct {
-	Rule     string
+	Rule     gpconnect.Rule
 	Status   int
 	Token    string
 	Reason   string
@@ -67,6 +70,12 @@ type Decision struct {
 
 // Allowed reports whether every rule passed.
 func (d Decision) Allowed() bool { return d.Rule == "" }
+
+// Refusal is a refused decision as the SSP answers it: in its own shape,
+// the token as display and diagnostics (ssp-behaviour §4).
+func (d Decision) Refusal() *gpconnect.Refusal {
+	return &gpconnect.Refusal{Rule: d.Rule, Status: d.Status, Shape: gpconnect.ShapeSSP, Token: d.Token, Reason: d.Reason}
+}
 
 // Decide applies the registry rules to one request and returns the first
 // that fails, in the order cert-asid, sender, receiver, endpoint,
@@ -149,7 +158,7 @@ func (t *Table) Decide(r Request, f Fidelity) Decision {
 		agreementReason(r, in.Name, ws))
 }
 
-func (d Decision) refuse(rule string, status int, token, reason string) Decision {
+func (d Decision) refuse(rule gpconnect.Rule, status int, token, reason string) Decision {
 	d.Rule, d.Status, d.Token, d.Reason = rule, status, token, reason
 	return d
 }

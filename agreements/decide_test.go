@@ -66,7 +66,7 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		name     string
 		change   func(r *Request)
-		rule     string
+		rule     gpconnect.Rule
 		status   int
 		token    string
 		endpoint string

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"sspemu/gpconnect"
 )
 
 // encodeStrings are strings chosen to reach every branch of encoding/json's
@@ -135,7 +137,7 @@ func recordFrom(tm time.Time, ss []string, k, status int, jwt bool) *Record {
 	s := func(i int) string { return ss[(k+i)%len(ss)] }
 	r := &Record{
 		Time: tm, TraceID: s(0), From: s(1), To: s(2), Interaction: s(3), Method: s(4), Target: s(5),
-		ClientSubject: s(6), ClientFingerprint: s(7), Decision: s(8), Rule: s(9), Status: status,
+		ClientSubject: s(6), ClientFingerprint: s(7), Decision: gpconnect.Decision(s(8)), Rule: gpconnect.Rule(s(9)), Status: status,
 		Token: s(10), Reason: s(11), Fault: s(18),
 	}
 	// Version 2 members on every other case (odd k and the jwt cases), so
@@ -169,7 +171,7 @@ func transactionFrom(tm time.Time, ss []string, k int, seq uint64, status int, i
 	return &Transaction{
 		Seq: seq, Time: tm, TraceID: s(0), Status: status, BytesIn: in, BytesOut: out,
 		UpstreamSeconds: up, TotalSeconds: total, ClientAborted: aborted,
-		Decision: s(1), Rule: s(2), From: s(3), To: s(4), Interaction: s(5), Reason: s(6), Fault: s(7),
+		Decision: gpconnect.Decision(s(1)), Rule: gpconnect.Rule(s(2)), From: s(3), To: s(4), Interaction: s(5), Reason: s(6), Fault: s(7),
 	}
 }
 
@@ -316,7 +318,7 @@ func TestEncodeTransactionAsBefore(t *testing.T) {
 		tr.Seq = uint64(i)
 		tr.Time = tr.Time.In(zone)
 		tr.UpstreamSeconds = encodeFloats()[i%len(encodeFloats())]
-		tr.Rule = encodeStrings()[i]
+		tr.Rule = gpconnect.Rule(encodeStrings()[i])
 		orig := *tr
 		c := *tr
 		c.Seq = 0

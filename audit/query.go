@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"sspemu/gpconnect"
 )
 
 // MaxLimit caps Filter.Limit so one query cannot ask for the whole history.
@@ -32,9 +34,19 @@ type Filter struct {
 	Limit   int       // 0: DefaultLimit; capped at MaxLimit
 }
 
-// Outcomes are the values Filter.Outcome understands: the decisions, and
-// "aborted".
-var Outcomes = []string{"forwarded", "refused", "answered", "error", "aborted"}
+// OutcomeAborted is the Filter.Outcome of transactions the client
+// abandoned.
+const OutcomeAborted = "aborted"
+
+// Outcomes are the values Filter.Outcome understands: the decisions
+// (gpconnect.Decisions), and OutcomeAborted.
+var Outcomes = func() []string {
+	var out []string
+	for _, d := range gpconnect.Decisions() {
+		out = append(out, string(d))
+	}
+	return append(out, OutcomeAborted)
+}()
 
 func (f Filter) match(t *Transaction) bool {
 	switch {
@@ -44,10 +56,10 @@ func (f Filter) match(t *Transaction) bool {
 		f.Interaction != "" && t.Interaction != f.Interaction,
 		!f.Since.IsZero() && t.Time.Before(f.Since):
 		return false
-	case f.Outcome == "aborted":
+	case f.Outcome == OutcomeAborted:
 		return t.ClientAborted
 	case f.Outcome != "":
-		return t.Decision == f.Outcome
+		return string(t.Decision) == f.Outcome
 	}
 	return true
 }

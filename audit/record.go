@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"sspemu/gpconnect"
 )
 
 // JWT holds the decoded GP Connect JWT claims the SSP must log; never the raw
@@ -54,11 +56,16 @@ type Record struct {
 	ClientSubject     string    `json:"client_subject"`
 	ClientFingerprint string    `json:"client_fingerprint"`
 	JWT               *JWT      `json:"jwt,omitempty"`
-	Decision          string    `json:"decision"` // forwarded | refused | error
-	Rule              string    `json:"rule"`
-	Status            int       `json:"status"`
-	Token             string    `json:"token"`
-	Reason            string    `json:"reason"`
+
+	// Decision and Rule are the vocabulary of the request path; a
+	// practice's record names, as its rule, the error code it answered
+	// with (a practice has no SSP rules) or fault.
+	Decision gpconnect.Decision `json:"decision"`
+	Rule     gpconnect.Rule     `json:"rule"`
+
+	Status int    `json:"status"`
+	Token  string `json:"token"`
+	Reason string `json:"reason"`
 	// Fault names the fault rules (faults package) that acted on the
 	// request, comma-separated; empty, and absent from the line, when none
 	// did, so records written before faults existed read and verify as
@@ -119,11 +126,13 @@ type Transaction struct {
 	UpstreamSeconds float64   `json:"upstream_seconds"`
 	TotalSeconds    float64   `json:"total_seconds"`
 	ClientAborted   bool      `json:"client_aborted"`
-	Decision        string    `json:"decision"`
-	Rule            string    `json:"rule"`
-	From            string    `json:"from"`
-	To              string    `json:"to"`
-	Interaction     string    `json:"interaction"`
+
+	Decision gpconnect.Decision `json:"decision"`
+	Rule     gpconnect.Rule     `json:"rule"`
+
+	From        string `json:"from"`
+	To          string `json:"to"`
+	Interaction string `json:"interaction"`
 	// Reason is the plain-language reason of a refusal or an error (the
 	// Sspemu-Reason header); empty, and left out, for a forwarded request.
 	Reason string `json:"reason,omitempty"`

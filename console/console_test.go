@@ -29,7 +29,7 @@ var loopback = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9090}
 const root = "https://localhost:9443/A20047/STU3/1/gpconnect"
 
 // journey is a request as the proxy would tell it.
-func journey(trace string, status int, rule string) *proxy.Journey {
+func journey(trace string, status int, rule gpconnect.Rule) *proxy.Journey {
 	in, _ := gpconnect.Lookup(gpconnect.ReadMetadata)
 	now := time.Now()
 	j := &proxy.Journey{

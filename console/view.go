@@ -13,7 +13,7 @@ import (
 // the SSP refused before any request.
 const (
 	kindRequest = "request"
-	kindTLS     = "tls"
+	kindTLS     = string(gpconnect.RuleTLS)
 )
 
 // summary is one row of the live list, as the stream sends it.
@@ -61,8 +61,8 @@ func journeySummary(id uint64, j *proxy.Journey) summary {
 		InteractionName: j.InteractionName,
 		Method:          j.Method,
 		Status:          j.Status,
-		Outcome:         j.Decision,
-		Rule:            j.Rule,
+		Outcome:         string(j.Decision),
+		Rule:            string(j.Rule),
 		Token:           j.Token,
 		Reason:          j.Reason,
 		Client:          j.Client,
@@ -72,7 +72,7 @@ func journeySummary(id uint64, j *proxy.Journey) summary {
 
 func journeyDetail(id uint64, j *proxy.Journey) detail {
 	d := detail{summary: journeySummary(id, j), Steps: j.Steps}
-	if j.Authorization != "" || j.Rule == "jwt" {
+	if j.Authorization != "" || j.Rule == gpconnect.RuleJWT {
 		in, _ := gpconnect.Lookup(j.Interaction)
 		v := judgeToken(j.Authorization, in, j.ServiceRoot, j.JWTSkew, j.Time)
 		v.Mode = j.JWTMode
@@ -98,7 +98,7 @@ func handshakeSummary(id uint64, h *proxy.Handshake) summary {
 		Kind:    kindTLS,
 		Time:    h.Time,
 		Outcome: kindTLS,
-		Rule:    "tls",
+		Rule:    string(gpconnect.RuleTLS),
 		Token:   h.Reason,
 		Reason:  h.Advice,
 		Client:  h.Client,
@@ -106,12 +106,12 @@ func handshakeSummary(id uint64, h *proxy.Handshake) summary {
 }
 
 func handshakeDetail(id uint64, h *proxy.Handshake) detail {
-	steps := []proxy.Step{{Actor: proxy.ActorSSP, Name: "tls", Verdict: proxy.VerdictFailed, Token: h.Reason, Detail: h.Advice + " (" + h.Detail + ")"}}
+	steps := []proxy.Step{{Actor: proxy.ActorSSP, Name: string(gpconnect.RuleTLS), Verdict: proxy.VerdictFailed, Token: h.Reason, Detail: h.Advice + " (" + h.Detail + ")"}}
 	for _, rule := range proxy.RuleOrder[1:] {
-		if rule == "limits" || rule == "fault" {
+		if rule == gpconnect.RuleLimits || rule == gpconnect.RuleFault {
 			continue // listed only when they act
 		}
-		steps = append(steps, proxy.Step{Actor: proxy.ActorSSP, Name: rule, Verdict: proxy.VerdictNotRun})
+		steps = append(steps, proxy.Step{Actor: proxy.ActorSSP, Name: string(rule), Verdict: proxy.VerdictNotRun})
 	}
 	steps = append(steps, proxy.Step{Actor: proxy.ActorPractice, Name: "provider", Verdict: proxy.VerdictNotRun})
 	return detail{summary: handshakeSummary(id, h), Steps: steps, Handshake: h}

@@ -147,12 +147,12 @@ func extensionURL(raw json.RawMessage) string {
 	return e.URL
 }
 
-func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
+func (p *practice) searchSlots(rq *request) (*reply, *gpconnect.Refusal) {
 	q, o := parseSlotQuery(rq.params, p.loc)
 	if o != nil {
 		return nil, o
 	}
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		seeded := tx.SeededAt()
 		schedules := tx.Schedules()
 		byID := make(map[string]int, len(schedules))
@@ -208,9 +208,9 @@ func (p *practice) searchSlots(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) readAppointment(rq *request) (*reply, *outcome) {
+func (p *practice) readAppointment(rq *request) (*reply, *gpconnect.Refusal) {
 	id := idOf(rq.rel, 2)
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		a, ok := tx.Appointment(id)
 		if !ok {
 			return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no appointment with logical ID %q", id)
@@ -231,13 +231,13 @@ func (p *practice) today(now time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, p.loc)
 }
 
-func (p *practice) patientAppointments(rq *request) (*reply, *outcome) {
+func (p *practice) patientAppointments(rq *request) (*reply, *gpconnect.Refusal) {
 	from, before, o := parseAppointmentsQuery(rq.params, p.loc, rq.now)
 	if o != nil {
 		return nil, o
 	}
 	id := idOf(rq.rel, 2)
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		if _, ok := tx.Patient(id); !ok {
 			return nil, refuse(http.StatusNotFound, gpconnect.CodePatientNotFound, "no patient with logical ID %q", id)
 		}
@@ -259,7 +259,7 @@ func (p *practice) patientAppointments(rq *request) (*reply, *outcome) {
 // decodeAppointment reads an Appointment request body strictly: bad JSON is
 // 400 BAD_REQUEST, an unknown member or a wrong resource type 422
 // INVALID_RESOURCE.
-func decodeAppointment(b []byte) (AppointmentBody, *outcome) {
+func decodeAppointment(b []byte) (AppointmentBody, *gpconnect.Refusal) {
 	var a AppointmentBody
 	if o := decodeStrict(b, "Appointment", &a); o != nil {
 		return a, o
@@ -287,7 +287,7 @@ func parseDateTime(v string) (time.Time, bool) {
 }
 
 // extensions decodes the raw extensions of a body.
-func extensions(a AppointmentBody) ([]fhir.Extension, *outcome) {
+func extensions(a AppointmentBody) ([]fhir.Extension, *gpconnect.Refusal) {
 	out := make([]fhir.Extension, 0, len(a.Extension))
 	for i, raw := range a.Extension {
 		var e fhir.Extension
@@ -304,7 +304,7 @@ var participantStatuses = []string{"accepted", "declined", "tentative", "needs-a
 
 // checkIdentifiers applies GPConnect-Appointment-1 to the identifiers of a
 // new appointment: each has a system and a value, and nothing else.
-func checkIdentifiers(raw json.RawMessage) *outcome {
+func checkIdentifiers(raw json.RawMessage) *gpconnect.Refusal {
 	if len(raw) == 0 {
 		return nil
 	}
@@ -334,7 +334,7 @@ type booking struct {
 
 // validateBooking checks the rules of the book appointment request that do
 // not depend on the appointment book.
-func validateBooking(a AppointmentBody, now time.Time) (booking, *outcome) {
+func validateBooking(a AppointmentBody, now time.Time) (booking, *gpconnect.Refusal) {
 	var bk booking
 	if a.ID != "" {
 		return bk, invalidResource("a new appointment must not carry an id (got %q)", a.ID)
@@ -466,7 +466,7 @@ func validateBooking(a AppointmentBody, now time.Time) (booking, *outcome) {
 	return bk, nil
 }
 
-func (p *practice) bookAppointment(rq *request) (*reply, *outcome) {
+func (p *practice) bookAppointment(rq *request) (*reply, *gpconnect.Refusal) {
 	a, o := decodeAppointment(rq.body)
 	if o != nil {
 		return nil, o
@@ -475,7 +475,7 @@ func (p *practice) bookAppointment(rq *request) (*reply, *outcome) {
 	if o != nil {
 		return nil, o
 	}
-	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+	return p.update(rq, func(tx Tx) (*reply, string, *gpconnect.Refusal) {
 		if _, ok := tx.Patient(bk.patientID); !ok {
 			return nil, "", refuse(http.StatusUnprocessableEntity, gpconnect.CodeReferenceNotFound, "participant Patient/%s does not exist", bk.patientID)
 		}
@@ -608,7 +608,7 @@ func changedMembers(stored, sent AppointmentBody, allowed ...string) []string {
 
 // updateTarget finds the appointment an amend or cancel names, inside the
 // update's transaction, and checks it may change.
-func updateTarget(tx Tx, rq *request, a AppointmentBody) (Appointment, *outcome) {
+func updateTarget(tx Tx, rq *request, a AppointmentBody) (Appointment, *gpconnect.Refusal) {
 	id := idOf(rq.rel, 2)
 	if a.ID != id {
 		return Appointment{}, badRequest("the body's id %q does not match the URL's Appointment/%s", a.ID, id)
@@ -630,12 +630,12 @@ func updateTarget(tx Tx, rq *request, a AppointmentBody) (Appointment, *outcome)
 	return rec, nil
 }
 
-func (p *practice) amendAppointment(rq *request) (*reply, *outcome) {
+func (p *practice) amendAppointment(rq *request) (*reply, *gpconnect.Refusal) {
 	a, o := decodeAppointment(rq.body)
 	if o != nil {
 		return nil, o
 	}
-	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+	return p.update(rq, func(tx Tx) (*reply, string, *gpconnect.Refusal) {
 		rec, o := updateTarget(tx, rq, a)
 		if o != nil {
 			return nil, "", o
@@ -651,7 +651,7 @@ func (p *practice) amendAppointment(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) cancelAppointment(rq *request) (*reply, *outcome) {
+func (p *practice) cancelAppointment(rq *request) (*reply, *gpconnect.Refusal) {
 	a, o := decodeAppointment(rq.body)
 	if o != nil {
 		return nil, o
@@ -678,7 +678,7 @@ func (p *practice) cancelAppointment(rq *request) (*reply, *outcome) {
 	if reason < 0 {
 		return nil, invalidResource("the cancellation reason extension (%s) is mandatory", extCancellationReason)
 	}
-	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+	return p.update(rq, func(tx Tx) (*reply, string, *gpconnect.Refusal) {
 		rec, o := updateTarget(tx, rq, a)
 		if o != nil {
 			return nil, "", o

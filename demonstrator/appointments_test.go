@@ -89,7 +89,7 @@ func TestParseAppointmentsQuery(t *testing.T) {
 			}
 			from, before, o := parseAppointmentsQuery(params, loc, testNow)
 			if tc.from == "" {
-				if o == nil || o.status != 422 || o.code != gpconnect.CodeInvalidParameter || !strings.Contains(o.diagnostics, tc.diag) {
+				if o == nil || o.Status != 422 || o.Code != gpconnect.CodeInvalidParameter || !strings.Contains(o.Reason, tc.diag) {
 					t.Fatalf("got %v, want 422 INVALID_PARAMETER saying %q", o, tc.diag)
 				}
 				return

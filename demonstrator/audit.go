@@ -2,8 +2,6 @@ package demonstrator
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 
 	"sspemu/audit"
@@ -20,13 +18,6 @@ type Auditor interface {
 	Append(ctx context.Context, r *audit.Record) (uint64, error)
 }
 
-// Decisions written into the provider audit.
-const (
-	decisionAnswered = "answered" // 1xx to 3xx
-	decisionRefused  = "refused"  // 4xx and 5xx, audit failures included
-	decisionError    = "error"    // closed unanswered (a reset fault)
-)
-
 // maxAuditField bounds what the audit copies from a header or the request
 // target, so a client cannot make one record arbitrarily large.
 const maxAuditField = 2048
@@ -34,68 +25,42 @@ const maxAuditField = 2048
 // record appends the audit record of the request's outcome: rep when it is
 // answered, o when it is refused. It marks x audited whatever happens, so a
 // request never gets a second record; an error means the record is not in
-// the audit and the caller must answer 500 without acting.
-func (d *Demonstrator) record(x *exchange, rep *reply, o *outcome) error {
+// the audit and the caller must answer 500 without acting. The record is
+// built as the SSP builds its own (audit.NewRecord); a practice has no SSP
+// rules, so its record's rule is the error code it answered with, or fault
+// when a fault closed the connection unanswered.
+func (d *Demonstrator) record(x *exchange, rep *reply, o *gpconnect.Refusal) error {
 	x.audited = true
 	if d.auditor == nil {
 		return nil
 	}
 	r := x.r
-	rec := &audit.Record{
-		Time:        x.start,
-		TraceID:     firstOf(x.hdr.TraceID, r.Header.Get(gpconnect.HeaderTraceID)),
-		From:        firstOf(x.hdr.From, r.Header.Get(gpconnect.HeaderFrom)),
-		To:          firstOf(x.hdr.To, r.Header.Get(gpconnect.HeaderTo)),
-		Interaction: firstOf(x.hdr.InteractionID, r.Header.Get(gpconnect.HeaderInteractionID)),
-		Method:      clip(r.Method),
-		Target:      clip(firstOf(r.RequestURI, r.URL.RequestURI())),
-	}
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		leaf := r.TLS.PeerCertificates[0]
-		sum := sha256.Sum256(leaf.Raw)
-		rec.ClientSubject = clip(leaf.Subject.String())
-		rec.ClientFingerprint = hex.EncodeToString(sum[:])
-	}
 	tok := x.token
 	if tok == nil {
 		// A request refused before the JWT check still names its user
 		// when its token can be decoded.
 		tok, _ = gpconnect.ParseAuthorization(r.Header.Get("Authorization"))
 	}
-	if tok != nil {
-		s := tok.Claims.Summary()
-		rec.JWT = &audit.JWT{
-			Issuer: clip(s.Issuer), Subject: clip(s.Subject), SDSUserID: clip(s.SDSUserID),
-			RoleProfileID: clip(s.RoleProfileID), ODSCode: clip(s.ODSCode), Device: clip(s.Device),
-		}
-	}
+	dec := audit.Decided{Start: x.start, Headers: x.hdr, Token: tok, Bound: clip, Fault: clip(x.answer.Get(faults.Header))}
 	switch {
-	case o != nil && o.status == 0: // the connection is closed unanswered
-		rec.Decision, rec.Rule, rec.Reason = decisionError, o.code, o.diagnostics
+	case o != nil && o.Drop: // the connection is closed unanswered
+		dec.Decision, dec.Rule, dec.Reason = gpconnect.DecisionError, gpconnect.RuleFault, o.Reason
 	case o != nil:
-		rec.Decision, rec.Rule, rec.Status, rec.Reason = decisionRefused, o.code, o.status, o.diagnostics
+		dec.Decision, dec.Rule, dec.Status, dec.Reason = gpconnect.DecisionRefused, gpconnect.Rule(o.Code), o.Status, o.Reason
 	case rep.status >= 400:
-		rec.Decision, rec.Status, rec.Reason = decisionRefused, rep.status, x.note
+		dec.Decision, dec.Status, dec.Reason = gpconnect.DecisionRefused, rep.status, x.note
 	default:
-		rec.Decision, rec.Status, rec.Reason = decisionAnswered, rep.status, x.note
+		dec.Decision, dec.Status, dec.Reason = gpconnect.DecisionAnswered, rep.status, x.note
 	}
-	rec.Fault = clip(x.answer.Get(faults.Header))
-	_, err := d.auditor.Append(r.Context(), rec)
+	_, err := d.auditor.Append(r.Context(), audit.NewRecord(r, dec))
 	return err
 }
 
 // auditFailed is the answer to a request whose audit record could not be
 // made durable: like the SSP, the demonstrator fails closed.
-func auditFailed(err error) *outcome {
+func auditFailed(err error) *gpconnect.Refusal {
 	return refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
 		"the provider could not record the request in its audit, so it did not act on it: %v", err)
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return clip(b)
 }
 
 // clip cuts s to maxAuditField bytes, marking the cut.

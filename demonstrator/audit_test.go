@@ -120,8 +120,8 @@ func TestAuditOneRecordPerRequest(t *testing.T) {
 		name     string
 		c        call
 		status   int
-		decision string
-		rule     string
+		decision gpconnect.Decision
+		rule     gpconnect.Rule
 		target   string // in the record's Target
 		to       string
 		jwt      bool   // the record names the user
@@ -165,7 +165,7 @@ func TestAuditOneRecordPerRequest(t *testing.T) {
 				t.Errorf("record status %d decision %q, want %d %q", rec.Status, rec.Decision, status, tc.decision)
 			}
 			if tc.decision == "refused" {
-				if code := outcomeCode(t, []byte(body)); rec.Rule != code || (tc.rule != "" && code != tc.rule) {
+				if code := outcomeCode(t, []byte(body)); string(rec.Rule) != code || (tc.rule != "" && code != string(tc.rule)) {
 					t.Errorf("record rule %q, answer code %q, want %q", rec.Rule, code, tc.rule)
 				}
 				if diag := diagnostics(t, []byte(body)); rec.Reason != diag {

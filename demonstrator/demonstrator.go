@@ -241,30 +241,21 @@ func (d *Demonstrator) roots() string {
 	return strings.Join(out, ", ")
 }
 
-// outcome is a GP Connect refusal on its way to the consumer as an
-// OperationOutcome: what handlers return instead of a resource.
-type outcome struct {
-	status      int
-	code        string
-	diagnostics string
-	allow       string // Allow header for 405
+// refuse is a practice's refusal: the GP Connect provider shape, with the
+// diagnostics formatted from format and args.
+func refuse(status int, code, format string, args ...any) *gpconnect.Refusal {
+	return gpconnect.Refuse(status, code, format, args...)
 }
 
-func (o *outcome) Error() string { return fmt.Sprintf("%d %s: %s", o.status, o.code, o.diagnostics) }
-
-func refuse(status int, code, format string, args ...any) *outcome {
-	return &outcome{status: status, code: code, diagnostics: fmt.Sprintf(format, args...)}
-}
-
-func badRequest(format string, args ...any) *outcome {
+func badRequest(format string, args ...any) *gpconnect.Refusal {
 	return refuse(http.StatusBadRequest, gpconnect.CodeBadRequest, format, args...)
 }
 
-func invalidParameter(format string, args ...any) *outcome {
+func invalidParameter(format string, args ...any) *gpconnect.Refusal {
 	return refuse(http.StatusUnprocessableEntity, gpconnect.CodeInvalidParameter, format, args...)
 }
 
-func invalidResource(format string, args ...any) *outcome {
+func invalidResource(format string, args ...any) *gpconnect.Refusal {
 	return refuse(http.StatusUnprocessableEntity, gpconnect.CodeInvalidResource, format, args...)
 }
 

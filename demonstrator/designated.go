@@ -76,7 +76,7 @@ func designatedOf(s *Seed) designated {
 // designatedRefusal is the designated error of the first patient rq names
 // that carries one for rq's interaction, with the Sspemu-Fault and reason
 // headers set on answer; nil when there is none.
-func (p *practice) designatedRefusal(rq *request, answer http.Header) *outcome {
+func (p *practice) designatedRefusal(rq *request, answer http.Header) *gpconnect.Refusal {
 	if len(p.designated) == 0 {
 		return nil
 	}

@@ -87,22 +87,13 @@ type Inbound struct {
 	Answer http.Header
 }
 
-// Refusal is a Hook's answer in place of the handler's: it is shaped,
-// negotiated and audited like every other refusal.
-type Refusal struct {
-	Status      int
-	Code        string // a Spine error code, e.g. gpconnect.CodeInternalServerError
-	Diagnostics string
-	// Drop closes the connection unanswered (Status and Code unused) once
-	// the practice's audit has recorded why, with Diagnostics as the reason.
-	Drop bool
-}
-
 // Hook runs at a practice's edge after the request's checks and before its
 // handler, so a fault can act where a real practice would fail: it may
-// wait (ctx ends with the request), return a Refusal to answer instead, or
-// return a Refusal with Drop set to close the connection unanswered.
-type Hook func(ctx context.Context, in Inbound) *Refusal
+// wait (ctx ends with the request), return a refusal to answer instead
+// (shaped, negotiated and audited like every other refusal), or return one
+// with Drop set to close the connection unanswered once the practice's
+// audit has recorded why, with its Reason.
+type Hook func(ctx context.Context, in Inbound) *gpconnect.Refusal
 
 // exchange is one request at the edge: what the checks have learnt so far,
 // the answer once encoded, and whether its audit record is written.
@@ -142,7 +133,7 @@ func (d *Demonstrator) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // answer checks a request and hands it to its practice's handler.
-func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
+func (d *Demonstrator) answer(x *exchange) (*reply, *gpconnect.Refusal) {
 	r := x.r
 	f, ok := negotiate(r)
 	x.format = f
@@ -155,7 +146,7 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 	default:
 		o := refuse(http.StatusMethodNotAllowed, gpconnect.CodeBadRequest,
 			"method %s is not allowed: GP Connect providers accept GET, POST and PUT (a CORS preflight is answered by the SSP)", r.Method)
-		o.allow = "GET, POST, PUT"
+		o.Allow = "GET, POST, PUT"
 		return nil, o
 	}
 	p, rel, ok := d.practiceOf(r.URL.Path)
@@ -240,10 +231,10 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 				// Nothing is answered, as when a practice's system fails
 				// mid-call; its audit still says what happened (decision
 				// error, rule fault), then net/http closes the connection.
-				_ = d.record(x, nil, &outcome{code: "fault", diagnostics: ref.Diagnostics})
+				_ = d.record(x, nil, ref)
 				panic(http.ErrAbortHandler)
 			}
-			return nil, refuse(ref.Status, ref.Code, "%s", ref.Diagnostics)
+			return nil, ref
 		}
 	}
 	if x.answer == nil {
@@ -257,7 +248,7 @@ func (d *Demonstrator) answer(x *exchange) (*reply, *outcome) {
 
 // finish writes the audit record of the outcome, unless a change already
 // did (commit), then the response.
-func (d *Demonstrator) finish(w http.ResponseWriter, x *exchange, rep *reply, o *outcome) {
+func (d *Demonstrator) finish(w http.ResponseWriter, x *exchange, rep *reply, o *gpconnect.Refusal) {
 	if o == nil {
 		o = x.prepare(rep)
 	}
@@ -270,7 +261,7 @@ func (d *Demonstrator) finish(w http.ResponseWriter, x *exchange, rep *reply, o 
 		w.Header()[k] = v
 	}
 	if o != nil {
-		writeOutcome(w, x.format, o)
+		o.Write(w, x.format)
 		return
 	}
 	h := w.Header()
@@ -294,7 +285,7 @@ func (d *Demonstrator) finish(w http.ResponseWriter, x *exchange, rep *reply, o 
 // prepare encodes rep's body once, in the negotiated format, so that an
 // encoding failure is known before the audit records the answer. Prefer:
 // return=minimal leaves the body of a create or update out.
-func (x *exchange) prepare(rep *reply) *outcome {
+func (x *exchange) prepare(rep *reply) *gpconnect.Refusal {
 	if x.prepared {
 		return nil
 	}
@@ -331,8 +322,8 @@ func (d *Demonstrator) commit(x *exchange, rep *reply, note string) error {
 
 // asOutcome is the answer to an error out of a store transaction: a
 // handler's refusal as it is, anything else (the store failing) a 500.
-func asOutcome(err error) *outcome {
-	var o *outcome
+func asOutcome(err error) *gpconnect.Refusal {
+	var o *gpconnect.Refusal
 	if errors.As(err, &o) {
 		return o
 	}
@@ -427,7 +418,7 @@ func preferMinimal(r *http.Request) bool {
 }
 
 // readBody reads a request body up to maxBody bytes.
-func readBody(r *http.Request) ([]byte, *outcome) {
+func readBody(r *http.Request) ([]byte, *gpconnect.Refusal) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return nil, badRequest("reading the body: %v", err)
@@ -443,7 +434,7 @@ func readBody(r *http.Request) ([]byte, *outcome) {
 // deep a nesting) is 400 BAD_REQUEST, like JSON that does not parse; XML
 // that is not an STU3 resource (an element STU3 does not define, a value of
 // the wrong type) is 422 INVALID_RESOURCE, like an unknown JSON member.
-func xmlToJSON(b []byte) ([]byte, *outcome) {
+func xmlToJSON(b []byte) ([]byte, *gpconnect.Refusal) {
 	j, err := fhir.XMLToJSON(b)
 	switch {
 	case err == nil:
@@ -452,13 +443,6 @@ func xmlToJSON(b []byte) ([]byte, *outcome) {
 		return nil, badRequest("the body is not well-formed FHIR XML: %v", err)
 	}
 	return nil, invalidResource("the XML body is not a FHIR STU3 resource: %v", err)
-}
-
-func writeOutcome(w http.ResponseWriter, f gpconnect.Format, o *outcome) {
-	if o.allow != "" {
-		w.Header().Set("Allow", o.allow)
-	}
-	gpconnect.WriteOutcome(w, f, o.status, gpconnect.ProviderOutcome(o.status, o.code, o.diagnostics))
 }
 
 // recoverOutcome turns a panic in a handler into a 500 OperationOutcome, so
@@ -471,8 +455,8 @@ func recoverOutcome(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				writeOutcome(w, gpconnect.FormatJSON, refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
-					"the demonstrator failed while answering: %v", v))
+				refuse(http.StatusInternalServerError, gpconnect.CodeInternalServerError,
+					"the demonstrator failed while answering: %v", v).Write(w, gpconnect.FormatJSON)
 			}
 		}()
 		next.ServeHTTP(w, r)

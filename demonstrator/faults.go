@@ -11,7 +11,7 @@ import (
 
 // ReasonHeader carries the plain-language reason of a fault, as the SSP's
 // refusals carry theirs.
-const ReasonHeader = "Sspemu-Reason"
+const ReasonHeader = gpconnect.ReasonHeader
 
 // FaultHook is the Hook that lets the fault rules at: provider act at the
 // practices: it matches the request against set and waits, answers the
@@ -21,7 +21,7 @@ const ReasonHeader = "Sspemu-Reason"
 // former into its transaction record and the practice's own audit record
 // carries it too.
 func FaultHook(set *faults.Set) Hook {
-	return func(ctx context.Context, in Inbound) *Refusal {
+	return func(ctx context.Context, in Inbound) *gpconnect.Refusal {
 		v := faults.View{
 			Interaction: in.Interaction, From: in.From, To: in.To, Method: in.Method,
 			Path: in.Path, Query: in.Query, Body: in.Body,
@@ -31,26 +31,25 @@ func FaultHook(set *faults.Set) Hook {
 		}
 		d, err := set.Match(faults.AtProvider, v, in.Header.Get(faults.Header))
 		if err != nil {
-			return &Refusal{Status: http.StatusBadRequest, Code: gpconnect.CodeBadRequest, Diagnostics: err.Error()}
+			return &gpconnect.Refusal{Status: http.StatusBadRequest, Code: gpconnect.CodeBadRequest, Reason: err.Error()}
 		}
 		if d == nil {
 			return nil
 		}
 		in.Answer.Set(faults.Header, d.Fault())
 		in.Answer.Set(ReasonHeader, d.Reason())
-		var ref *Refusal
 		if err := faults.Sleep(ctx, d.Delay); err != nil {
 			// The consumer (or the SSP's upstream timeout) gave up during
 			// the delay: nobody reads the answer.
-			return &Refusal{Drop: true, Diagnostics: d.Reason() + "; the caller closed the connection during the delay"}
+			return &gpconnect.Refusal{Drop: true, Reason: d.Reason() + "; the caller closed the connection during the delay"}
 		}
 		switch {
 		case d.Status != nil:
-			ref = &Refusal{Status: d.Status.Status, Code: d.Status.Code, Diagnostics: d.Status.Reason()}
+			return d.Status.Refusal(faults.TokenValues{})
 		case d.Reset:
-			ref = &Refusal{Drop: true, Diagnostics: d.Reason()}
+			return &gpconnect.Refusal{Drop: true, Reason: d.Reason()}
 		}
-		return ref
+		return nil
 	}
 }
 

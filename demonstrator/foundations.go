@@ -19,7 +19,7 @@ import (
 const orgID = "1"
 
 // dispatch hands a checked request to its interaction's handler.
-func (p *practice) dispatch(rq *request) (*reply, *outcome) {
+func (p *practice) dispatch(rq *request) (*reply, *gpconnect.Refusal) {
 	switch rq.in.ID {
 	case gpconnect.ReadMetadata:
 		return p.capabilityStatement(rq), nil
@@ -57,10 +57,10 @@ func (p *practice) dispatch(rq *request) (*reply, *outcome) {
 
 // view runs fn in a read transaction of the practice's store; a refusal
 // comes back as it is, a store failure as a 500.
-func (p *practice) view(fn func(Tx) (*reply, *outcome)) (*reply, *outcome) {
+func (p *practice) view(fn func(Tx) (*reply, *gpconnect.Refusal)) (*reply, *gpconnect.Refusal) {
 	var rep *reply
 	err := p.store.View(func(tx Tx) error {
-		var o *outcome
+		var o *gpconnect.Refusal
 		if rep, o = fn(tx); o != nil {
 			return o
 		}
@@ -75,11 +75,11 @@ func (p *practice) view(fn func(Tx) (*reply, *outcome)) (*reply, *outcome) {
 // update runs fn in a write transaction: fn decides, writes through tx and
 // returns the reply; the request's commit then records it in the audit,
 // inside the same transaction, so the change lands only with its record.
-func (p *practice) update(rq *request, fn func(Tx) (*reply, string, *outcome)) (*reply, *outcome) {
+func (p *practice) update(rq *request, fn func(Tx) (*reply, string, *gpconnect.Refusal)) (*reply, *gpconnect.Refusal) {
 	var rep *reply
 	err := p.store.Update(func(tx Tx) error {
 		var note string
-		var o *outcome
+		var o *gpconnect.Refusal
 		if rep, note, o = fn(tx); o != nil {
 			return o
 		}
@@ -363,9 +363,9 @@ func (p *practice) capabilityStatement(rq *request) *reply {
 	return &reply{status: http.StatusOK, body: cs}
 }
 
-func (p *practice) readPatient(rq *request) (*reply, *outcome) {
+func (p *practice) readPatient(rq *request) (*reply, *gpconnect.Refusal) {
 	id := idOf(rq.rel, 2)
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		pt, ok := tx.Patient(id)
 		if !ok {
 			return nil, refuse(http.StatusNotFound, gpconnect.CodePatientNotFound, "no patient with logical ID %q", id)
@@ -374,7 +374,7 @@ func (p *practice) readPatient(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) findPatient(rq *request) (*reply, *outcome) {
+func (p *practice) findPatient(rq *request) (*reply, *gpconnect.Refusal) {
 	nhs, o := identifierParam(rq.params, systemNHSNumber)
 	if o != nil {
 		return nil, o
@@ -383,7 +383,7 @@ func (p *practice) findPatient(rq *request) (*reply, *outcome) {
 		return nil, refuse(http.StatusBadRequest, gpconnect.CodeInvalidNHSNumber,
 			"%q is not a valid NHS number (10 digits with a modulus-11 check digit)", nhs)
 	}
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		b := &bundle{p: p}
 		if pt, ok := tx.PatientByNHS(nhs); ok && findable(pt) {
 			b.add("Patient", pt.ID, p.patient(pt))
@@ -392,9 +392,9 @@ func (p *practice) findPatient(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) readPractitioner(rq *request) (*reply, *outcome) {
+func (p *practice) readPractitioner(rq *request) (*reply, *gpconnect.Refusal) {
 	id := idOf(rq.rel, 2)
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		pr, ok := tx.Practitioner(id)
 		if !ok {
 			return nil, refuse(http.StatusNotFound, gpconnect.CodePractitionerNotFound, "no practitioner with logical ID %q", id)
@@ -403,12 +403,12 @@ func (p *practice) readPractitioner(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) findPractitioner(rq *request) (*reply, *outcome) {
+func (p *practice) findPractitioner(rq *request) (*reply, *gpconnect.Refusal) {
 	sds, o := identifierParam(rq.params, systemSDSUserID)
 	if o != nil {
 		return nil, o
 	}
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		b := &bundle{p: p}
 		for _, pr := range tx.Practitioners() {
 			if pr.SDSUserID == sds {
@@ -419,22 +419,22 @@ func (p *practice) findPractitioner(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) readOrganization(rq *request) (*reply, *outcome) {
+func (p *practice) readOrganization(rq *request) (*reply, *gpconnect.Refusal) {
 	id := idOf(rq.rel, 2)
 	if id != orgID {
 		return nil, refuse(http.StatusNotFound, gpconnect.CodeOrganisationNotFound, "no organisation with logical ID %q", id)
 	}
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		return &reply{status: http.StatusOK, version: "1", body: p.organization(tx.SeededAt())}, nil
 	})
 }
 
-func (p *practice) findOrganization(rq *request) (*reply, *outcome) {
+func (p *practice) findOrganization(rq *request) (*reply, *gpconnect.Refusal) {
 	ods, o := identifierParam(rq.params, systemODSCode)
 	if o != nil {
 		return nil, o
 	}
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		b := &bundle{p: p}
 		if ods == p.ods {
 			b.add("Organization", orgID, p.organization(tx.SeededAt()))
@@ -443,9 +443,9 @@ func (p *practice) findOrganization(rq *request) (*reply, *outcome) {
 	})
 }
 
-func (p *practice) readLocation(rq *request) (*reply, *outcome) {
+func (p *practice) readLocation(rq *request) (*reply, *gpconnect.Refusal) {
 	id := idOf(rq.rel, 2)
-	return p.view(func(tx Tx) (*reply, *outcome) {
+	return p.view(func(tx Tx) (*reply, *gpconnect.Refusal) {
 		l, ok := tx.Location(id)
 		if !ok {
 			return nil, refuse(http.StatusNotFound, gpconnect.CodeNoRecordFound, "no location with logical ID %q", id)
@@ -457,7 +457,7 @@ func (p *practice) readLocation(rq *request) (*reply, *outcome) {
 // decodeStrict decodes one JSON value into v, refusing unknown members
 // (422 INVALID_RESOURCE) and anything that is not a single JSON object
 // (400 BAD_REQUEST).
-func decodeStrict(b []byte, what string, v any) *outcome {
+func decodeStrict(b []byte, what string, v any) *gpconnect.Refusal {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -23,13 +23,13 @@ func FuzzDecodeAppointment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		a, o := decodeAppointment([]byte(body))
 		if o != nil {
-			if o.status != 400 && o.status != 422 {
-				t.Fatalf("decode refused with %d", o.status)
+			if o.Status != 400 && o.Status != 422 {
+				t.Fatalf("decode refused with %d", o.Status)
 			}
 			return
 		}
-		if _, o := validateBooking(a, testNow); o != nil && o.status != 422 {
-			t.Fatalf("validateBooking refused with %d", o.status)
+		if _, o := validateBooking(a, testNow); o != nil && o.Status != 422 {
+			t.Fatalf("validateBooking refused with %d", o.Status)
 		}
 		if ch := changedMembers(a, a); len(ch) != 0 {
 			t.Fatalf("a body differs from itself in %v", ch)
@@ -49,8 +49,8 @@ func FuzzDecodeRegistration(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		p, o := decodeRegistration([]byte(body), testNow)
 		if o != nil {
-			if o.status != 400 && o.status != 422 {
-				t.Fatalf("refused with %d", o.status)
+			if o.Status != 400 && o.Status != 422 {
+				t.Fatalf("refused with %d", o.Status)
 			}
 			return
 		}
@@ -81,8 +81,8 @@ func FuzzSearchParameters(f *testing.F) {
 			if q.before.Before(q.from) || q.before.After(q.from.AddDate(0, 0, maxSlotRange+1)) {
 				t.Fatalf("slot range %s to %s accepted", q.from, q.before)
 			}
-		} else if o.status != 400 && o.status != 422 {
-			t.Fatalf("slot query refused with %d", o.status)
+		} else if o.Status != 400 && o.Status != 422 {
+			t.Fatalf("slot query refused with %d", o.Status)
 		}
 		if from, before, o := parseAppointmentsQuery(params, loc, testNow); o == nil && before.Before(from) {
 			t.Fatalf("appointment range %s to %s accepted", from, before)
@@ -115,8 +115,8 @@ func FuzzXMLBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		j, o := xmlToJSON(body)
 		if o != nil {
-			if o.status != 400 && o.status != 422 {
-				t.Fatalf("XML refused with %d: %s", o.status, o.diagnostics)
+			if o.Status != 400 && o.Status != 422 {
+				t.Fatalf("XML refused with %d: %s", o.Status, o.Reason)
 			}
 			return
 		}
@@ -124,14 +124,14 @@ func FuzzXMLBody(f *testing.F) {
 			t.Fatalf("XML accepted as invalid JSON: %s", j)
 		}
 		if a, o := decodeAppointment(j); o == nil {
-			if _, o := validateBooking(a, testNow); o != nil && o.status != 422 {
-				t.Fatalf("validateBooking refused with %d", o.status)
+			if _, o := validateBooking(a, testNow); o != nil && o.Status != 422 {
+				t.Fatalf("validateBooking refused with %d", o.Status)
 			}
-		} else if o.status != 400 && o.status != 422 {
-			t.Fatalf("decodeAppointment refused with %d", o.status)
+		} else if o.Status != 400 && o.Status != 422 {
+			t.Fatalf("decodeAppointment refused with %d", o.Status)
 		}
-		if _, o := decodeRegistration(j, testNow); o != nil && o.status != 400 && o.status != 422 {
-			t.Fatalf("decodeRegistration refused with %d", o.status)
+		if _, o := decodeRegistration(j, testNow); o != nil && o.Status != 400 && o.Status != 422 {
+			t.Fatalf("decodeRegistration refused with %d", o.Status)
 		}
 	})
 }

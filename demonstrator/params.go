@@ -49,7 +49,7 @@ func values(params []queryParam, name string) []string {
 
 // single returns the one value of a mandatory parameter; a missing or
 // repeated one is 400 BAD_REQUEST.
-func single(params []queryParam, name string) (string, *outcome) {
+func single(params []queryParam, name string) (string, *gpconnect.Refusal) {
 	vs := values(params, name)
 	switch len(vs) {
 	case 0:
@@ -66,7 +66,7 @@ func single(params []queryParam, name string) (string, *outcome) {
 // expects; the find pages fix no code). A well-formed token naming another
 // system is 400 INVALID_IDENTIFIER_SYSTEM, the error-handling page's code
 // for an identifier system the provider does not support.
-func identifierParam(params []queryParam, system string) (string, *outcome) {
+func identifierParam(params []queryParam, system string) (string, *gpconnect.Refusal) {
 	v, o := single(params, "identifier")
 	if o != nil {
 		return "", o
@@ -92,7 +92,7 @@ type dateBound struct {
 
 // parseDatePrefixed reads a search date with its ge or le prefix: a plain
 // date (UK calendar day) or a dateTime with a UTC offset.
-func parseDatePrefixed(name, v string, loc *time.Location) (prefix string, b dateBound, o *outcome) {
+func parseDatePrefixed(name, v string, loc *time.Location) (prefix string, b dateBound, o *gpconnect.Refusal) {
 	if len(v) < 2 {
 		return "", b, invalidParameter("parameter %s=%q: want ge or le followed by a date", name, v)
 	}
@@ -132,7 +132,7 @@ const maxSlotRange = 14 // days
 
 // parseSlotQuery applies the slot search rules: start=ge, end=le, status=free
 // and _include=Slot:schedule mandatory; the range at most 14 days.
-func parseSlotQuery(params []queryParam, loc *time.Location) (slotQuery, *outcome) {
+func parseSlotQuery(params []queryParam, loc *time.Location) (slotQuery, *gpconnect.Refusal) {
 	var q slotQuery
 	startV, o := single(params, "start")
 	if o != nil {
@@ -210,7 +210,7 @@ func parseSlotQuery(params []queryParam, loc *time.Location) (slotQuery, *outcom
 // start or three, a prefix twice, another prefix, a time part, a range that
 // reaches into the past before today) is 422 INVALID_PARAMETER: the range
 // it defines is not valid.
-func parseAppointmentsQuery(params []queryParam, loc *time.Location, now time.Time) (from, before time.Time, o *outcome) {
+func parseAppointmentsQuery(params []queryParam, loc *time.Location, now time.Time) (from, before time.Time, o *gpconnect.Refusal) {
 	vs := values(params, "start")
 	if len(vs) != 2 {
 		return from, before, invalidParameter("parameter start is sent %d times: send it twice, start=ge<date>&start=le<date> (e.g. start=ge%s&start=le%s)",

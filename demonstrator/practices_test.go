@@ -255,10 +255,10 @@ func TestClockIsTheBusinessTime(t *testing.T) {
 // like any other, with the handler not run.
 func TestHookAnswersInstead(t *testing.T) {
 	var seen []Inbound
-	d := newTwoPractices(t, Options{Hook: func(_ context.Context, in Inbound) *Refusal {
+	d := newTwoPractices(t, Options{Hook: func(_ context.Context, in Inbound) *gpconnect.Refusal {
 		seen = append(seen, in)
 		if in.ODS == practiceB.ods && in.Method == "POST" {
-			return &Refusal{Status: 503, Code: gpconnect.CodeInternalServerError, Diagnostics: "fault: B82617 is down"}
+			return &gpconnect.Refusal{Status: 503, Code: gpconnect.CodeInternalServerError, Reason: "fault: B82617 is down"}
 		}
 		return nil
 	}})

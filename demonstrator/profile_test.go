@@ -68,9 +68,9 @@ func TestProfiles(t *testing.T) {
 		},
 		// The one refusal no request can provoke on purpose: the practice
 		// failing. The hook answers as the edge answers a store failure.
-		Hook: func(_ context.Context, in Inbound) *Refusal {
+		Hook: func(_ context.Context, in Inbound) *gpconnect.Refusal {
 			if in.TraceID == profileFailTrace {
-				return &Refusal{Status: http.StatusInternalServerError, Code: gpconnect.CodeInternalServerError, Diagnostics: "the practice failed"}
+				return &gpconnect.Refusal{Status: http.StatusInternalServerError, Code: gpconnect.CodeInternalServerError, Reason: "the practice failed"}
 			}
 			return nil
 		},

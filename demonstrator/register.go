@@ -118,7 +118,7 @@ var phoneUses = map[string]bool{"home": true, "work": true, "mobile": true, "tem
 // A body that breaks them is 422 INVALID_RESOURCE (the page's code for an
 // invalid Parameters or Patient, or one without the minimum details); an
 // NHS number that fails the modulus-11 check is 400 INVALID_NHS_NUMBER.
-func decodeRegistration(b []byte, now time.Time) (Patient, *outcome) {
+func decodeRegistration(b []byte, now time.Time) (Patient, *gpconnect.Refusal) {
 	var p Patient
 	var params parametersBody
 	if o := decodeStrict(b, "Parameters", &params); o != nil {
@@ -187,7 +187,7 @@ func decodeRegistration(b []byte, now time.Time) (Patient, *outcome) {
 	return p, nil
 }
 
-func registrationIdentifiers(ids []fhir.Identifier, p *Patient) *outcome {
+func registrationIdentifiers(ids []fhir.Identifier, p *Patient) *gpconnect.Refusal {
 	for i, id := range ids {
 		if id.System == "" || id.Value == "" {
 			return invalidResource("the Patient's identifier %d needs both a system and a value", i+1)
@@ -209,7 +209,7 @@ func registrationIdentifiers(ids []fhir.Identifier, p *Patient) *outcome {
 	return nil
 }
 
-func registrationNames(names []fhir.HumanName, p *Patient) *outcome {
+func registrationNames(names []fhir.HumanName, p *Patient) *gpconnect.Refusal {
 	official := -1
 	for i, n := range names {
 		switch {
@@ -238,7 +238,7 @@ func registrationNames(names []fhir.HumanName, p *Patient) *outcome {
 	return nil
 }
 
-func registrationAddresses(addrs []fhir.Address, p *Patient) *outcome {
+func registrationAddresses(addrs []fhir.Address, p *Patient) *gpconnect.Refusal {
 	seen := map[string]bool{}
 	for i, a := range addrs {
 		if a.Use != "home" && a.Use != "temp" {
@@ -253,7 +253,7 @@ func registrationAddresses(addrs []fhir.Address, p *Patient) *outcome {
 	return nil
 }
 
-func registrationTelecoms(telecoms []fhir.ContactPoint, p *Patient) *outcome {
+func registrationTelecoms(telecoms []fhir.ContactPoint, p *Patient) *gpconnect.Refusal {
 	phones, emails := map[string]bool{}, 0
 	for i, t := range telecoms {
 		if t.Value == "" {
@@ -283,13 +283,13 @@ func registrationTelecoms(telecoms []fhir.ContactPoint, p *Patient) *outcome {
 // registrationExtensions accepts one extension only, NHSCommunication,
 // with its language (coded in CareConnect-HumanLanguage-1) and the
 // preferred and interpreterRequired flags.
-func registrationExtensions(raw json.RawMessage, p *Patient) *outcome {
+func registrationExtensions(raw json.RawMessage, p *Patient) *gpconnect.Refusal {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
 	var exts []fhir.Extension
 	if o := decodeStrict(raw, "Patient extension", &exts); o != nil {
-		return invalidResource("the Patient's extensions: %s", o.diagnostics)
+		return invalidResource("the Patient's extensions: %s", o.Reason)
 	}
 	for _, e := range exts {
 		if e.URL != extNHSCommunication {
@@ -336,8 +336,8 @@ func registrationExtensions(raw json.RawMessage, p *Patient) *outcome {
 // the first three letters of the family name and the given name's
 // initial), and be neither superseded (400 INVALID_NHS_NUMBER) nor a
 // deceased or sensitive patient's (400 INVALID_PATIENT_DEMOGRAPHICS).
-func checkPDS(rec PDSRecord, found bool, sent Patient) *outcome {
-	demographics := func(format string, args ...any) *outcome {
+func checkPDS(rec PDSRecord, found bool, sent Patient) *gpconnect.Refusal {
+	demographics := func(format string, args ...any) *gpconnect.Refusal {
 		return refuse(http.StatusBadRequest, gpconnect.CodeInvalidPatientDemographics, format, args...)
 	}
 	switch {
@@ -395,7 +395,7 @@ func pdsVerified(rec PDSRecord, sent Patient) bool {
 // record keeps what the consumer sent, with the gender, home address and
 // telecoms from PDS where the consumer left them out; temporary addresses
 // and phone numbers end when the registration does.
-func (p *practice) registerPatient(rq *request) (*reply, *outcome) {
+func (p *practice) registerPatient(rq *request) (*reply, *gpconnect.Refusal) {
 	sent, o := decodeRegistration(rq.body, rq.now)
 	if o != nil {
 		return nil, o
@@ -407,7 +407,7 @@ func (p *practice) registerPatient(rq *request) (*reply, *outcome) {
 		}
 		supplement(&sent, rec)
 	}
-	return p.update(rq, func(tx Tx) (*reply, string, *outcome) {
+	return p.update(rq, func(tx Tx) (*reply, string, *gpconnect.Refusal) {
 		pt, held := tx.PatientByNHS(sent.NHSNumber)
 		note := "registered"
 		switch {

@@ -80,7 +80,7 @@ func TestDecodeRegistrationRules(t *testing.T) {
 			case tc.status == 0:
 			case o == nil:
 				t.Fatalf("accepted, want %d %s", tc.status, tc.code)
-			case o.status != tc.status || o.code != tc.code || !strings.Contains(o.diagnostics, tc.diag):
+			case o.Status != tc.status || o.Code != tc.code || !strings.Contains(o.Reason, tc.diag):
 				t.Fatalf("%v, want %d %s mentioning %q", o, tc.status, tc.code, tc.diag)
 			}
 		})
@@ -141,7 +141,7 @@ func TestCheckPDS(t *testing.T) {
 			switch {
 			case tc.code == "" && o != nil:
 				t.Fatalf("refused: %v", o)
-			case tc.code != "" && (o == nil || o.code != tc.code || o.status != http.StatusBadRequest):
+			case tc.code != "" && (o == nil || o.Code != tc.code || o.Status != http.StatusBadRequest):
 				t.Fatalf("%v, want 400 %s", o, tc.code)
 			}
 		})

@@ -231,14 +231,14 @@ func (s Status) Reason() string {
 	return fmt.Sprintf("fault rule %q made %s answer %d %s (sspemu fault injection, not a real failure)", s.Rule, where, s.Status, s.Code)
 }
 
-// Outcome is the body of the answer in the exact shape of a real refusal of
-// that status: the SSP's own shape (display = diagnostics = token) at the
-// SSP, the GP Connect provider shape with the reason as diagnostics at a
-// practice. The caller writes it with gpconnect.WriteOutcome in the format
-// it negotiated.
-func (s Status) Outcome(v TokenValues) gpconnect.Outcome {
+// Refusal is the answer in the exact shape of a real refusal of that
+// status: the SSP's own shape (display = diagnostics = token, rule fault)
+// at the SSP, the GP Connect provider shape with the reason as diagnostics
+// at a practice. The caller renders it (gpconnect.Refusal.Write) in the
+// format it negotiated.
+func (s Status) Refusal(v TokenValues) *gpconnect.Refusal {
 	if s.At == AtSSP {
-		return gpconnect.SSPOutcome(s.Status, s.Token(v))
+		return &gpconnect.Refusal{Rule: gpconnect.RuleFault, Status: s.Status, Shape: gpconnect.ShapeSSP, Token: s.Token(v), Reason: s.Reason()}
 	}
-	return gpconnect.ProviderOutcome(s.Status, s.Code, s.Reason())
+	return &gpconnect.Refusal{Status: s.Status, Code: s.Code, Reason: s.Reason()}
 }

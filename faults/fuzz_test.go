@@ -75,7 +75,7 @@ func FuzzParseRule(f *testing.F) {
 					t.Fatalf("delay %s out of bounds", d.Delay)
 				}
 				if d != nil && d.Status != nil {
-					_ = d.Status.Outcome(TokenValues{}).Marshal(gpconnect.FormatXML)
+					_ = d.Status.Refusal(TokenValues{}).Outcome().Marshal(gpconnect.FormatXML)
 				}
 			}
 		}

@@ -190,7 +190,7 @@ func TestEverySSPToken(t *testing.T) {
 			if got := s.Token(v); got != want[c.code] {
 				t.Errorf("%d %s: token %q, want %q", st, c.code, got, want[c.code])
 			}
-			o := s.Outcome(v)
+			o := s.Refusal(v).Outcome()
 			if o.Profile != "" || o.System == gpconnect.ProviderCodingSystem {
 				t.Errorf("%d %s: not the SSP's shape: %+v", st, c.code, o)
 			}
@@ -206,7 +206,7 @@ func TestEverySSPToken(t *testing.T) {
 
 func TestProviderOutcome(t *testing.T) {
 	s := Status{Rule: "fail-twice", At: AtProvider, Status: 500, Code: gpconnect.CodeInternalServerError}
-	o := s.Outcome(TokenValues{})
+	o := s.Refusal(TokenValues{}).Outcome()
 	if o.Profile != gpconnect.OutcomeProfile || o.Code != "INTERNAL_SERVER_ERROR" || o.IssueCode != "exception" {
 		t.Errorf("not the provider's shape: %+v", o)
 	}

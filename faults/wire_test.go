@@ -105,7 +105,7 @@ func startPractice(t *testing.T, set *Set, at At) *practice {
 			Endpoint: "https://" + r.Host + "/A20047/STU3/1/gpconnect", CPAID: "S20001A000002"}
 		done, err := Act(r.Context(), w, d, func(s Status) {
 			w.Header().Set("Sspemu-Reason", s.Reason())
-			gpconnect.WriteOutcome(w, f, s.Status, s.Outcome(tv))
+			s.Refusal(tv).Write(w, f)
 		})
 		if d != nil {
 			p.acted <- err

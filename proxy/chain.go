@@ -32,8 +32,8 @@ type scope struct {
 	names       []string
 	notes       []string
 
-	decision string // forwarded | refused | answered | error
-	rule     string
+	decision gpconnect.Decision
+	rule     gpconnect.Rule
 	status   int
 	sspToken string
 	reason   string
@@ -97,8 +97,8 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 		sc.clientAborted = true
 	}
 	decision := sc.decision
-	if decision == "forwarded" && (sc.rule == "upstream" || sc.clientAborted) {
-		decision = "error"
+	if decision == gpconnect.DecisionForwarded && (sc.rule == gpconnect.RuleUpstream || sc.clientAborted) {
+		decision = gpconnect.DecisionError
 	}
 	t := &audit.Transaction{
 		Time:            s.now(),
@@ -143,14 +143,13 @@ func (s *Server) checkMethod(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		case http.MethodOptions:
 			s.preflight(w, r)
-		case http.MethodConnect:
-			w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
-			s.refuseSSP(w, r, "method", http.StatusMethodNotAllowed, "405: Method Not Allowed",
-				"the SSP does not tunnel (CONNECT) and is not a forward proxy: use the prefix form, "+prefixHint)
 		default:
-			w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
-			s.refuseSSP(w, r, "method", http.StatusMethodNotAllowed, "405: Method Not Allowed",
-				fmt.Sprintf("the SSP passes only GET, POST and PUT (and answers OPTIONS); %s is not one of them", r.Method))
+			reason := fmt.Sprintf("the SSP passes only GET, POST and PUT (and answers OPTIONS); %s is not one of them", r.Method)
+			if r.Method == http.MethodConnect {
+				reason = "the SSP does not tunnel (CONNECT) and is not a forward proxy: use the prefix form, " + prefixHint
+			}
+			s.refuse(w, r, &gpconnect.Refusal{Rule: gpconnect.RuleMethod, Status: http.StatusMethodNotAllowed,
+				Shape: gpconnect.ShapeSSP, Token: "405: Method Not Allowed", Reason: reason, Allow: "GET, POST, PUT, OPTIONS"})
 		}
 	})
 }
@@ -161,7 +160,7 @@ func (s *Server) checkTarget(next http.Handler) http.Handler {
 		sc := scopeFrom(r.Context())
 		t, err := ParseTarget(r.RequestURI)
 		if err != nil {
-			s.refuseProvider(w, r, "target", http.StatusBadRequest, gpconnect.CodeBadRequest, err.Error())
+			s.refuse(w, r, refusal(gpconnect.RuleTarget, http.StatusBadRequest, gpconnect.CodeBadRequest, err.Error()))
 			return
 		}
 		sc.target, sc.targetOK = t, true
@@ -180,7 +179,7 @@ func (s *Server) checkSspHeaders(next http.Handler) http.Handler {
 		h, herr := gpconnect.ParseSspHeaders(r.Header)
 		sc.hdr = h
 		if herr != nil {
-			s.refuseProvider(w, r, "ssp-headers", http.StatusBadRequest, gpconnect.CodeBadRequest, herr.Reason)
+			s.refuse(w, r, refusal(gpconnect.RuleSSPHeaders, http.StatusBadRequest, gpconnect.CodeBadRequest, herr.Reason))
 			return
 		}
 		sc.interaction, sc.known = gpconnect.Lookup(h.InteractionID)
@@ -203,7 +202,7 @@ func (s *Server) checkRegistry(next http.Handler) http.Handler {
 			Now:           sc.start,
 		}, fidelity)
 		if !d.Allowed() {
-			s.refuseSSP(w, r, d.Rule, d.Status, d.Token, d.Reason)
+			s.refuse(w, r, d.Refusal())
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -243,7 +242,7 @@ func (s *Server) checkJWT(next http.Handler) http.Handler {
 				if cerr.Status == http.StatusUnprocessableEntity {
 					code = gpconnect.CodeInvalidResource
 				}
-				s.refuseProvider(w, r, "jwt", cerr.Status, code, reason)
+				s.refuse(w, r, refusal(gpconnect.RuleJWT, cerr.Status, code, reason))
 				return
 			}
 		}
@@ -299,7 +298,7 @@ func (s *Server) checkInteraction(next http.Handler) http.Handler {
 			if s.cfg.InteractionRoute == ModeLog {
 				sc.note("interaction-route (logged, not enforced): %s", reason)
 			} else {
-				s.refuseProvider(w, r, "interaction-route", http.StatusBadRequest, gpconnect.CodeBadRequest, reason)
+				s.refuse(w, r, refusal(gpconnect.RuleInteractionRoute, http.StatusBadRequest, gpconnect.CodeBadRequest, reason))
 				return
 			}
 		}
@@ -344,7 +343,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sc := scopeFrom(r.Context())
-	sc.decision, sc.cleared = "forwarded", true
+	sc.decision, sc.cleared = gpconnect.DecisionForwarded, true
 	if !s.record(w, r, sc) {
 		return
 	}
@@ -360,8 +359,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 
 // rawHeader is a header as sent, cut to 200 bytes: for the audit of a
 // request whose headers were not, or not well, formed.
-func rawHeader(r *http.Request, name string) string {
-	v := r.Header.Get(name)
+func rawHeader(r *http.Request, name string) string { return cut(r.Header.Get(name)) }
+
+// cut bounds what the SSP's records copy from a request as sent to 200
+// bytes.
+func cut(v string) string {
 	if len(v) > 200 {
 		v = v[:200]
 	}
@@ -389,66 +391,42 @@ func rawQueryOf(requestURI string) string {
 	return ""
 }
 
-// auditRecord is the durable record of the decision in sc.
+// auditRecord is the durable record of the decision in sc, built as the
+// practices build theirs (audit.NewRecord), with the members of record
+// version 2 that only the SSP records.
 func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
-	rec := &audit.Record{
-		Time:              sc.start,
-		TraceID:           sc.hdr.TraceID,
-		From:              sc.hdr.From,
-		To:                sc.hdr.To,
-		Interaction:       sc.hdr.InteractionID,
-		Method:            r.Method,
+	reason := sc.reason
+	if len(sc.notes) > 0 {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += strings.Join(sc.notes, "; ")
+	}
+	rec := audit.NewRecord(r, audit.Decided{
+		Start:             sc.start,
+		Headers:           sc.hdr,
 		Target:            sc.target.Raw,
 		ClientSubject:     sc.subject,
 		ClientFingerprint: sc.fingerprint,
+		Token:             sc.token,
+		Bound:             cut,
 		Decision:          sc.decision,
 		Rule:              sc.rule,
 		Status:            sc.status,
-		Token:             sc.sspToken,
-		Reason:            sc.reason,
+		SSPToken:          sc.sspToken,
+		Reason:            reason,
 		Fault:             sc.fault,
-		V:                 audit.RecordVersion,
-		Proto:             r.Proto,
-		Accept:            headerOrNil(r, "Accept"),
-		ContentType:       headerOrNil(r, "Content-Type"),
-		AcceptEncoding:    headerOrNil(r, "Accept-Encoding"),
-		TransferEncoding:  strings.Join(r.TransferEncoding, ","),
-		Claims:            sc.claims,
-	}
+	})
+	rec.V = audit.RecordVersion
+	rec.Proto = r.Proto
+	rec.Accept = headerOrNil(r, "Accept")
+	rec.ContentType = headerOrNil(r, "Content-Type")
+	rec.AcceptEncoding = headerOrNil(r, "Accept-Encoding")
+	rec.TransferEncoding = strings.Join(r.TransferEncoding, ",")
+	rec.Claims = sc.claims
 	if r.TLS != nil {
 		rec.TLSVersion = tls.VersionName(r.TLS.Version)
 		rec.TLSCipher = tls.CipherSuiteName(r.TLS.CipherSuite)
-	}
-	// Refused before the Ssp-* headers were judged (or because they were
-	// malformed): keep what was sent, bounded, so the record still says
-	// who asked for what.
-	for _, f := range []struct {
-		dst    *string
-		header string
-	}{{&rec.TraceID, "Ssp-TraceID"}, {&rec.From, "Ssp-From"}, {&rec.To, "Ssp-To"}, {&rec.Interaction, "Ssp-InteractionID"}} {
-		if *f.dst == "" {
-			*f.dst = rawHeader(r, f.header)
-		}
-	}
-	if rec.Target == "" {
-		rec.Target = r.RequestURI
-	}
-	if len(sc.notes) > 0 {
-		if rec.Reason != "" {
-			rec.Reason += "; "
-		}
-		rec.Reason += strings.Join(sc.notes, "; ")
-	}
-	if sc.token != nil {
-		sum := sc.token.Claims.Summary()
-		rec.JWT = &audit.JWT{
-			Issuer:        sum.Issuer,
-			Subject:       sum.Subject,
-			SDSUserID:     sum.SDSUserID,
-			RoleProfileID: sum.RoleProfileID,
-			ODSCode:       sum.ODSCode,
-			Device:        sum.Device,
-		}
 	}
 	return rec
 }

@@ -26,7 +26,7 @@ func (s *Server) checkFaults(next http.Handler) http.Handler {
 		d, err := s.faults.Match(faults.AtSSP, s.faultView(r, sc), r.Header.Get(faults.Header))
 		var unknown *faults.UnknownRuleError
 		if errors.As(err, &unknown) {
-			s.refuseProvider(w, r, "fault", http.StatusBadRequest, gpconnect.CodeBadRequest, unknown.Error())
+			s.refuse(w, r, refusal(gpconnect.RuleFault, http.StatusBadRequest, gpconnect.CodeBadRequest, unknown.Error()))
 			return
 		}
 		if d == nil {
@@ -38,21 +38,19 @@ func (s *Server) checkFaults(next http.Handler) http.Handler {
 		if err := faults.Sleep(r.Context(), d.Delay); err != nil {
 			// The consumer left during the delay: nothing is answered,
 			// and the record says why.
-			sc.decision, sc.rule, sc.reason = "error", "fault", d.Reason()+"; the consumer closed the connection during the delay"
+			sc.decision, sc.rule, sc.reason = gpconnect.DecisionError, gpconnect.RuleFault, d.Reason()+"; the consumer closed the connection during the delay"
 			s.record(w, r, sc)
 			return
 		}
 		switch {
 		case d.Status != nil:
-			st := *d.Status
 			sys, _ := sc.table.System(sc.hdr.To)
-			token := st.Token(faults.TokenValues{
+			s.refuse(w, r, d.Status.Refusal(faults.TokenValues{
 				From: sc.hdr.From, To: sc.hdr.To, Target: sc.target.Raw, Endpoint: sys.Endpoint, CPAID: sys.CPAID,
-			})
-			s.refuseSSP(w, r, "fault", st.Status, token, st.Reason())
+			}))
 			return
 		case d.Reset:
-			sc.decision, sc.rule, sc.reason, sc.reset = "error", "fault", d.Reason(), true
+			sc.decision, sc.rule, sc.reason, sc.reset = gpconnect.DecisionError, gpconnect.RuleFault, d.Reason(), true
 			if !s.record(w, r, sc) {
 				return // answered 503: the SSP does not act unaudited
 			}

@@ -1,16 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,9 +62,8 @@ func (s *Server) newEngine() *goproxy.ProxyHttpServer {
 	e.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		sc := scopeFrom(r.Context())
 		if sc == nil || !sc.cleared {
-			body := gpconnect.ProviderOutcome(http.StatusBadRequest, gpconnect.CodeBadRequest,
-				"the SSP is not a forward proxy: "+prefixHint)
-			return r, outcomeResponse(r, gpconnect.FormatJSON, http.StatusBadRequest, body, "request did not pass the SSP's checks")
+			return r, refusalResponse(r, gpconnect.FormatJSON, &gpconnect.Refusal{Status: http.StatusBadRequest, Code: gpconnect.CodeBadRequest,
+				Reason: "request did not pass the SSP's checks", Diagnostics: "the SSP is not a forward proxy: " + prefixHint})
 		}
 		ctx.RoundTripper = goproxy.RoundTripperFunc(s.roundTrip)
 		return r, nil
@@ -102,28 +98,7 @@ func (s *Server) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 		status, reason = http.StatusGatewayTimeout, fmt.Sprintf("the provider at %s did not answer within ssp.upstream_timeout (%v)", sc.target.Raw, s.cfg.UpstreamTimeout)
 	}
 	token := "ERROR_COMMUNICATING_TO_ENDPOINT_URL_" + sc.target.Raw
-	sc.rule, sc.status, sc.sspToken, sc.reason = "upstream", status, token, reason
+	sc.rule, sc.status, sc.sspToken, sc.reason = gpconnect.RuleUpstream, status, token, reason
 	s.log.Warn("provider call failed", "trace_id", sc.hdr.TraceID, "status", status, "err", err)
-	return outcomeResponse(req, sc.format, status, gpconnect.SSPOutcome(status, token), reason), nil
-}
-
-// outcomeResponse is an OperationOutcome as a goproxy response.
-func outcomeResponse(req *http.Request, f gpconnect.Format, status int, o gpconnect.Outcome, reason string) *http.Response {
-	body := o.Marshal(f)
-	h := http.Header{}
-	h.Set("Content-Type", f.ContentType())
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	setReason(h, reason)
-	return &http.Response{
-		StatusCode:    status,
-		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
+	return refusalResponse(req, sc.format, &gpconnect.Refusal{Rule: gpconnect.RuleUpstream, Status: status, Shape: gpconnect.ShapeSSP, Token: token, Reason: reason}), nil
 }

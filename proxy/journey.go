@@ -47,17 +47,14 @@ const (
 	ActorPractice = "practice"
 )
 
-// RuleOrder is the request path of design.md, in order: the order a
-// journey's SSP steps are listed in. limits and fault are the rules of the
-// request limits and the fault injection; they appear in a journey only
-// when they acted.
-var RuleOrder = []string{
-	"tls", "limits", "method", "target", "ssp-headers", "cert-asid", "sender", "receiver",
-	"endpoint", "agreement", "jwt", "interaction-route", "audit", "fault", "upstream",
-}
+// RuleOrder is the request path of design.md, in order (the vocabulary's,
+// gpconnect.Rules): the order a journey's SSP steps are listed in. limits
+// and fault are the rules of the request limits and the fault injection;
+// they appear in a journey only when they acted.
+var RuleOrder = gpconnect.Rules()
 
 // actedOnly are the rules listed only when they decided or acted.
-var actedOnly = []string{"limits", "fault"}
+var actedOnly = []gpconnect.Rule{gpconnect.RuleLimits, gpconnect.RuleFault}
 
 // Step is one stage of a journey: a rule of the chain, or a call to another
 // actor, with its verdict.
@@ -75,31 +72,31 @@ type Step struct {
 // timing. The raw bearer token is kept only so the console can decode and
 // judge its claims; it is never encoded.
 type Journey struct {
-	Time            time.Time   `json:"time"` // the request reached the SSP
-	TraceID         string      `json:"trace_id"`
-	From            string      `json:"from"`
-	To              string      `json:"to"`
-	Interaction     string      `json:"interaction"`
-	InteractionName string      `json:"interaction_name,omitempty"`
-	Method          string      `json:"method"`
-	Target          string      `json:"target"`
-	Status          int         `json:"status"`
-	Decision        string      `json:"decision"`
-	Rule            string      `json:"rule"`  // the rule that refused or failed; empty when forwarded
-	Token           string      `json:"token"` // its SSP token, or the provider error code
-	Reason          string      `json:"reason"`
-	Notes           []string    `json:"notes,omitempty"`
-	Fault           string      `json:"fault"` // the fault rule that acted, if any
-	Client          string      `json:"client"`
-	ClientSubject   string      `json:"client_subject"`
-	Steps           []Step      `json:"steps"`
-	RequestHeader   http.Header `json:"request_header"` // without Authorization
-	ResponseHeader  http.Header `json:"response_header"`
-	TotalSeconds    float64     `json:"total_seconds"`
-	UpstreamSeconds float64     `json:"upstream_seconds"`
-	BytesIn         int64       `json:"bytes_in"`
-	BytesOut        int64       `json:"bytes_out"`
-	ClientAborted   bool        `json:"client_aborted"`
+	Time            time.Time          `json:"time"` // the request reached the SSP
+	TraceID         string             `json:"trace_id"`
+	From            string             `json:"from"`
+	To              string             `json:"to"`
+	Interaction     string             `json:"interaction"`
+	InteractionName string             `json:"interaction_name,omitempty"`
+	Method          string             `json:"method"`
+	Target          string             `json:"target"`
+	Status          int                `json:"status"`
+	Decision        gpconnect.Decision `json:"decision"`
+	Rule            gpconnect.Rule     `json:"rule"`  // the rule that refused or failed; empty when forwarded
+	Token           string             `json:"token"` // its SSP token, or the provider error code
+	Reason          string             `json:"reason"`
+	Notes           []string           `json:"notes,omitempty"`
+	Fault           string             `json:"fault"` // the fault rule that acted, if any
+	Client          string             `json:"client"`
+	ClientSubject   string             `json:"client_subject"`
+	Steps           []Step             `json:"steps"`
+	RequestHeader   http.Header        `json:"request_header"` // without Authorization
+	ResponseHeader  http.Header        `json:"response_header"`
+	TotalSeconds    float64            `json:"total_seconds"`
+	UpstreamSeconds float64            `json:"upstream_seconds"`
+	BytesIn         int64              `json:"bytes_in"`
+	BytesOut        int64              `json:"bytes_out"`
+	ClientAborted   bool               `json:"client_aborted"`
 
 	// JWTMode and InteractionRouteMode are the chain's modes (enforce, log,
 	// off) when the request was judged.
@@ -179,9 +176,9 @@ func (s *Server) publish(r *http.Request, sc *scope, cw *countingWriter, t *audi
 
 // providerCode is the GP Connect error code of a refusal the SSP answers in
 // the provider's shape (its body carries the code; the scope does not).
-func providerCode(rule string, status int) string {
+func providerCode(rule gpconnect.Rule, status int) string {
 	switch {
-	case rule == "audit":
+	case rule == gpconnect.RuleAudit:
 		return gpconnect.CodeInternalServerError
 	case status == http.StatusUnprocessableEntity:
 		return gpconnect.CodeInvalidResource
@@ -198,8 +195,8 @@ func providerCode(rule string, status int) string {
 func journeySteps(j *Journey, notes []string) []Step {
 	stop := len(RuleOrder) // index of the rule that ended the chain
 	switch {
-	case j.Decision == "answered":
-		stop = slices.Index(RuleOrder, "method")
+	case j.Decision == gpconnect.DecisionAnswered:
+		stop = slices.Index(RuleOrder, gpconnect.RuleMethod)
 	case j.Rule != "":
 		if i := slices.Index(RuleOrder, j.Rule); i >= 0 {
 			stop = i
@@ -208,33 +205,33 @@ func journeySteps(j *Journey, notes []string) []Step {
 	aborted := "the consumer closed the connection before the whole answer was sent"
 	steps := make([]Step, 0, len(RuleOrder)+1)
 	for i, rule := range RuleOrder {
-		if slices.Contains(actedOnly, rule) && rule != j.Rule && !(rule == "fault" && j.Fault != "") {
+		if slices.Contains(actedOnly, rule) && rule != j.Rule && !(rule == gpconnect.RuleFault && j.Fault != "") {
 			continue
 		}
-		st := Step{Actor: ActorSSP, Name: rule, Verdict: VerdictPassed}
+		st := Step{Actor: ActorSSP, Name: string(rule), Verdict: VerdictPassed}
 		switch {
-		case i == stop && j.Decision == "answered":
+		case i == stop && j.Decision == gpconnect.DecisionAnswered:
 			st.Status, st.Detail = j.Status, j.Reason
 		case i == stop:
 			st.Verdict, st.Token, st.Status, st.Detail = VerdictFailed, j.Token, j.Status, j.Reason
-		case rule == "audit" && i > stop:
+		case rule == gpconnect.RuleAudit && i > stop:
 			st.Detail = "the refusal was recorded before it was answered"
-			if j.Decision == "answered" {
+			if j.Decision == gpconnect.DecisionAnswered {
 				st.Detail = "the preflight was recorded before it was answered"
 			}
 		case i > stop:
 			st.Verdict = VerdictNotRun
-		case rule == "upstream" && j.ClientAborted:
+		case rule == gpconnect.RuleUpstream && j.ClientAborted:
 			st.Verdict, st.Detail = VerdictFailed, aborted
-		case rule == "jwt" && j.JWTMode == ModeOff:
+		case rule == gpconnect.RuleJWT && j.JWTMode == ModeOff:
 			st.Verdict, st.Detail = VerdictNotRun, "ssp.jwt is off: the token is decoded for the audit, not judged"
-		case rule == "interaction-route" && j.InteractionRouteMode == ModeOff:
+		case rule == gpconnect.RuleInteractionRoute && j.InteractionRouteMode == ModeOff:
 			st.Verdict, st.Detail = VerdictNotRun, "ssp.interaction_route is off: the path is not matched with the interaction"
 		default:
 			for _, n := range notes {
-				if d, ok := strings.CutPrefix(n, rule+" (logged, not enforced): "); ok {
+				if d, ok := strings.CutPrefix(n, string(rule)+" (logged, not enforced): "); ok {
 					st.Verdict, st.Detail = VerdictLogged, d
-				} else if rule == "target" && strings.HasPrefix(n, "collapsed https:/") {
+				} else if rule == gpconnect.RuleTarget && strings.HasPrefix(n, "collapsed https:/") {
 					st.Detail = n
 				}
 			}
@@ -243,9 +240,9 @@ func journeySteps(j *Journey, notes []string) []Step {
 	}
 	practice := Step{Actor: ActorPractice, Name: "provider", Verdict: VerdictNotRun}
 	switch {
-	case j.Rule == "upstream":
+	case j.Rule == gpconnect.RuleUpstream:
 		practice.Verdict, practice.Detail = VerdictFailed, j.Reason
-	case j.Rule == "" && (j.Decision == "forwarded" || j.Decision == "error"):
+	case j.Rule == "" && (j.Decision == gpconnect.DecisionForwarded || j.Decision == gpconnect.DecisionError):
 		practice.Verdict, practice.Status = VerdictPassed, j.Status
 		practice.Detail = fmt.Sprintf("answered %d %s", j.Status, http.StatusText(j.Status))
 		if j.ClientAborted {

@@ -148,8 +148,8 @@ func TestJourneyTellsEachRule(t *testing.T) {
 		mode     string
 		method   string
 		edit     func(h http.Header)
-		decision string
-		rule     string
+		decision gpconnect.Decision
+		rule     gpconnect.Rule
 		token    string
 		steps    string
 	}{

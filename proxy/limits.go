@@ -17,7 +17,7 @@ import (
 // RuleLimits names the refusals of the consumer leg's limits and framing:
 // too many header fields, a body too large or too slow, a malformed body,
 // Content-Length with Transfer-Encoding.
-const RuleLimits = "limits"
+const RuleLimits = gpconnect.RuleLimits
 
 // checkLimits refuses, before any other check, a request whose head alone
 // breaks the consumer leg's limits: more header fields than
@@ -88,16 +88,8 @@ func headerFields(r *http.Request) int {
 // (BAD_REQUEST, with an issue type saying what kind of limit) and closes
 // the connection after it.
 func (s *Server) refuseLimit(w http.ResponseWriter, r *http.Request, status int, issueCode, reason string) {
-	sc := scopeFrom(r.Context())
-	sc.decision, sc.rule, sc.status, sc.reason = "refused", RuleLimits, status, reason
-	sc.closeConn = true
-	if !s.record(w, r, sc) {
-		return
-	}
-	setReason(w.Header(), reason)
-	o := gpconnect.ProviderOutcome(status, gpconnect.CodeBadRequest, reason)
-	o.IssueCode = issueCode
-	gpconnect.WriteOutcome(w, sc.format, status, o)
+	scopeFrom(r.Context()).closeConn = true
+	s.refuse(w, r, &gpconnect.Refusal{Rule: RuleLimits, Status: status, Code: gpconnect.CodeBadRequest, IssueCode: issueCode, Reason: reason})
 }
 
 // readBody reads the whole request body before anything is audited or

@@ -15,6 +15,7 @@ import (
 	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/faults"
+	"sspemu/gpconnect"
 )
 
 // Auditor is where the chain makes its records durable; *audit.Store is one.
@@ -27,15 +28,15 @@ type Auditor interface {
 
 // Metrics receives one observation per request; NopMetrics is the default.
 type Metrics interface {
-	Request(interaction, outcome, rule string, seconds float64)
+	Request(interaction string, outcome gpconnect.Decision, rule gpconnect.Rule, seconds float64)
 	Upstream(seconds float64)
 }
 
 // NopMetrics discards every observation.
 type NopMetrics struct{}
 
-func (NopMetrics) Request(string, string, string, float64) {}
-func (NopMetrics) Upstream(float64)                        {}
+func (NopMetrics) Request(string, gpconnect.Decision, gpconnect.Rule, float64) {}
+func (NopMetrics) Upstream(float64)                                            {}
 
 // Options are what New needs besides the ssp: section.
 type Options struct {

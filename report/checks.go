@@ -270,7 +270,7 @@ var headerRules = map[string]bool{"ssp-headers": true, "cert-asid": true, "recei
 
 func checkSpineHeaders(_ Test, calls []*call) (string, string, []*call, []*call) {
 	bad := filter(calls, func(c *call) bool {
-		return (c.rec.Decision == "refused" && headerRules[c.rec.Rule]) || c.ambiguous ||
+		return (c.rec.Decision == "refused" && headerRules[string(c.rec.Rule)]) || c.ambiguous ||
 			strings.Contains(c.rec.Reason, "interaction-route (logged, not enforced)")
 	})
 	good := filter(calls, func(c *call) bool { return c.ok() && !c.ambiguous })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sspemu/audit"
+	"sspemu/gpconnect"
 	"sspemu/proxy"
 )
 
@@ -48,7 +49,7 @@ func status(n int) func(*audit.Record) { return func(r *audit.Record) { r.Status
 
 func refused(rule string, n int) func(*audit.Record) {
 	return func(r *audit.Record) {
-		r.Decision, r.Rule, r.Status, r.Token, r.Reason = "refused", rule, n, "BAD_REQUEST", "refused by "+rule
+		r.Decision, r.Rule, r.Status, r.Token, r.Reason = "refused", gpconnect.Rule(rule), n, "BAD_REQUEST", "refused by "+rule
 	}
 }
 
