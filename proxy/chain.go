@@ -36,6 +36,7 @@ type scope struct {
 	rule     gpconnect.Rule
 	status   int
 	sspToken string
+	code     string // the Spine error code of a refusal in the provider's shape
 	reason   string
 	cleared  bool // every check passed: the engine may forward
 

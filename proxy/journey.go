@@ -167,25 +167,12 @@ func (s *Server) publish(r *http.Request, sc *scope, cw *countingWriter, t *audi
 		j.ServiceRoot = sys.Endpoint
 	}
 	j.RequestHeader.Del("Authorization")
-	if j.Token == "" && j.Rule != "" {
-		j.Token = providerCode(j.Rule, j.Status)
+	if j.Token == "" {
+		// A refusal in the provider's shape: its body's code.
+		j.Token = sc.code
 	}
 	j.Steps = journeySteps(j, sc.notes)
 	s.observer.Journey(j)
-}
-
-// providerCode is the GP Connect error code of a refusal the SSP answers in
-// the provider's shape (its body carries the code; the scope does not).
-func providerCode(rule gpconnect.Rule, status int) string {
-	switch {
-	case rule == gpconnect.RuleAudit:
-		return gpconnect.CodeInternalServerError
-	case status == http.StatusUnprocessableEntity:
-		return gpconnect.CodeInvalidResource
-	case status == http.StatusBadRequest:
-		return gpconnect.CodeBadRequest
-	}
-	return ""
 }
 
 // journeySteps lists the chain's rules in order with their verdicts, then

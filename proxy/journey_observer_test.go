@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -135,8 +136,11 @@ func TestJourneyTellsEachRule(t *testing.T) {
 	logCfg.JWT = ModeLog
 	offCfg := testConfig()
 	offCfg.JWT, offCfg.InteractionRoute = ModeOff, ModeOff
+	limitCfg := testConfig()
+	limitCfg.MaxHeaderFields = 20
 	servers := map[string]*ssp{
 		"enforce": startObservedSSP(t, testConfig(), registry(p.root), obs, nil, nil),
+		"limits":  startObservedSSP(t, limitCfg, registry(p.root), obs, nil, nil),
 		"log":     startObservedSSP(t, logCfg, registry(p.root), obs, nil, nil),
 		"off":     startObservedSSP(t, offCfg, registry(p.root), obs, nil, nil),
 	}
@@ -166,6 +170,15 @@ func TestJourneyTellsEachRule(t *testing.T) {
 		{"refused: expired token", "enforce", "GET", func(h http.Header) { h.Set("Authorization", "Bearer "+expired.Encode()) }, "refused", "jwt", gpconnect.CodeBadRequest,
 			"tls=passed method=passed target=passed ssp-headers=passed cert-asid=passed sender=passed receiver=passed endpoint=passed " +
 				"agreement=passed jwt=failed interaction-route=not_run audit=passed upstream=not_run provider=not_run"},
+		// The limits' refusal is the provider's 431 shape; its body's code
+		// reaches the journey, not a guess from the rule and status.
+		{"refused: too many header fields", "limits", "GET", func(h http.Header) {
+			for i := range 30 {
+				h.Set(fmt.Sprintf("X-Extra-%d", i), "x")
+			}
+		}, "refused", "limits", gpconnect.CodeBadRequest,
+			"tls=passed limits=failed method=not_run target=not_run ssp-headers=not_run cert-asid=not_run sender=not_run receiver=not_run endpoint=not_run " +
+				"agreement=not_run jwt=not_run interaction-route=not_run audit=passed upstream=not_run provider=not_run"},
 		{"expired token, jwt logged only", "log", "GET", func(h http.Header) { h.Set("Authorization", "Bearer "+expired.Encode()) }, "forwarded", "", "",
 			"tls=passed method=passed target=passed ssp-headers=passed cert-asid=passed sender=passed receiver=passed endpoint=passed " +
 				"agreement=passed jwt=logged_only interaction-route=passed audit=passed upstream=passed provider=passed"},

@@ -19,6 +19,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref *gpconnect.R
 	sc.decision, sc.rule, sc.status, sc.reason = gpconnect.DecisionRefused, ref.Rule, ref.Status, ref.Reason
 	if ref.Shape == gpconnect.ShapeSSP {
 		sc.sspToken = ref.Token
+	} else {
+		sc.code = ref.Code
 	}
 	if ref.Allow != "" {
 		w.Header().Set("Allow", ref.Allow)
@@ -56,7 +58,7 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, sc *scope) bool 
 		// business (they are in the log line above), not the consumer's.
 		Reason: "the SSP's audit log is unavailable, so it refuses the request (fail closed); it recovers by itself once the log can be written: try again shortly",
 	}
-	sc.decision, sc.rule, sc.status, sc.cleared = gpconnect.DecisionError, ref.Rule, ref.Status, false
+	sc.decision, sc.rule, sc.status, sc.code, sc.cleared = gpconnect.DecisionError, ref.Rule, ref.Status, ref.Code, false
 	gpconnect.SetReason(w.Header(), ref.Reason)
 	ref.Write(w, sc.format)
 	return false
