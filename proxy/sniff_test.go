@@ -254,3 +254,32 @@ func auditSeqs(t *testing.T, s *ssp) map[string]uint64 {
 	}
 	return out
 }
+
+// BenchmarkSniffAnswer measures what the transaction record costs a
+// provider's error (an OperationOutcome, plain and gzip) and a search
+// answer (a searchset of 40 slots with their schedule, about 10 KB). It
+// runs after the answer is written; a read, the common case, is not
+// sniffed at all.
+func BenchmarkSniffAnswer(b *testing.B) {
+	slots := `{"resourceType":"Bundle","type":"searchset","entry":[`
+	for i := range 40 {
+		slots += fmt.Sprintf(`{"fullUrl":"https://localhost/A20047/STU3/1/gpconnect/Slot/%d","resource":{"resourceType":"Slot","id":"%d",`+
+			`"meta":{"profile":["https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-Slot-1"]},"schedule":{"reference":"Schedule/1"},`+
+			`"status":"free","start":"2025-01-06T09:00:00+00:00","end":"2025-01-06T09:10:00+00:00"},"search":{"mode":"match"}},`, i, i)
+	}
+	slots += `{"resource":{"resourceType":"Schedule","id":"1"},"search":{"mode":"include"}}]}`
+	for _, bc := range []struct{ name, body, enc string }{
+		{"outcome", ooJSON, ""},
+		{"outcome-gzip", gz(b, ooJSON), "gzip"},
+		{"outcome-xml", ooXML, ""},
+		{"searchset-10KB", slots, ""},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.body)))
+			for b.Loop() {
+				sniffAnswer([]byte(bc.body), false, "", bc.enc)
+			}
+		})
+	}
+}
