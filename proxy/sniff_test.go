@@ -283,3 +283,28 @@ func BenchmarkSniffAnswer(b *testing.B) {
 		})
 	}
 }
+
+// FuzzScanSearchset holds the searchset scanner to encoding/json: whatever
+// decodeJSON counts, scanSearchset counts the same, and whatever both
+// accept they count alike. (The scanner may count a searchset whose other
+// members encoding/json would refuse: a provider's malformed answer.)
+func FuzzScanSearchset(f *testing.F) {
+	for _, s := range []string{bundleJSON, ooJSON, `{"resourceType":"Bundle","type":"searchset"}`,
+		`{"resourceType":"Bundle","type":"searchset","entry":null}`, `{"resourceType":"Bundle","type":"searchset","entry":[null,{"resource":null}]}`,
+		`{"RESOURCETYPE":"Bundle","Type":"searchset","entry":[{"resource":{"resourceType":"Sl\u006ft"}}],"entry":[]}`,
+		`{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"\xff"}}]}`,
+		`{"resourceType":"Bundle","type":"searchset","entry":[{"resource":{"resourceType":"A"}}],"entry":[{}]}`,
+		` {"resourceType" : "Bundle" , "type":"searchset","x":[1,{"a":"]"}],"entry":[ {"resource":{"id":"1","resourceType":"Slot"}} ]} `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want, werr := decodeJSON(body)
+		got, err := sniffJSON(body)
+		if werr == nil && want.counted && (err != nil || !reflect.DeepEqual(got, want)) {
+			t.Fatalf("sniffJSON %+v (%v), encoding/json %+v", got, err, want)
+		}
+		if fast, ok := scanSearchset(body); ok && (!fast.counted || werr == nil && !reflect.DeepEqual(fast, want)) {
+			t.Fatalf("scanner %+v, encoding/json %+v (%v)", fast, want, werr)
+		}
+	})
+}
