@@ -421,13 +421,11 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 		AcceptEncoding:    headerOrNil(r, "Accept-Encoding"),
 		TransferEncoding:  strings.Join(r.TransferEncoding, ","),
 		Claims:            sc.claims,
-		ClientIssuer:      sc.issuer,
-		ClientSerial:      sc.serial,
-		ClientNotAfter:    sc.notAfter,
 	}
 	if r.TLS != nil {
 		rec.TLSVersion = tls.VersionName(r.TLS.Version)
 		rec.TLSCipher = tls.CipherSuiteName(r.TLS.CipherSuite)
+		rec.ClientIssuer, rec.ClientSerial, rec.ClientNotAfter = sc.issuer, sc.serial, sc.notAfter
 	}
 	// Refused before the Ssp-* headers were judged (or because they were
 	// malformed): keep what was sent, bounded, so the record still says
