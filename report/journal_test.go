@@ -53,15 +53,15 @@ func results(rep *Report) map[string]Result {
 }
 
 const (
-	provider = "918999198993"
-	endpoint = "https://localhost:9443/B82617/STU3/1/gpconnect"
+	jProvider = "918999198993"
+	jEndpoint = "https://localhost:9443/B82617/STU3/1/gpconnect"
 	urnRead  = iaMetadata
 )
 
-// session is one consumer's run: Spine journal entries and GP Connect
+// spineSession is one consumer's run: Spine journal entries and GP Connect
 // calls (version 3 records whose transactions name them), written through
 // the real store in the order given.
-type session struct {
+type spineSession struct {
 	t     *testing.T
 	dir   string
 	s     *audit.Store
@@ -69,7 +69,7 @@ type session struct {
 	clock time.Duration
 }
 
-func newSession(t *testing.T) *session {
+func newSpineSession(t *testing.T) *spineSession {
 	dir := t.TempDir()
 	s, err := audit.Open(dir, audit.Options{Sync: audit.SyncBatch})
 	if err != nil {
@@ -79,19 +79,19 @@ func newSession(t *testing.T) *session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &session{t: t, dir: dir, s: s, j: j}
+	return &spineSession{t: t, dir: dir, s: s, j: j}
 }
 
-func (s *session) tick() time.Time { s.clock += time.Second; return t0.Add(s.clock) }
+func (s *spineSession) tick() time.Time { s.clock += time.Second; return t0.Add(s.clock) }
 
-func (s *session) spine(c spinecall.Call) {
+func (s *spineSession) spine(c spinecall.Call) {
 	c.Time = s.tick()
 	if err := s.j.Queue(c); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-func (s *session) gpc(trace, to, target string, status int) {
+func (s *spineSession) gpc(trace, to, target string, status int) {
 	r := goodRecord()
 	r.V, r.Time, r.TraceID, r.To, r.Target, r.Status = 3, s.tick(), trace, to, target, 0
 	seq, err := s.s.Append(context.Background(), &r)
@@ -104,7 +104,7 @@ func (s *session) gpc(trace, to, target string, status int) {
 	}
 }
 
-func (s *session) close() string {
+func (s *spineSession) close() string {
 	if err := s.j.Close(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -117,11 +117,11 @@ func (s *session) close() string {
 var (
 	ldapAS = spinecall.Call{Service: spinecall.LDAP, Method: "search", Listener: "ldaps", Client: "LDAPS connection 2",
 		Base: "ou=services,o=nhs", Filter: "(&(nhsIDCode=B82617)(objectClass=nhsAs)(nhsAsSvcIA=" + urnRead + "))", Results: 1, Result: "Success",
-		Directory: []spinecall.DirectoryRecord{{Class: "nhsAs", ID: provider, ODS: "B82617", PartyKey: "B82617-0000002"}}}
+		Directory: []spinecall.DirectoryRecord{{Class: "nhsAs", ID: jProvider, ODS: "B82617", PartyKey: "B82617-0000002"}}}
 	fhirMHS = spinecall.Call{Service: spinecall.SDS, Method: "GET", Listener: "https", Client: "127.0.0.1:5000", Status: 200, Results: 1,
 		Request: "/spine-directory/FHIR/R4/Endpoint?organization=...", Filter: "(&(nhsIDCode=B82617)(objectClass=nhsMhs)(nhsMhsSvcIA=" + urnRead + "))",
 		CorrelationID: "c0ffee00-0000-4000-8000-000000000001",
-		Directory:     []spinecall.DirectoryRecord{{Class: "nhsMhs", ID: "abc", ODS: "B82617", PartyKey: "B82617-0000002", Endpoint: endpoint, Interaction: urnRead}}}
+		Directory:     []spinecall.DirectoryRecord{{Class: "nhsMhs", ID: "abc", ODS: "B82617", PartyKey: "B82617-0000002", Endpoint: jEndpoint, Interaction: urnRead}}}
 )
 
 // TestSDSChecksFromJournal decides GPC-SPN-TST-01 and 02 from the journal
@@ -130,12 +130,12 @@ var (
 // a matching lookup; and refuses a tampered journal, naming the entry.
 func TestSDSChecksFromJournal(t *testing.T) {
 	t.Run("looked up, then used", func(t *testing.T) {
-		s := newSession(t)
+		s := newSpineSession(t)
 		s.spine(spinecall.Call{Service: spinecall.PDS, Method: "GET", Status: 200, Request: "/Patient/9690937286",
 			Patients: []spinecall.PatientRecord{{NHSNumber: "9690937286", GPODS: "B82617"}}})
 		s.spine(ldapAS)
 		s.spine(fhirMHS)
-		s.gpc("t-ok", provider, endpoint+"/metadata", 200)
+		s.gpc("t-ok", jProvider, jEndpoint+"/metadata", 200)
 		rep, err := Build(Options{AuditDir: s.close(), From: asidA, Now: t0.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
@@ -145,8 +145,8 @@ func TestSDSChecksFromJournal(t *testing.T) {
 		}
 		res := results(rep)
 		for id, want := range map[string][]string{
-			"GPC-SPN-TST-01": {"Spine services journal entry 2: SDS LDAP search", "LDAPS connection 2 on ldaps", "returned nhsAs " + provider, "then used Ssp-To " + provider},
-			"GPC-SPN-TST-02": {"Spine services journal entry 3: SDS FHIR GET", "endpoint " + endpoint, "then used the endpoint"},
+			"GPC-SPN-TST-01": {"Spine services journal entry 2: SDS LDAP search", "LDAPS connection 2 on ldaps", "returned nhsAs " + jProvider, "then used Ssp-To " + jProvider},
+			"GPC-SPN-TST-02": {"Spine services journal entry 3: SDS FHIR GET", "endpoint " + jEndpoint, "then used the endpoint"},
 		} {
 			r := res[id]
 			if r.Result != Met || len(r.Evidence) != 2 || !r.Evidence[0].Journal || r.Evidence[1].Journal || r.Evidence[1].TraceID != "t-ok" {
@@ -161,12 +161,12 @@ func TestSDSChecksFromJournal(t *testing.T) {
 		}
 	})
 	t.Run("used before it was looked up, or another ASID", func(t *testing.T) {
-		s := newSession(t)
-		s.gpc("t-before", provider, endpoint+"/metadata", 200)
+		s := newSpineSession(t)
+		s.gpc("t-before", jProvider, jEndpoint+"/metadata", 200)
 		s.spine(ldapAS)
 		s.spine(fhirMHS)
 		s.gpc("t-other", "918999198994", "https://elsewhere/x/metadata", 200)
-		s.gpc("t-failed", provider, endpoint+"/metadata", 500)
+		s.gpc("t-failed", jProvider, jEndpoint+"/metadata", 500)
 		rep, err := Build(Options{AuditDir: s.close(), From: asidA, Now: t0.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
@@ -179,14 +179,14 @@ func TestSDSChecksFromJournal(t *testing.T) {
 		}
 	})
 	t.Run("no lookup of the right kind", func(t *testing.T) {
-		s := newSession(t)
+		s := newSpineSession(t)
 		wrong := ldapAS
 		wrong.Filter = "(nhsIDCode=B82617)" // no objectClass
 		s.spine(wrong)
 		failed := fhirMHS
 		failed.Status = 400
 		s.spine(failed)
-		s.gpc("t-ok", provider, endpoint+"/metadata", 200)
+		s.gpc("t-ok", jProvider, jEndpoint+"/metadata", 200)
 		rep, err := Build(Options{AuditDir: s.close(), From: asidA, Now: t0.Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
@@ -199,17 +199,17 @@ func TestSDSChecksFromJournal(t *testing.T) {
 		}
 	})
 	t.Run("tampered journal", func(t *testing.T) {
-		s := newSession(t)
+		s := newSpineSession(t)
 		s.spine(ldapAS)
 		s.spine(fhirMHS)
-		s.gpc("t-ok", provider, endpoint+"/metadata", 200)
+		s.gpc("t-ok", jProvider, jEndpoint+"/metadata", 200)
 		dir := s.close()
 		files, err := audit.ChainFiles(dir, audit.SpineChain)
 		if err != nil || len(files) != 1 {
 			t.Fatal(files, err)
 		}
 		data, _ := os.ReadFile(files[0])
-		data = []byte(strings.Replace(string(data), `"endpoint":"`+endpoint, `"endpoint":"https://evil.example/x`, 1))
+		data = []byte(strings.Replace(string(data), `"endpoint":"`+jEndpoint, `"endpoint":"https://evil.example/x`, 1))
 		if err := os.WriteFile(files[0], data, 0o600); err != nil {
 			t.Fatal(err)
 		}
