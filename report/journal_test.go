@@ -55,7 +55,7 @@ func results(rep *Report) map[string]Result {
 const (
 	jProvider = "918999198993"
 	jEndpoint = "https://localhost:9443/B82617/STU3/1/gpconnect"
-	urnRead  = iaMetadata
+	urnRead   = iaMetadata
 )
 
 // spineSession is one consumer's run: Spine journal entries and GP Connect
