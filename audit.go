@@ -20,7 +20,7 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 		Use:   "verify FILE...|DIR",
 		Short: "Check a hash chain and name the first broken record",
 		Long: "Check the hash chain of one log given as its files in order (audit-000001.jsonl ...),\n" +
-			"or of both logs (audit and transactions) in an audit directory. Exit 0 when intact;\n" +
+			"or of every log (audit, transactions and the Spine services journal) in an audit directory. Exit 0 when intact;\n" +
 			"otherwise name the first edited, deleted, reordered or truncated record and exit 1.\n" +
 			"A torn last line left by a crash is reported as a note, not as damage.",
 		Args: cobra.MinimumNArgs(1),
@@ -28,7 +28,7 @@ func newAuditCmd(stdout io.Writer) *cobra.Command {
 			chains := [][]string{args}
 			if fi, err := os.Stat(args[0]); err == nil && fi.IsDir() && len(args) == 1 {
 				chains = nil
-				for _, name := range []string{audit.AuditChain, audit.TransactionChain} {
+				for _, name := range []string{audit.AuditChain, audit.TransactionChain, audit.SpineChain} {
 					files, err := audit.ChainFiles(args[0], name)
 					if err != nil {
 						return err

@@ -89,6 +89,7 @@ type stack struct {
 	pds       *pds.Service
 	ldap      []*sds.LDAPServer
 	console   *console.Console // the live console's journeys, on the admin listener
+	journal   *audit.Journal   // the Spine services journal in the audit directory; nil when spine.enabled is false
 	// One fault set and one business clock, shared by the SSP (at: ssp) and
 	// the practices (at: provider, and their business time), so one admin
 	// call reaches both.
@@ -252,6 +253,11 @@ func start(cfg Config, log *slog.Logger) (*stack, error) {
 			st.shutdown(context.Background())
 		}
 	}()
+	if cfg.Spine.Enabled {
+		if st.journal, err = st.store.OpenJournal(opts); err != nil {
+			return nil, fmt.Errorf("spine journal in %s: %w", cfg.AuditDir(), err)
+		}
+	}
 
 	if err := st.faultsAndClock(cfg); err != nil {
 		return nil, err
@@ -367,7 +373,7 @@ func (st *stack) startDemonstrator(cfg Config, table *agreements.Table) error {
 	if err != nil {
 		return fmt.Errorf("demonstrator: %w", err)
 	}
-	st.pds = newPDS(cfg, d, st.log, st.console.SpineCall)
+	st.pds = newPDS(cfg, d, st.log, st.spineObserver())
 	certFile, keyFile := cfg.Demonstrator.Cert, cfg.Demonstrator.Key
 	if certFile == "" {
 		certFile, keyFile = filepath.Join(pki, certs.ProviderFile), filepath.Join(pki, certs.ProviderKeyFile)
@@ -442,9 +448,9 @@ func (st *stack) startSpine(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("spine: the server certificate (ssp.tls.cert/key): %w", err)
 	}
-	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log, Observe: st.console.SpineCall})
+	st.sds = sds.New(sds.Options{Registry: st.registry.Load, APIKey: c.APIKey, Logger: st.log, Observe: st.spineObserver()})
 	if st.pds == nil { // the practices made it when they run
-		st.pds = newPDS(cfg, nil, st.log, st.console.SpineCall)
+		st.pds = newPDS(cfg, nil, st.log, st.spineObserver())
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -564,6 +570,9 @@ func (st *stack) shutdown(ctx context.Context) error {
 	if st.console != nil {
 		st.console.Close()
 	}
+	if st.journal != nil {
+		errs = append(errs, st.journal.Close())
+	}
 	for _, store := range []*audit.Store{st.store, st.demoStore} {
 		if store != nil {
 			errs = append(errs, store.Close())
@@ -586,6 +595,25 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log.format: %q is not text or json", c.Format)
+}
+
+// spineObserver is told of each call to SDS and PDS: the live console
+// (requests only) and the Spine services journal (requests and LDAPS
+// handshakes), which `sspemu report` reads for GPC-SPN-TST-01/02.
+func (st *stack) spineObserver() spinecall.Observer {
+	var journal spinecall.Observer
+	if st.journal != nil {
+		journal = func(c spinecall.Call) {
+			if err := st.journal.Queue(c); err != nil {
+				level := slog.LevelError
+				if errors.Is(err, audit.ErrClosed) {
+					level = slog.LevelDebug // a call on a connection left open past shutdown
+				}
+				st.log.Log(context.Background(), level, "spine journal entry not written", "service", c.Service, "err", err)
+			}
+		}
+	}
+	return spinecall.Tee(spinecall.Requests(st.console.SpineCall), journal)
 }
 
 // newPDS is the Spine's PDS: its own test patients (the registered ones at

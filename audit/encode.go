@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/hex"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -104,6 +105,9 @@ func appendRecord(dst []byte, r *Record) ([]byte, bool) {
 		}
 		dst = append(dst, ']')
 	}
+	dst = appendOptString(dst, `,"client_issuer":`, r.ClientIssuer)
+	dst = appendOptString(dst, `,"client_serial":`, r.ClientSerial)
+	dst = appendOptString(dst, `,"client_not_after":`, r.ClientNotAfter)
 	dst = append(dst, '}')
 	return dst, true
 }
@@ -170,8 +174,43 @@ func appendTransaction(dst []byte, t *Transaction) ([]byte, bool) {
 		dst = append(dst, `,"fault":`...)
 		dst = appendString(dst, t.Fault)
 	}
+	if t.AuditSeq != 0 {
+		dst = append(dst, `,"audit_seq":`...)
+		dst = strconv.AppendUint(dst, t.AuditSeq, 10)
+	}
+	dst = appendOptString(dst, `,"resp_content_type":`, t.RespContentType)
+	dst = appendOptString(dst, `,"resp_content_encoding":`, t.RespContentEncoding)
+	dst = appendOptString(dst, `,"provider_code":`, t.ProviderCode)
+	dst = appendOptString(dst, `,"provider_issue_code":`, t.ProviderIssueCode)
+	if t.Entries != nil {
+		dst = append(dst, `,"entries":`...)
+		dst = strconv.AppendInt(dst, int64(*t.Entries), 10)
+	}
+	if len(t.EntryTypes) > 0 {
+		dst = appendCounts(dst, `,"entry_types":{`, t.EntryTypes)
+	}
 	dst = append(dst, '}')
 	return dst, true
+}
+
+// appendCounts appends key and m as json.Marshal writes a map[string]int:
+// the keys sorted, each escaped as a string. key ends in the opening brace.
+func appendCounts(dst []byte, key string, m map[string]int) []byte {
+	dst = append(dst, key...)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = strconv.AppendInt(dst, int64(m[k]), 10)
+	}
+	return append(dst, '}')
 }
 
 // appendHead appends the content of a head file naming record seq with hash

@@ -159,6 +159,10 @@ func recordFrom(tm time.Time, ss []string, k, status int, jwt bool) *Record {
 			r.Claims = append(r.Claims, ClaimVerdict{Claim: s(26 + i), Verdict: s(27 + i), Reason: s(28 + i)})
 		}
 	}
+	// Version 3 members on every third case.
+	if k%3 != 1 {
+		r.ClientIssuer, r.ClientSerial, r.ClientNotAfter = s(29), s(30), s(31)
+	}
 	if jwt {
 		r.JWT = &JWT{Issuer: s(12), Subject: s(13), SDSUserID: s(14), RoleProfileID: s(15), ODSCode: s(16), Device: s(17)}
 	}
@@ -168,11 +172,26 @@ func recordFrom(tm time.Time, ss []string, k, status int, jwt bool) *Record {
 // transactionFrom is recordFrom for a Transaction.
 func transactionFrom(tm time.Time, ss []string, k int, seq uint64, status int, in, out int64, up, total float64, aborted bool) *Transaction {
 	s := func(i int) string { return ss[(k+i)%len(ss)] }
-	return &Transaction{
+	t := &Transaction{
 		Seq: seq, Time: tm, TraceID: s(0), Status: status, BytesIn: in, BytesOut: out,
 		UpstreamSeconds: up, TotalSeconds: total, ClientAborted: aborted,
 		Decision: gpconnect.Decision(s(1)), Rule: gpconnect.Rule(s(2)), From: s(3), To: s(4), Interaction: s(5), Reason: s(6), Fault: s(7),
 	}
+	// Version 3 members, in several shapes: none, some, all; an entry
+	// count of zero (present) and a map of several types, its keys
+	// arbitrary strings so their order and escaping are held to
+	// json.Marshal too.
+	if k%3 != 0 {
+		t.AuditSeq = seq ^ uint64(k)
+		t.RespContentType, t.RespContentEncoding = s(8), s(9)
+		t.ProviderCode, t.ProviderIssueCode = s(10), s(11)
+		n := (k - 1) % 3 * status
+		t.Entries = &n
+		if k%3 == 2 {
+			t.EntryTypes = map[string]int{s(12): status, s(13): int(in), s(14): 0}
+		}
+	}
+	return t
 }
 
 // TestEncodeMatchesJSON compares the hand-written encoders with
@@ -331,10 +350,10 @@ func TestEncodeTransactionAsBefore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(p.body) != string(want) || *p.tx != c {
+		if string(p.body) != string(want) || !reflect.DeepEqual(*p.tx, c) {
 			t.Fatalf("encodeTransaction = %q, %+v; want %s, %+v", p.body, *p.tx, want, c)
 		}
-		if *tr != orig {
+		if !reflect.DeepEqual(*tr, orig) {
 			t.Fatalf("encodeTransaction changed the caller's transaction")
 		}
 		p.release()

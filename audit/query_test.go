@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -96,7 +97,7 @@ func TestTransactions(t *testing.T) {
 	for i, tr := range all {
 		want := sampleTransaction(39 - i)
 		want.Seq = uint64(40 - i)
-		if tr != *want {
+		if !reflect.DeepEqual(tr, *want) {
 			t.Errorf("position %d: got %+v, want %+v", i, tr, *want)
 		}
 	}

@@ -99,10 +99,24 @@ type Record struct {
 	// Claims holds one verdict per JWT claim when the jwt rule ran
 	// (gpconnect.JWTPolicy.Verdicts); absent when it did not.
 	Claims []ClaimVerdict `json:"jwt_claims,omitempty"`
+
+	// The members below came with record version 3: what the client
+	// certificate the handshake verified says of itself (GPC-SPN-TST-03
+	// asks what was "valid"). Absent without a client certificate.
+
+	// ClientIssuer is the certificate's issuer DN; ClientSerial its
+	// serial number in lowercase hex; ClientNotAfter the end of its
+	// validity, RFC 3339 in UTC.
+	ClientIssuer   string `json:"client_issuer,omitempty"`
+	ClientSerial   string `json:"client_serial,omitempty"`
+	ClientNotAfter string `json:"client_not_after,omitempty"`
 }
 
 // RecordVersion is the version new records are written with (Record.V).
-const RecordVersion = 2
+// Version 2 added the TLS, header and claim members; version 3 the client
+// certificate's issuer, serial and notAfter, and (in the transaction
+// record of the same request) audit_seq and the answer's facts.
+const RecordVersion = 3
 
 // ClaimVerdict is one JWT claim's verdict in a record: passed, failed (with
 // the rule's reason) or not judged.
@@ -140,6 +154,31 @@ type Transaction struct {
 	// provider's Sspemu-Fault answer header) at the practice; omitted when
 	// none did.
 	Fault string `json:"fault,omitempty"`
+
+	// The members below came with record version 3 (see RecordVersion);
+	// each is left out when unknown, so older transactions read as they
+	// were.
+
+	// AuditSeq is the seq of the audit record of the same request, the
+	// exact join key: a consumer may reuse Ssp-TraceID (GPC-SPN-TST-13).
+	// Zero (absent) when no audit record was written.
+	AuditSeq uint64 `json:"audit_seq,omitempty"`
+	// RespContentType and RespContentEncoding are the answer's
+	// Content-Type and Content-Encoding headers, cut to 200 bytes.
+	RespContentType     string `json:"resp_content_type,omitempty"`
+	RespContentEncoding string `json:"resp_content_encoding,omitempty"`
+	// ProviderCode is the code of the first issue's details coding of the
+	// OperationOutcome a provider answered a forwarded request with
+	// (status 400 and above), and ProviderIssueCode that issue's FHIR
+	// code; read from a bounded copy of the answer (see proxy's sniff).
+	ProviderCode      string `json:"provider_code,omitempty"`
+	ProviderIssueCode string `json:"provider_issue_code,omitempty"`
+	// Entries is the number of entries of a searchset Bundle a provider
+	// answered a search with (2xx), and EntryTypes the count per resource
+	// type (included resources too); nil when not counted (not a search,
+	// or an answer larger than the bounded copy).
+	Entries    *int           `json:"entries,omitempty"`
+	EntryTypes map[string]int `json:"entry_types,omitempty"`
 }
 
 // hashKey opens the last member of every line; its fixed shape lets the

@@ -182,6 +182,11 @@ func (s *Service) read(w http.ResponseWriter, id string) {
 	}
 	s.log.Debug("pds read", "nhs_number", id, "answered", p.NHSNumber)
 	spinecall.Results(w, 1)
+	pr := patientRecord(p)
+	if p.NHSNumber != id {
+		pr.Requested = id
+	}
+	spinecall.Facts(w, "", nil, []spinecall.PatientRecord{pr})
 	w.Header().Set("ETag", `W/"1"`)
 	writeJSON(w, http.StatusOK, resource(p))
 }
@@ -237,7 +242,18 @@ func outcome(is outcomeIssue) outcomeJSON {
 }
 
 func writeOutcome(w http.ResponseWriter, status int, is outcomeIssue) {
+	spinecall.Code(w, is.spineCode)
 	writeJSON(w, status, outcome(is))
+}
+
+// patientRecord is what an answer showed of p, for the journal: the GP
+// practice only when the answer shows it (never for a sensitive patient).
+func patientRecord(p Patient) spinecall.PatientRecord {
+	r := spinecall.PatientRecord{NHSNumber: p.NHSNumber, Sensitive: p.Restricted, Deceased: p.DeceasedDateTime != ""}
+	if !p.Restricted {
+		r.GPODS = p.PracticeODS
+	}
+	return r
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -477,6 +477,11 @@ func (s *Service) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spinecall.Results(w, len(hits))
+	var facts []spinecall.PatientRecord
+	for _, h := range hits[:min(len(hits), spinecall.MaxFacts)] {
+		facts = append(facts, patientRecord(h.p))
+	}
+	spinecall.Facts(w, "", nil, facts)
 	b := searchBundle{ResourceType: "Bundle", Type: "searchset", Timestamp: s.now().UTC().Format(time.RFC3339), Total: len(hits)}
 	for _, h := range hits {
 		b.Entry = append(b.Entry, searchEntry{

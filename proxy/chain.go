@@ -47,6 +47,10 @@ type scope struct {
 	fault  string               // the fault rules that acted at the SSP, comma-separated
 	claims []audit.ClaimVerdict // each JWT claim's verdict, when the jwt rule ran
 	reset  bool                 // a fault closed the connection unanswered
+
+	issuer, serial, notAfter string    // the client certificate's, for the audit record
+	auditSeq                 uint64    // the seq of the request's audit record, once written
+	tap                      answerTap // the engine's writer (sniff.go)
 }
 
 type scopeKey struct{}
@@ -69,6 +73,7 @@ func (s *Server) begin(next http.Handler) http.Handler {
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 			id := s.identities.of(r.TLS.PeerCertificates[0])
 			sc.subject, sc.fingerprint, sc.names = id.subject, id.fingerprint, id.names
+			sc.issuer, sc.serial, sc.notAfter = id.issuer, id.serial, id.notAfter
 		}
 		cw := &countingWriter{ResponseWriter: w, closeConn: &sc.closeConn}
 		cb := &countingBody{ReadCloser: r.Body}
@@ -121,6 +126,7 @@ func (s *Server) finish(r *http.Request, sc *scope, cw *countingWriter, cb *coun
 	if t.TraceID == "" {
 		t.TraceID = rawHeader(r, "Ssp-TraceID")
 	}
+	answerFacts(t, sc, cw.Header())
 	if err := s.audit.QueueTransaction(t); err != nil {
 		s.log.Error("transaction record not written", "trace_id", t.TraceID, "err", err)
 	}
@@ -355,7 +361,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	out.Host = sc.target.Host
 	removeHopHeaders(out.Header)
 	out.Header.Add("Forwarded", forwardedFor(r.RemoteAddr))
-	s.engine.ServeHTTP(w, out)
+	sc.tap = answerTap{ResponseWriter: w, sc: sc}
+	s.engine.ServeHTTP(&sc.tap, out)
 }
 
 // rawHeader is a header as sent, cut to 200 bytes: for the audit of a
@@ -428,6 +435,7 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 	if r.TLS != nil {
 		rec.TLSVersion = tls.VersionName(r.TLS.Version)
 		rec.TLSCipher = tls.CipherSuiteName(r.TLS.CipherSuite)
+		rec.ClientIssuer, rec.ClientSerial, rec.ClientNotAfter = sc.issuer, sc.serial, sc.notAfter
 	}
 	return rec
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"sync"
+	"time"
 )
 
 // identity is what the chain and the audit need of a client certificate.
@@ -12,6 +13,9 @@ type identity struct {
 	subject     string
 	fingerprint string // SHA-256 of the DER, hex
 	names       []string
+	// issuer, serial (lowercase hex) and notAfter (RFC 3339, UTC) say
+	// which certificate it was, for the audit (GPC-SPN-TST-03).
+	issuer, serial, notAfter string
 }
 
 // identities remembers the identity of each verified leaf certificate, so
@@ -33,7 +37,11 @@ func (c *identities) of(leaf *x509.Certificate) identity {
 		return id
 	}
 	sum := sha256.Sum256(leaf.Raw)
-	id = identity{subject: leaf.Subject.String(), fingerprint: hex.EncodeToString(sum[:]), names: certNames(leaf)}
+	id = identity{subject: leaf.Subject.String(), fingerprint: hex.EncodeToString(sum[:]), names: certNames(leaf),
+		issuer: leaf.Issuer.String(), notAfter: leaf.NotAfter.UTC().Format(time.RFC3339)}
+	if leaf.SerialNumber != nil {
+		id.serial = leaf.SerialNumber.Text(16)
+	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxIdentities {
 		c.m = make(map[*x509.Certificate]identity)

@@ -46,8 +46,9 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, sc *scope) bool 
 	// A consumer that has stopped sending (its connection read ended, which
 	// cancels the request's context) still gets its decision recorded: the
 	// record is evidence whether or not anyone reads the answer.
-	_, err := s.audit.Append(context.WithoutCancel(r.Context()), s.auditRecord(r, sc))
+	seq, err := s.audit.Append(context.WithoutCancel(r.Context()), s.auditRecord(r, sc))
 	if err == nil {
+		sc.auditSeq = seq
 		return true
 	}
 	s.log.Error("audit record not written: refusing the request", "trace_id", sc.hdr.TraceID, "err", err)

@@ -91,7 +91,7 @@ const (
 
 const (
 	noDisplay = "display of the answer to the user (consumer UI)"
-	noSDS     = "the SDS query itself: the SSP never sees SDS lookups; only the use of its result (Ssp-To and the endpoint registered for it) is shown"
+	noSDS     = "real SDS: the lookups shown are against sspemu's SDS (its Spine services journal); which consumer made an LDAP lookup is inferred from the GP Connect call that used its result, as the directory does not name an LDAP connection's peer"
 	noAudit   = "the consumer's own audit trail (the trace IDs listed let an assessor look them up there)"
 	noCode    = "the provider's OperationOutcome code is not in the audit; the status (and any fault rule that produced it) is"
 	noCount   = "the number of resources in the answer is not in the audit; the call and its status are"
@@ -150,8 +150,8 @@ func Catalogue() []Test {
 	key := func(s Step) Step { s.Key = true; return s }
 	same := func(s Step) Step { s.SameAppointment = true; return s }
 	tests := []Test{
-		s("GPC-SPN-TST-01", "Retrieve ASID and party key from SDS", "sds", "GPC-SSP03-02"),
-		s("GPC-SPN-TST-02", "Retrieve the FHIR endpoint URL of the MHS from SDS", "sds", "GPC-SSP03-03"),
+		s("GPC-SPN-TST-01", "Retrieve ASID and party key from SDS", "sds-asid", "GPC-SSP03-02"),
+		s("GPC-SPN-TST-02", "Retrieve the FHIR endpoint URL of the MHS from SDS", "sds-endpoint", "GPC-SSP03-03"),
 		s("GPC-SPN-TST-03", "Retrieve a patient record using a valid security certificate and TLS", "tls-version", "GPC-SSP04-02", "GPC-SSP04-03", "GPC-SSP04-04"),
 		s("GPC-SPN-TST-04", "Retrieve a patient record using a valid SSLCipherSuite", "tls-cipher", "GPC-SSP04-05"),
 		s("GPC-SPN-TST-05", "FHIR content type: Accept JSON, request XML", "accept-json-send-xml", "GPC-SSP06-03"),
@@ -279,14 +279,15 @@ func Catalogue() []Test {
 		switch t.ID {
 		case "GPC-SPN-TST-01", "GPC-SPN-TST-02":
 			t.CannotProve = noSDS
+			t.Note = "1.2.7 looks up the MHS record first and the AS record second (integration_spine_directory_service l.79-118); the order is not enforced"
 		case "GPC-SPN-TST-03":
 			t.CannotProve = "a certificate issued by the NHS DIR team chaining to the real Spine CAs; HSCN connectivity"
 			t.Note = "the wiki title says TLSv1; GP Connect 1.2.7 requires TLS 1.2 (development_api_security_guidance l.45-46)"
 		case "GPC-SPN-TST-05", "GPC-SPN-TST-06":
-			t.CannotProve = "the content type of the answer (not in the audit)"
+			t.CannotProve = "the content type of the answer for calls recorded before audit record version 3"
 			t.Note = "the test text uses the DSTU2 names application/json+fhir and application/xml+fhir; 1.2.7 mandates application/fhir+json and application/fhir+xml, which are what counts here"
 		case "GPC-SPN-TST-07":
-			t.CannotProve = noCode + "; displaying the error; " + noAudit
+			t.CannotProve = "displaying the error; " + noAudit
 			t.Note = "in 1.2.7 Foundations and Appointments NO_PATIENT_CONSENT is only exercised through a provider-side fault rule"
 		case "GPC-SPN-TST-08", "GPC-SPN-TST-09":
 			t.CannotProve = noAudit

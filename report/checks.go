@@ -4,18 +4,30 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
-	"sspemu/audit"
 	"sspemu/proxy"
 )
 
-// evaluate decides one test over the consumer's calls.
-func evaluate(t Test, calls []*call) Result {
+// evaluate decides one test over the consumer's calls, without a Spine
+// services journal.
+func evaluate(t Test, calls []*call) Result { return evaluateIn(t, calls, nil) }
+
+// evaluateIn decides one test over the consumer's calls and the Spine
+// services journal (nil when there is none).
+func evaluateIn(t Test, calls []*call, j *journal) Result {
 	r := Result{ID: t.ID, Group: t.Group, Title: t.Title, SCAL: t.SCAL, CannotProve: t.CannotProve, Note: t.Note, Source: t.Source}
 	if r.SCAL == nil {
 		r.SCAL = []string{}
+	}
+	if jc, ok := journalChecks[t.Check]; ok {
+		r.Result, r.Why, r.Evidence = jc(calls, j)
+		if r.Evidence == nil {
+			r.Evidence = []Evidence{}
+		}
+		return r
 	}
 	check, ok := checks[t.Check]
 	if !ok {
@@ -45,6 +57,13 @@ func evaluate(t Test, calls []*call) Result {
 // A check returns the result, why, the exemplar calls and the calls that
 // speak against it.
 type checkFunc func(t Test, calls []*call) (result, why string, examples, counters []*call)
+
+// journalChecks are the checks that read the Spine services journal too;
+// they give their evidence themselves, journal entries among it.
+var journalChecks = map[string]func(calls []*call, j *journal) (result, why string, ev []Evidence){
+	"sds-asid":     func(cs []*call, j *journal) (string, string, []Evidence) { return sdsCheck(false, j, cs) },
+	"sds-endpoint": func(cs []*call, j *journal) (string, string, []Evidence) { return sdsCheck(true, j, cs) },
+}
 
 var checks = map[string]checkFunc{
 	"sds":                  checkSDS,
@@ -79,7 +98,11 @@ func filter(calls []*call, keep func(*call) bool) []*call {
 	return out
 }
 
-func v2(c *call) bool { return c.rec.V >= audit.RecordVersion }
+func v2(c *call) bool { return c.rec.V >= 2 }
+
+// v3 reports a call whose transaction carries the answer's facts (record
+// version 3): its content type and any provider error code.
+func v3(c *call) bool { return c.rec.V >= 3 && c.tx != nil }
 
 func checkSDS(_ Test, calls []*call) (string, string, []*call, []*call) {
 	ok := filter(calls, (*call).ok)
@@ -135,14 +158,28 @@ func isFHIR(v *string, kind string) bool {
 	return strings.Contains(s, "application/fhir+"+kind) || strings.Contains(s, "application/"+kind+"+fhir")
 }
 
+// answeredJSON reports a call answered with success in FHIR JSON: from
+// record version 3 the transaction shows the answer's Content-Type; an
+// older call, whose answer's type was not recorded, counts on its status.
+func answeredJSON(c *call) bool {
+	if !c.ok() {
+		return false
+	}
+	if !v3(c) {
+		return true
+	}
+	ct := c.tx.RespContentType
+	return isFHIR(&ct, "json")
+}
+
 func checkAcceptJSONSendXML(_ Test, calls []*call) (string, string, []*call, []*call) {
 	tried := filter(calls, func(c *call) bool { return v2(c) && isFHIR(c.rec.ContentType, "xml") && isFHIR(c.rec.Accept, "json") })
-	good := filter(tried, (*call).ok)
+	good := filter(tried, answeredJSON)
 	switch {
 	case len(good) > 0:
-		return Met, "a call sent FHIR XML (Content-Type) asking for FHIR JSON (Accept) and was answered with success", good, nil
+		return Met, "a call sent FHIR XML (Content-Type) asking for FHIR JSON (Accept) and was answered with success in FHIR JSON (the answer's Content-Type, from audit record version 3)", good, nil
 	case len(tried) > 0:
-		return NotMet, "calls sent FHIR XML asking for FHIR JSON, but none was answered with success", nil, tried
+		return NotMet, "calls sent FHIR XML asking for FHIR JSON, but none was answered with success in FHIR JSON", nil, tried
 	}
 	return NotExercised, "no call sent Content-Type FHIR XML with Accept FHIR JSON", nil, nil
 }
@@ -159,20 +196,40 @@ func checkFormatJSON(_ Test, calls []*call) (string, string, []*call, []*call) {
 		return v2(c) && c.rec.Accept == nil && (f == "json" || strings.Contains(f, "fhir+json") || strings.Contains(f, "json+fhir")) &&
 			(c.rec.ContentType == nil || isFHIR(c.rec.ContentType, "json"))
 	})
-	good := filter(tried, (*call).ok)
+	good := filter(tried, answeredJSON)
 	switch {
 	case len(good) > 0:
-		return Met, "a call without Accept, with _format JSON (and a JSON Content-Type if any), was answered with success", good, nil
+		return Met, "a call without Accept, with _format JSON (and a JSON Content-Type if any), was answered with success in FHIR JSON (the answer's Content-Type, from audit record version 3)", good, nil
 	case len(tried) > 0:
-		return NotMet, "calls without Accept and with _format JSON were made, but none was answered with success", nil, tried
+		return NotMet, "calls without Accept and with _format JSON were made, but none was answered with success in FHIR JSON", nil, tried
 	}
 	return NotExercised, "no call left Accept out and asked for JSON with _format", nil, nil
 }
 
+// code is the error code of a call's answer: the provider's
+// OperationOutcome code when forwarded (record version 3), the SSP's
+// token when it refused.
+func code(c *call) string {
+	if c.rec.Decision == "forwarded" {
+		if c.tx != nil {
+			return c.tx.ProviderCode
+		}
+		return ""
+	}
+	return c.rec.Token
+}
+
 func checkRefusal403(_ Test, calls []*call) (string, string, []*call, []*call) {
 	got := filter(calls, func(c *call) bool { return c.status() == 403 })
-	if len(got) > 0 {
-		return Met, "the consumer received a 403 OperationOutcome (shown: the status and any fault rule that produced it); handling it is the consumer's part", got, nil
+	consent := filter(got, func(c *call) bool { return c.rec.Decision == "forwarded" && v3(c) && code(c) == "NO_PATIENT_CONSENT" })
+	unknown := filter(got, func(c *call) bool { return c.rec.Decision == "forwarded" && !v3(c) })
+	switch {
+	case len(consent) > 0:
+		return Met, "the provider answered 403 with the OperationOutcome code NO_PATIENT_CONSENT (shown: the code and any fault rule that produced it); handling it is the consumer's part", consent, nil
+	case len(unknown) > 0:
+		return Met, "the consumer received a 403 from the provider (its OperationOutcome code was not recorded before audit record version 3; shown: the status and any fault rule that produced it); handling it is the consumer's part", unknown, nil
+	case len(got) > 0:
+		return NotExercised, "403 answers were received, but none with the code NO_PATIENT_CONSENT (in 1.2.7 Foundations and Appointments, add a provider-side fault rule: status 403, code NO_PATIENT_CONSENT)", nil, got
 	}
 	return NotExercised, "no call was answered 403 (in 1.2.7 Foundations and Appointments, add a provider-side fault rule: status 403, code NO_PATIENT_CONSENT)", nil, nil
 }
@@ -370,14 +427,26 @@ func evidence(t Test, c *call, counter bool) Evidence {
 		}
 		add("exercised through fault rule %s", fault)
 	}
-	if r.V >= audit.RecordVersion {
+	if r.V >= 2 {
 		add("TLS %s, cipher suite %s, %s", orDash(strings.TrimPrefix(r.TLSVersion, "TLS ")), orDash(r.TLSCipher), orDash(r.Proto))
 	}
 	if r.ClientSubject != "" {
 		add("client certificate %s (SHA-256 %s)", r.ClientSubject, short(r.ClientFingerprint))
 	}
+	if r.ClientIssuer != "" {
+		add("client certificate issued by %s, serial %s, valid until %s", r.ClientIssuer, orDash(r.ClientSerial), orDash(r.ClientNotAfter))
+	}
+	if tx := c.tx; tx != nil && r.V >= 3 {
+		add("answer Content-Type %s; Content-Encoding %s", orDash(tx.RespContentType), orDash(tx.RespContentEncoding))
+		if tx.ProviderCode != "" || tx.ProviderIssueCode != "" {
+			add("provider OperationOutcome code %s (issue code %s)", orDash(tx.ProviderCode), orDash(tx.ProviderIssueCode))
+		}
+		if tx.Entries != nil {
+			add("searchset of %d entries%s", *tx.Entries, entryTypes(tx.EntryTypes))
+		}
+	}
 	if t.Group == GroupSpine || counter {
-		if r.V >= audit.RecordVersion {
+		if r.V >= 2 {
 			add("Accept %s; Content-Type %s; Accept-Encoding %s; Transfer-Encoding %s", hdr(r.Accept), hdr(r.ContentType), hdr(r.AcceptEncoding), orDash(r.TransferEncoding))
 		}
 		if j := r.JWT; j != nil {
@@ -396,6 +465,21 @@ func evidence(t Test, c *call, counter bool) Evidence {
 		}
 	}
 	return e
+}
+
+func entryTypes(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(keys, ", ") + ")"
 }
 
 func orDash(s string) string {

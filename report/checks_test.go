@@ -24,7 +24,7 @@ func goodRecord() audit.Record {
 		ClientSubject: "CN=consumer", ClientFingerprint: "ab12cd34ef56ab12cd34ef56ab12cd34",
 		JWT:      &audit.JWT{Subject: "G13579135", SDSUserID: "G13579135", RoleProfileID: "R8000", ODSCode: "A11111"},
 		Decision: "forwarded", Rule: "", Status: 200,
-		V: audit.RecordVersion, TLSVersion: "TLS 1.2", TLSCipher: tls.CipherSuiteName(proxy.SpineCipherSuites[0]), Proto: "HTTP/1.1",
+		V: 2, TLSVersion: "TLS 1.2", TLSCipher: tls.CipherSuiteName(proxy.SpineCipherSuites[0]), Proto: "HTTP/1.1",
 		Accept: ptr("application/fhir+json"),
 		Claims: []audit.ClaimVerdict{{Claim: "iss", Verdict: "passed"}, {Claim: "sub", Verdict: "passed"}},
 	}
@@ -173,10 +173,46 @@ func TestCheckRefusal403(t *testing.T) {
 	joined := rc()
 	joined.tx = &audit.Transaction{TraceID: joined.rec.TraceID, Status: 403, Fault: "no-consent"}
 	runChecks(t, "refusal-403", []checkCase{
-		{"403 from the transaction", Test{}, []*call{joined}, Met, 1, 0},
-		{"403 refusal in the record", Test{}, []*call{rc(refused("receiver", 403))}, Met, 1, 0},
+		{"403 from the transaction (v2: no code recorded)", Test{}, []*call{joined}, Met, 1, 0},
+		{"the SSP's own 403 is not NO_PATIENT_CONSENT", Test{}, []*call{rc(refused("receiver", 403))}, NotExercised, 0, 1},
 		{"no 403", Test{}, []*call{rc(), rc(status(404))}, NotExercised, 0, 0},
 		{"v1 record with 403", Test{}, []*call{rc(v1, status(403))}, Met, 1, 0},
+		{"v3: the provider's NO_PATIENT_CONSENT", Test{}, []*call{v3tx(403, "NO_PATIENT_CONSENT", ""), v3tx(403, "ACCESS_DENIED", "")}, Met, 1, 0},
+		{"v3: a 403 with another code", Test{}, []*call{v3tx(403, "ACCESS_DENIED", "")}, NotExercised, 0, 1},
+	})
+}
+
+// v3tx is a version 3 call forwarded and answered status with the
+// provider's code and content type.
+func v3tx(status int, code, contentType string) *call {
+	c := rc(func(r *audit.Record) { r.V = 3 })
+	c.tx = &audit.Transaction{TraceID: c.rec.TraceID, Status: status, AuditSeq: c.seq, ProviderCode: code, RespContentType: contentType}
+	return c
+}
+
+// TestCheckContentTypeAnswer holds TST-05/06 to the answer's Content-Type
+// where the transaction records it (version 3), and to the status alone
+// before.
+func TestCheckContentTypeAnswer(t *testing.T) {
+	xmlIn := func(r *audit.Record) { r.ContentType = ptr("application/fhir+xml") }
+	withXML := func(ct string) *call {
+		c := v3tx(200, "", ct)
+		xmlIn(&c.rec)
+		return c
+	}
+	runChecks(t, "accept-json-send-xml", []checkCase{
+		{"answered JSON", Test{}, []*call{withXML("application/fhir+json;charset=utf-8")}, Met, 1, 0},
+		{"answered XML", Test{}, []*call{withXML("application/fhir+xml")}, NotMet, 0, 1},
+		{"v2: the status counts", Test{}, []*call{rc(xmlIn)}, Met, 1, 0},
+	})
+	format := func(ct string) *call {
+		c := v3tx(200, "", ct)
+		c.rec.Accept, c.rec.Target = nil, "/B82617/STU3/1/gpconnect/fhir/metadata?_format=json"
+		return c
+	}
+	runChecks(t, "format-json", []checkCase{
+		{"answered JSON", Test{}, []*call{format("application/fhir+json")}, Met, 1, 0},
+		{"answered XML", Test{}, []*call{format("application/fhir+xml")}, NotMet, 0, 1},
 	})
 }
 
@@ -289,7 +325,8 @@ func TestCheckInteraction(t *testing.T) {
 func TestCatalogueChecksExist(t *testing.T) {
 	ids := map[string]bool{}
 	for _, tt := range Catalogue() {
-		if _, ok := checks[tt.Check]; !ok {
+		_, jc := journalChecks[tt.Check]
+		if _, ok := checks[tt.Check]; !ok && !jc {
 			t.Errorf("%s: no check %q", tt.ID, tt.Check)
 		}
 		if ids[tt.ID] {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sspemu/audit"
+	"sspemu/spinecall"
 )
 
 // FuzzParseRecordLine feeds the report's reader of audit lines (an
@@ -63,5 +64,34 @@ func FuzzParseRecordLine(f *testing.F) {
 		if !bytes.Equal(b1, b2) {
 			t.Fatalf("record changed on re-encoding:\n%s\n%s\nfrom %q", b1, b2, line)
 		}
+	})
+}
+
+// FuzzParseJournalLine feeds the report's reader of Spine services journal
+// lines arbitrary bytes: it must not panic, and what it accepts must be
+// usable by the SDS checks without panicking either.
+func FuzzParseJournalLine(f *testing.F) {
+	for _, c := range []spinecall.Call{ldapAS, fhirMHS, {}} {
+		c.Time = t0
+		b, err := json.Marshal(c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append([]byte(`{"seq":3,`), b[1:]...))
+	}
+	f.Add([]byte(`{"seq":1,"prev":"00","notice":"recovered","hash":"ff"}`))
+	f.Add([]byte(`{"time":"2026-03-01T10:00:00Z","directory":[{"class":"nhsMhs"}],"patients":[null],"filter":"((("}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		e, err := parseJournalLine(line)
+		if err != nil {
+			return
+		}
+		j := &journal{entries: []spineEntry{e}}
+		c := rc()
+		c.tx = &audit.Transaction{Status: 200}
+		for _, ep := range []bool{false, true} {
+			sdsCheck(ep, j, []*call{c})
+		}
+		journalEvidence(&e, false)
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"sspemu/agreements"
 	"sspemu/gpconnect"
+	"sspemu/spinecall"
 )
 
 // The directory's tree: every service record sits one level below
@@ -225,4 +226,33 @@ func (c *cache) directory() *Directory {
 	d := NewDirectory(t)
 	c.last.Store(&cached{table: t, dir: d})
 	return d
+}
+
+// directoryRecords is what an answer's entries say to the journal: the
+// class, the uniqueIdentifier (the ASID of an nhsAs record), the ODS code,
+// the party key and, for an MHS, its endpoint and interaction; at most
+// spinecall.MaxFacts of them.
+func directoryRecords(entries []Entry) []spinecall.DirectoryRecord {
+	var out []spinecall.DirectoryRecord
+	for _, e := range entries {
+		if len(out) == spinecall.MaxFacts {
+			break
+		}
+		class := ""
+		for _, c := range e.Values("objectClass") {
+			if strings.EqualFold(c, classAS) || strings.EqualFold(c, classMHS) {
+				class = c
+			}
+		}
+		if class == "" {
+			continue // the root DSE and the containers
+		}
+		d := spinecall.DirectoryRecord{Class: class, ID: e.Value("uniqueIdentifier"), ODS: e.Value("nhsIDCode"),
+			PartyKey: e.Value("nhsMHSPartyKey")}
+		if strings.EqualFold(class, classMHS) {
+			d.Endpoint, d.Interaction = e.Value("nhsMHSEndPoint"), e.Value("nhsMhsSvcIA")
+		}
+		out = append(out, d)
+	}
+	return out
 }

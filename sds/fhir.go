@@ -154,6 +154,7 @@ func (s *Service) serveFHIR(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	spinecall.Results(w, len(resources))
+	spinecall.Facts(w, f.String(), directoryRecords(entries), nil)
 	s.log.Debug("sds fhir search", "resource", resource, "filter", f.String(), "total", len(resources))
 	self := "https://" + r.Host + r.URL.Path
 	if r.URL.RawQuery != "" {

@@ -2,7 +2,9 @@ package sds
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -213,6 +215,10 @@ func (s *Service) ServeLDAP(addr string, tlsConfig *tls.Config) (*LDAPServer, er
 	if err := ln.Close(); err != nil {
 		return nil, err
 	}
+	listener := "ldap"
+	if tlsConfig != nil {
+		listener = "ldaps"
+	}
 	srv, err := gldap.NewServer(gldap.WithLogger(hclog.NewNullLogger()))
 	if err != nil {
 		return nil, err
@@ -223,7 +229,7 @@ func (s *Service) ServeLDAP(addr string, tlsConfig *tls.Config) (*LDAPServer, er
 	}
 	err = errors.Join(
 		mux.Bind(s.ldapBind),
-		mux.Search(s.ldapSearch),
+		mux.Search(s.ldapSearchOn(listener)),
 		mux.Add(refuseWrite(gldap.ApplicationAddResponse)),
 		mux.Modify(refuseWrite(gldap.ApplicationModifyResponse)),
 		mux.Delete(refuseWrite(gldap.ApplicationDelResponse)),
@@ -236,7 +242,7 @@ func (s *Service) ServeLDAP(addr string, tlsConfig *tls.Config) (*LDAPServer, er
 	l := &LDAPServer{srv: srv, addr: bound, done: make(chan error, 1), log: s.log}
 	var opts []gldap.Option
 	if tlsConfig != nil {
-		opts = append(opts, gldap.WithTLSConfig(tlsConfig))
+		opts = append(opts, gldap.WithTLSConfig(s.observeHandshakes(tlsConfig)))
 	}
 	go func() { l.done <- srv.Run(bound, opts...) }()
 	if err := l.waitListening(); err != nil {
@@ -324,18 +330,66 @@ func (s *Service) ldapBind(w *gldap.ResponseWriter, r *gldap.Request) {
 	_ = w.Write(resp)
 }
 
-func (s *Service) ldapSearch(w *gldap.ResponseWriter, r *gldap.Request) {
+// observeHandshakes returns cfg with each completed handshake reported to
+// the observer as its own call (Method spinecall.Connect): the peer's
+// address and client certificate. gldap tells a search only its
+// connection's number, not its address or certificate, so this is the
+// only place the LDAPS caller can be named.
+func (s *Service) observeHandshakes(cfg *tls.Config) *tls.Config {
+	if s.obs == nil || cfg.GetConfigForClient != nil {
+		return cfg
+	}
+	out := cfg.Clone()
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		start, peer := time.Now(), ""
+		if hello.Conn != nil {
+			peer = hello.Conn.RemoteAddr().String()
+		}
+		per := cfg.Clone()
+		verify := cfg.VerifyConnection
+		per.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := error(nil)
+			if verify != nil {
+				err = verify(cs)
+			}
+			c := spinecall.Call{Service: spinecall.LDAP, Time: start, Client: peer, Method: spinecall.Connect, Listener: "ldaps",
+				Request: "TLS handshake", Status: int(resultSuccess), Result: "Success", Seconds: time.Since(start).Seconds()}
+			if len(cs.PeerCertificates) > 0 {
+				leaf := cs.PeerCertificates[0]
+				sum := sha256.Sum256(leaf.Raw)
+				c.ClientSubject, c.ClientIssuer, c.ClientFingerprint = leaf.Subject.String(), leaf.Issuer.String(), hex.EncodeToString(sum[:])
+			}
+			if err != nil {
+				c.Status, c.Result = int(resultUnwillingToPerform), "refused: "+err.Error()
+			}
+			s.obs(c)
+			return err
+		}
+		return per, nil
+	}
+	return out
+}
+
+// ldapSearchOn is the search handler of the listener named ("ldap" or
+// "ldaps").
+func (s *Service) ldapSearchOn(listener string) gldap.HandlerFunc {
+	return func(w *gldap.ResponseWriter, r *gldap.Request) { s.ldapSearch(listener, w, r) }
+}
+
+func (s *Service) ldapSearch(listener string, w *gldap.ResponseWriter, r *gldap.Request) {
 	start := time.Now()
 	m, err := r.GetSearchMessage()
 	done := r.NewSearchDoneResponse(gldap.WithResponseCode(resultProtocolError))
 	code, sent := resultProtocolError, 0
+	var answered []Entry
 	if s.obs != nil {
 		defer func() {
-			c := spinecall.Call{Service: spinecall.LDAP, Time: start, Client: fmt.Sprintf("LDAP connection %d", r.ConnectionID()),
+			c := spinecall.Call{Service: spinecall.LDAP, Time: start, Client: fmt.Sprintf("%s connection %d", strings.ToUpper(listener), r.ConnectionID()),
 				Method: "search", Status: int(code), Result: gldap.ResultCodeMap[uint16(code)], Results: sent,
-				Seconds: time.Since(start).Seconds()}
+				Seconds: time.Since(start).Seconds(), Listener: listener, Directory: directoryRecords(answered)}
 			if m != nil {
 				c.Request = "base " + strconv.Quote(m.BaseDN) + " filter " + m.Filter
+				c.Base, c.Filter = m.BaseDN, m.Filter
 			}
 			s.obs(c)
 		}()
@@ -365,6 +419,7 @@ func (s *Service) ldapSearch(w *gldap.ResponseWriter, r *gldap.Request) {
 			return
 		}
 		sent++
+		answered = res.entries[:sent]
 	}
 	code = res.code
 	done.SetResultCode(res.code)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
+
+	"sspemu/spinecall"
 )
 
 // The FHIR shapes of the SDS API (request/fhir_json_mapper.py), members in
@@ -192,6 +194,7 @@ type issueJSON struct {
 // writeOutcome writes the real service's OperationOutcome: id = the
 // correlation ID, always application/fhir+json.
 func writeOutcome(w http.ResponseWriter, status int, id string, is issue) {
+	spinecall.Code(w, is.coding.Code)
 	body := outcomeJSON{ResourceType: "OperationOutcome", ID: id, Issue: []issueJSON{{
 		Severity: is.severity, Code: is.code, Details: codeableConcept{[]coding{is.coding}}, Diagnostics: is.diagnostics,
 	}}}
@@ -222,6 +225,7 @@ func writeAccessDenied(w http.ResponseWriter, fault string) {
 	}{"OperationOutcome", []deniedIssue{{"error", "forbidden", details{[]versionedCoding{
 		{"https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode", "1", "ACCESS_DENIED", fault},
 	}}}}}
+	spinecall.Code(w, "ACCESS_DENIED")
 	writeJSON(w, http.StatusUnauthorized, mimeJSON, body)
 }
 

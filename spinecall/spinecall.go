@@ -34,6 +34,62 @@ type Call struct {
 	CorrelationID string  `json:"correlation_id,omitempty"`
 	RequestID     string  `json:"request_id,omitempty"`
 	Seconds       float64 `json:"seconds"`
+
+	// The members below are the key facts of the call, for the journal
+	// (audit.Journal) that `sspemu report` reads for GPC-SPN-TST-01/02.
+
+	// Listener is where the call came in: "https" (the SDS and PDS FHIR
+	// APIs), "ldap" or "ldaps".
+	Listener string `json:"listener,omitempty"`
+	// Base and Filter are an LDAP search's base DN and filter; for the SDS
+	// FHIR API, Filter is the directory filter its query maps to.
+	Base   string `json:"base,omitempty"`
+	Filter string `json:"filter,omitempty"`
+	// Code is the Spine error code of an OperationOutcome answer.
+	Code string `json:"code,omitempty"`
+	// ClientSubject, ClientIssuer and ClientFingerprint (SHA-256 of the
+	// DER, hex) name the client certificate of an LDAPS connection
+	// (Method Connect): gldap does not tell a search which connection's
+	// certificate it came with, so the handshake is its own entry.
+	ClientSubject     string `json:"client_subject,omitempty"`
+	ClientIssuer      string `json:"client_issuer,omitempty"`
+	ClientFingerprint string `json:"client_fingerprint,omitempty"`
+	// Directory is the SDS records the answer held, Patients the PDS
+	// patients; at most MaxFacts each (Results has the full count).
+	Directory []DirectoryRecord `json:"directory,omitempty"`
+	Patients  []PatientRecord   `json:"patients,omitempty"`
+}
+
+// Connect is the Method of an LDAPS handshake's entry.
+const Connect = "connect"
+
+// MaxFacts bounds the records a Call lists, so one broad search cannot make
+// a journal line of the whole directory.
+const MaxFacts = 20
+
+// DirectoryRecord is what an SDS answer said of one record: an accredited
+// system (nhsAs: ID is its ASID) or a message handling system (nhsMhs: ID
+// is the MHS uniqueIdentifier, with the endpoint and the one interaction
+// it serves).
+type DirectoryRecord struct {
+	Class       string `json:"class"` // nhsAs or nhsMhs
+	ID          string `json:"id"`
+	ODS         string `json:"ods,omitempty"`
+	PartyKey    string `json:"party_key,omitempty"`
+	Endpoint    string `json:"endpoint,omitempty"`
+	Interaction string `json:"interaction,omitempty"`
+}
+
+// PatientRecord is what a PDS answer said of one patient: the NHS number
+// answered (a superseded number answers its replacement: Requested then
+// differs), the GP practice's ODS code as shown (none for a sensitive
+// patient), and its state.
+type PatientRecord struct {
+	NHSNumber string `json:"nhs_number"`
+	Requested string `json:"requested,omitempty"`
+	GPODS     string `json:"gp_ods,omitempty"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+	Deceased  bool   `json:"deceased,omitempty"`
 }
 
 // Observer receives each finished call. It is called on the request's
@@ -41,11 +97,46 @@ type Call struct {
 // nobody is told.
 type Observer func(Call)
 
+// Tee tells every non-nil observer in turn; nil when there is none.
+func Tee(obs ...Observer) Observer {
+	var live []Observer
+	for _, o := range obs {
+		if o != nil {
+			live = append(live, o)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return nil
+	case 1:
+		return live[0]
+	}
+	return func(c Call) {
+		for _, o := range live {
+			o(c)
+		}
+	}
+}
+
+// Requests passes on calls that are requests, leaving out the LDAPS
+// handshakes (Method Connect): the live console lists requests.
+func Requests(obs Observer) Observer {
+	if obs == nil {
+		return nil
+	}
+	return func(c Call) {
+		if c.Method != Connect {
+			obs(c)
+		}
+	}
+}
+
 // recorder remembers what a handler answered.
 type recorder struct {
 	http.ResponseWriter
 	status  int
 	results int
+	facts   Call // Filter, Code, Directory and Patients, set by the handler
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -73,6 +164,24 @@ func Results(w http.ResponseWriter, n int) {
 	}
 }
 
+// Facts tells the observer the filter and the records an answer held
+// (bounded to MaxFacts each); outside Observe it does nothing.
+func Facts(w http.ResponseWriter, filter string, dir []DirectoryRecord, patients []PatientRecord) {
+	if r, ok := w.(*recorder); ok {
+		r.facts.Filter = filter
+		r.facts.Directory = dir[:min(len(dir), MaxFacts)]
+		r.facts.Patients = patients[:min(len(patients), MaxFacts)]
+	}
+}
+
+// Code tells the observer the Spine error code of an OperationOutcome
+// answer; outside Observe it does nothing.
+func Code(w http.ResponseWriter, code string) {
+	if r, ok := w.(*recorder); ok {
+		r.facts.Code = code
+	}
+}
+
 // Observe wraps a service's handler so each request is reported to obs
 // once answered; with a nil obs it returns h itself.
 func Observe(service string, obs Observer, h http.Handler) http.Handler {
@@ -97,6 +206,11 @@ func Observe(service string, obs Observer, h http.Handler) http.Handler {
 			CorrelationID: w.Header().Get("X-Correlation-ID"),
 			RequestID:     w.Header().Get("X-Request-ID"),
 			Seconds:       time.Since(start).Seconds(),
+			Listener:      "https",
+			Filter:        rec.facts.Filter,
+			Code:          rec.facts.Code,
+			Directory:     rec.facts.Directory,
+			Patients:      rec.facts.Patients,
 		})
 	})
 }
