@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sspemu/audit"
+	"sspemu/gpconnect"
 )
 
 // SpecVersion is the GP Connect version the catalogue and the SSP follow.
@@ -153,7 +154,7 @@ func (c *call) status() int {
 // ok reports a forwarded call answered 2xx.
 func (c *call) ok() bool {
 	s := c.status()
-	return c.rec.Decision == "forwarded" && s >= 200 && s < 300
+	return c.rec.Decision == gpconnect.DecisionForwarded && s >= 200 && s < 300
 }
 
 // ErrTampered is returned, wrapped with the broken record, when a chain
