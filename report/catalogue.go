@@ -68,6 +68,8 @@ func (n Count) String() string {
 		return "no " + n.Resource + " entry (an empty searchset)"
 	case n.Min == 1 && n.Max == 1:
 		return "exactly one " + n.Resource + " entry"
+	case n.Max < 0 && n.Min == 1:
+		return "one or more " + n.Resource + " entries"
 	case n.Max < 0 && n.Min == 2:
 		return "two or more " + n.Resource + " entries"
 	case n.Max < 0:
@@ -262,7 +264,7 @@ func Catalogue() []Test {
 			return t
 		}(),
 		fs("GPC-FOU-RPA-01/1", "Read a patient: request conforms to the specification (logical ID resolved first)", "",
-			[]Step{findOK, key(Step{Interactions: []string{iaReadPatient}, Expect: "ok"})}),
+			[]Step{findSome, key(Step{Interactions: []string{iaReadPatient}, Expect: "ok"})}),
 		fx("GPC-FOU-RPA-01/2", "Read a patient not found on the server", iaReadPatient, "404", gpconnect.CodePatientNotFound),
 		fd("GPC-FOU-RPA-01/3", "Read a patient and verify data elements", iaReadPatient),
 		fs("GPC-FOU-REG-01/1", "Register a new patient and book an appointment",

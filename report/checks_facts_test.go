@@ -119,14 +119,17 @@ func TestErrorCodes(t *testing.T) {
 	})
 }
 
-// TestRegistrationSequencesCount: the registration sequences hold the
-// find step to the searchset where it was counted: a new patient is not
-// found before registering; a registered one is found.
+// TestRegistrationSequencesCount: the registration and read sequences
+// hold the find step to the searchset where it was counted: a new patient
+// is not found before registering; a registered one is found, as is one
+// whose logical ID is read.
 func TestRegistrationSequencesCount(t *testing.T) {
 	runReportCases(t, []reportCase{
 		{"not found, registered, booked", "GPC-FOU-REG-01/1", ss().find(200).v3("", pts(0)).register(200).slots(200).book(201).readAppt("1", 200), Met, []uint64{1, 2, 3, 4, 5}, nil, "with no Patient entry"},
 		{"found, then registered anyway", "GPC-FOU-REG-01/1", ss().find(200).v3("", pts(1)).register(200).slots(200).book(201).readAppt("1", 200), NotMet, nil, []uint64{2}, ""},
 		{"found, booked without registering", "GPC-FOU-REG-01/2", ss().find(200).v3("", pts(1)).slots(200).book(201).readAppt("1", 200), Met, []uint64{1, 2, 3, 4}, nil, ""},
+		{"read after a search that found the patient", "GPC-FOU-RPA-01/1", ss().find(200).v3("", pts(1)).call(practiceA, iaReadPatient, "GET", "/Patient/2", 200), Met, []uint64{1, 2}, nil, "with one or more Patient entries"},
+		{"read after a search that found none", "GPC-FOU-RPA-01/1", ss().find(200).v3("", pts(0)).call(practiceA, iaReadPatient, "GET", "/Patient/2", 200), NotMet, nil, []uint64{2}, ""},
 		{"not found, booked without registering", "GPC-FOU-REG-01/2", ss().find(200).v3("", pts(0)).slots(200).book(201).readAppt("1", 200), NotExercised, nil, nil, ""},
 	})
 }
