@@ -54,7 +54,7 @@ func TestSearchCounts(t *testing.T) {
 		{"an empty searchset is not the single record", "GPC-FOU-FPA-01/1", ss().find(200).v3("", pts(0)), NotExercised, []uint64{}, []uint64{1}, "none with exactly one Patient"},
 		{"old version: not recorded", "GPC-FOU-FPA-01/1", ss().find(200), NotExercised, []uint64{1}, []uint64{}, "not recorded by this audit version"},
 		{"too large to count: not recorded", "GPC-FOU-FPA-01/1", ss().find(200).v3("", nil), NotExercised, []uint64{1}, nil, "not recorded by this audit version"},
-		{"every search refused", "GPC-FOU-FPA-01/1", ss().find(400).v3(gpconnect.CodeBadRequest, nil), NotMet, []uint64{}, []uint64{1}, "none was answered with success"},
+		{"every search refused", "GPC-FOU-FPA-01/1", ss().find(400).v3(gpconnect.CodeBadRequest, nil), NotExercised, []uint64{}, []uint64{1}, "none was answered with success"},
 		{"counted one among uncounted", "GPC-FOU-FPA-01/1", ss().find(200).find(200).v3("", pts(1)), Met, []uint64{2}, nil, ""},
 
 		{"two records", "GPC-FOU-FPA-01/2", ss().find(200).v3("", pts(2)), Met, []uint64{1}, nil, "two or more Patient entries"},
