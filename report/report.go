@@ -254,7 +254,7 @@ func Build(opt Options) (*Report, error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d record(s) were written before audit record version 2: their TLS, header and JWT claim members were not recorded, and no test counts them as not met for that", rep.Range.OldRecords))
 	}
 	if rep.Range.V2Records > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d record(s) were written with audit record version 2: their client certificate issuer, serial and notAfter, and their answers' content type and provider error code, were not recorded; those calls are judged without them", rep.Range.V2Records))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d record(s) were written with audit record version 2: their client certificate issuer, serial and notAfter, and their answers' content type, provider error code and searchset entries, were not recorded; those calls are judged without them", rep.Range.V2Records))
 	}
 	for _, t := range Catalogue() {
 		r := evaluateIn(t, sel, j)
