@@ -165,6 +165,26 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 	if n := len(mine.entries("Appointment")); n < 1 {
 		t.Fatalf("retrieve: %d appointments, want the new booking", n)
 	}
+	// Now registered, the patient is found (one Patient), and read; a
+	// patient the practice does not hold is not found (404
+	// PATIENT_NOT_FOUND); an NHS number failing its check digit is refused
+	// by the practice (400 INVALID_NHS_NUMBER). The report decides these
+	// from the facts of the real transaction records (version 3).
+	found := f.seqCall("GET", "/Patient?identifier="+url.QueryEscape("https://fhir.nhs.uk/Id/nhs-number|"+newcomer.NHSNumber), gpconnect.SearchPatient, nil, nil).must(t, "find again", 200)
+	if n := len(found.entries("Patient")); n != 1 {
+		t.Fatalf("find %s after registering: %d patients, want one", newcomer.NHSNumber, n)
+	}
+	readPt := f.seqCall("GET", "/Patient/"+patientID, gpconnect.ReadPatient, nil, nil).must(t, "read the patient", 200)
+	unknownPt := f.seqCall("GET", "/Patient/999999", gpconnect.ReadPatient, nil, nil).must(t, "read an unknown patient", 404)
+	invalid := f.seqCall("GET", "/Patient?identifier="+url.QueryEscape("https://fhir.nhs.uk/Id/nhs-number|9999999991"), gpconnect.SearchPatient, nil, nil).must(t, "find an invalid NHS number", 400)
+	for _, c := range []struct {
+		a    seqAnswer
+		code string
+	}{{unknownPt, gpconnect.CodePatientNotFound}, {invalid, gpconnect.CodeInvalidNHSNumber}} {
+		if tx := f.transaction(c.a.trace); tx.ProviderCode != c.code {
+			t.Fatalf("transaction %s: provider code %q, want %s", c.a.trace, tx.ProviderCode, c.code)
+		}
+	}
 
 	dir := f.st.store.Dir()
 	out := t.TempDir()
@@ -191,25 +211,34 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 	for _, r := range rep.Results {
 		res[r.ID] = r
 	}
-	metIDs := []string{"GPC-FOU-REG-01/1", "GPC-AMUS-BPA-4", "GPC-AMUS-MPA-3", "GPC-AMUS-MPA-4", "GPC-AMUS-MPA-5", "GPC-AMUS-MPA-1", "GPC-AMUS-BPA-1/1", "GPC-AMUS-BPA-1/6"}
+	metIDs := []string{"GPC-FOU-FPA-01/1", "GPC-FOU-FPA-01/3", "GPC-FOU-FPA-01/8", "GPC-FOU-RPA-01/1", "GPC-FOU-RPA-01/2", "GPC-FOU-REG-01/1", "GPC-AMUS-BPA-4", "GPC-AMUS-MPA-3", "GPC-AMUS-MPA-4", "GPC-AMUS-MPA-5", "GPC-AMUS-MPA-1", "GPC-AMUS-BPA-1/1", "GPC-AMUS-BPA-1/6"}
 	for _, tc := range []struct {
 		id, result string
 		traces     []string // the calls that must be among the exemplars
+		why        string   // a part of Why; "": not checked
+		checked    string   // a part of an exemplar's Checked; "": not checked
 	}{
-		{"GPC-FOU-REG-01/1", report.Met, []string{find.trace, reg.trace, slots.trace, booked.trace, read.trace}},
-		{"GPC-AMUS-BPA-4", report.Met, []string{slots.trace, booked.trace, read.trace}},
-		{"GPC-AMUS-MPA-5", report.Met, []string{read.trace, upd.trace}},
-		{"GPC-AMUS-MPA-4", report.Met, []string{read.trace}},
-		{"GPC-AMUS-MPA-3", report.Met, nil},
-		{"GPC-AMUS-MPA-1", report.Met, []string{find.trace, mine.trace}},
-		{"GPC-AMUS-BPA-1/1", report.Met, []string{slots.trace}},
-		{"GPC-AMUS-BPA-1/6", report.Met, []string{slots.trace}},
+		{"GPC-FOU-FPA-01/1", report.Met, []string{found.trace}, "exactly one Patient entry", "searchset of 1 entries (Patient 1)"},
+		{"GPC-FOU-FPA-01/3", report.Met, []string{find.trace}, "no Patient entry", "searchset of 0 entries"},
+		{"GPC-FOU-FPA-01/8", report.Met, []string{invalid.trace}, "with code INVALID_NHS_NUMBER", "provider OperationOutcome code INVALID_NHS_NUMBER"},
+		{"GPC-FOU-RPA-01/1", report.Met, []string{found.trace, readPt.trace}, "", ""},
+		{"GPC-FOU-RPA-01/2", report.Met, []string{unknownPt.trace}, "with code PATIENT_NOT_FOUND", "provider OperationOutcome code PATIENT_NOT_FOUND"},
+		// No search answered two patients: the seed has no such NHS number.
+		{"GPC-FOU-FPA-01/2", report.NotExercised, nil, "none with two or more Patient entries", ""},
+		{"GPC-FOU-REG-01/1", report.Met, []string{find.trace, reg.trace, slots.trace, booked.trace, read.trace}, "", ""},
+		{"GPC-AMUS-BPA-4", report.Met, []string{slots.trace, booked.trace, read.trace}, "", ""},
+		{"GPC-AMUS-MPA-5", report.Met, []string{read.trace, upd.trace}, "", ""},
+		{"GPC-AMUS-MPA-4", report.Met, []string{read.trace}, "", ""},
+		{"GPC-AMUS-MPA-3", report.Met, nil, "", ""},
+		{"GPC-AMUS-MPA-1", report.Met, []string{find.trace, mine.trace}, "", ""},
+		{"GPC-AMUS-BPA-1/1", report.Met, []string{slots.trace}, "", ""},
+		{"GPC-AMUS-BPA-1/6", report.Met, []string{slots.trace}, "", ""},
 		// A registration came between the search and the booking: not the
 		// previously-registered case.
-		{"GPC-FOU-REG-01/2", report.NotExercised, nil},
+		{"GPC-FOU-REG-01/2", report.NotExercised, nil, "", ""},
 		// The body is not in the audit: which defect a registration had is not shown.
-		{"GPC-FOU-REG-01/4", report.NotExercised, []string{reg.trace}},
-		{"GPC-FOU-FPA-01/5", report.NotExercised, nil},
+		{"GPC-FOU-REG-01/4", report.NotExercised, []string{reg.trace}, "", ""},
+		{"GPC-FOU-FPA-01/5", report.NotExercised, nil, "", ""},
 	} {
 		r, ok := res[tc.id]
 		if !ok {
@@ -219,11 +248,18 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 			t.Errorf("%s: %s (%s), want %s", tc.id, r.Result, r.Why, tc.result)
 			continue
 		}
-		var shown []string
+		if !strings.Contains(r.Why, tc.why) {
+			t.Errorf("%s: why %q lacks %q", tc.id, r.Why, tc.why)
+		}
+		var shown, checked []string
 		for _, e := range r.Evidence {
 			if !e.Counter {
 				shown = append(shown, e.TraceID)
+				checked = append(checked, e.Checked...)
 			}
+		}
+		if !strings.Contains(strings.Join(checked, "\n"), tc.checked) {
+			t.Errorf("%s: no exemplar shows %q: %v", tc.id, tc.checked, checked)
 		}
 		for _, tr := range tc.traces {
 			if !strings.Contains(strings.Join(shown, " "), tr) {

@@ -1,5 +1,11 @@
 package report
 
+import (
+	"fmt"
+
+	"sspemu/gpconnect"
+)
+
 // Test is one NHS consumer test ID the report gives a result for. The
 // catalogue is data: adding an ID (the Appointments IDs cut off in the
 // stored wiki pages, for one) is a new row, not new logic, as long as one
@@ -37,6 +43,62 @@ type Test struct {
 	// Needs is, for the "not-recorded" check, the fact this audit version
 	// lacks that the test hinges on.
 	Needs string
+	// Codes are the error codes the provoked error must carry: the
+	// provider's OperationOutcome code (audit record version 3) or the
+	// SSP's token; any one will do. Empty: the status alone decides. The
+	// codes are those of GP Connect 1.2.7's error handling (gpconnect's
+	// error table; ssp-behaviour.md §7).
+	Codes []string
+	// Count is the searchset a "search-count" test needs (the entries of
+	// one resource type, audit record version 3); for a "not-recorded"
+	// test it narrows the calls shown.
+	Count *Count
+}
+
+// Count is a condition on a searchset answer: between Min and Max entries
+// of Resource (Max < 0: no upper bound), included resources not counted.
+type Count struct {
+	Resource string
+	Min, Max int
+}
+
+func (n Count) String() string {
+	switch {
+	case n.Min == 0 && n.Max == 0:
+		return "no " + n.Resource + " entry (an empty searchset)"
+	case n.Min == 1 && n.Max == 1:
+		return "exactly one " + n.Resource + " entry"
+	case n.Max < 0 && n.Min == 1:
+		return "one or more " + n.Resource + " entries"
+	case n.Max < 0 && n.Min == 2:
+		return "two or more " + n.Resource + " entries"
+	case n.Max < 0:
+		return fmt.Sprintf("%d or more %s entries", n.Min, n.Resource)
+	}
+	return fmt.Sprintf("%d to %d %s entries", n.Min, n.Max, n.Resource)
+}
+
+func (n Count) holds(k int) bool { return k >= n.Min && (n.Max < 0 || k <= n.Max) }
+
+// counted is the number of res entries in c's searchset answer, and
+// whether it was counted: from audit record version 3, for an answer the
+// SSP's bounded copy held.
+func counted(c *call, res string) (int, bool) {
+	if !v3(c) || c.tx.Entries == nil {
+		return 0, false
+	}
+	return c.tx.EntryTypes[res], true
+}
+
+// allows reports whether c's answer meets n, or was not counted (an older
+// record, or an answer too large to count): a sequence step is not failed
+// on a fact the audit lacks.
+func (n *Count) allows(c *call) bool {
+	if n == nil {
+		return true
+	}
+	k, ok := counted(c, n.Resource)
+	return !ok || n.holds(k)
 }
 
 // Sources of the catalogue (research notes for issue 15, report-tests.md):
@@ -93,8 +155,7 @@ const (
 	noDisplay = "display of the answer to the user (consumer UI)"
 	noSDS     = "real SDS: the lookups shown are against sspemu's SDS (its Spine services journal); which consumer made an LDAP lookup is inferred from the GP Connect call that used its result, as the directory does not name an LDAP connection's peer"
 	noAudit   = "the consumer's own audit trail (the trace IDs listed let an assessor look them up there)"
-	noCode    = "the provider's OperationOutcome code is not in the audit; the status (and any fault rule that produced it) is"
-	noCount   = "the number of resources in the answer is not in the audit; the call and its status are"
+	noCode    = "the provider's OperationOutcome code of calls recorded before audit record version 3 (their status, and any fault rule that produced it, decide)"
 )
 
 // Catalogue is every test ID the report evaluates, in report order.
@@ -105,10 +166,23 @@ func Catalogue() []Test {
 	f := func(id, title, ia, expect, cannot string) Test {
 		return Test{ID: id, Group: GroupFoundations, Title: title, Check: "interaction", Interaction: ia, Expect: expect, CannotProve: cannot, Source: srcFoundations}
 	}
-	// fx: an error-handling test (the error received, not re-sent blindly).
-	fx := func(id, title, ia, expect string) Test {
+	// fx: an error-handling test (the error received with one of codes,
+	// not re-sent blindly).
+	fx := func(id, title, ia, expect string, codes ...string) Test {
 		t := f(id, title, ia, expect, noCode+"; "+noDisplay)
-		t.Check = "error-then-fixed"
+		t.Check, t.Codes = "error-then-fixed", codes
+		return t
+	}
+	// fc: a search test decided by the searchset's entries.
+	fc := func(id, title, ia string, n Count, cannot string) Test {
+		t := f(id, title, ia, "ok", cannot)
+		t.Check, t.Count = "search-count", &n
+		return t
+	}
+	// narrow gives a not-recorded row the recorded facts that pick the
+	// calls it would judge.
+	narrow := func(t Test, n *Count, codes ...string) Test {
+		t.Count, t.Codes = n, codes
 		return t
 	}
 	// fd: a display-only test; the request side is shown.
@@ -138,12 +212,18 @@ func Catalogue() []Test {
 			Note: "a user story ID of the Appointment Management requirements; the consumer test rows for it are cut off in the stored wiki page"}
 	}
 	const (
-		regBody    = "the request body (which element was blank, repeated or of which use) and the provider's error code: a refused registration is shown, not which defect it carried"
+		regBody    = "the request body (which element was blank, repeated or of which use): registrations refused with the test's error code are shown, not which defect each carried, as several defects share the code"
 		regCannot  = noDisplay + ": the appropriate error message"
-		countOf    = "the number of resources in the searchset answer: "
 		handleBndl = "handling the bundle to reflect accurately what the practice holds"
+		flagOf     = "whether the practice holds the NHS number searched as "
+		flagNeeds  = " (the empty searchset is recorded from audit record version 3; the practice's flag on its patient is not)"
 	)
+	none := func(res string) *Count { return &Count{Resource: res} }
+	one := func(res string) Count { return Count{Resource: res, Min: 1, Max: 1} }
+	many := func(res string) Count { return Count{Resource: res, Min: 2, Max: -1} }
 	findOK := Step{Interactions: []string{iaFindPatient}, Expect: "ok"}
+	findNone, findSome := findOK, findOK
+	findNone.Count, findSome.Count = none("Patient"), &Count{Resource: "Patient", Min: 1, Max: -1}
 	slotsOK := Step{Interactions: []string{iaSlots}, Expect: "ok"}
 	book201 := Step{Interactions: []string{iaBook}, Expect: "201"}
 	readBack := Step{Interactions: []string{iaReadAppt, iaPatientAppt}, Expect: "ok"}
@@ -166,62 +246,67 @@ func Catalogue() []Test {
 
 		// Foundations: all 41 scenarios of foundations.feature, in its order.
 		f("GPC-FOU-CAP-01/1", "Get the FHIR capability statement", iaMetadata, "ok", "handling the capability statement accurately"),
-		f("GPC-FOU-FPA-01/1", "Find a patient with a single record", iaFindPatient, "ok", noCount),
-		fn("GPC-FOU-FPA-01/2", "Find a patient with multiple records", iaFindPatient, "ok", countOf+"two or more Patient entries", handleBndl+"; the practice's seed has no NHS number with several records"),
-		fn("GPC-FOU-FPA-01/3", "Find a patient with no corresponding record", iaFindPatient, "ok", countOf+"an empty searchset", handleBndl+"; "+noDisplay),
-		fn("GPC-FOU-FPA-01/4", "Find a patient flagged as sensitive in the GP system", iaFindPatient, "ok", countOf+"an empty searchset for a patient the practice holds as sensitive",
-			noDisplay+": the provider's messages that the patient is not found"),
+		fc("GPC-FOU-FPA-01/1", "Find a patient with a single record", iaFindPatient, one("Patient"), handleBndl),
+		fc("GPC-FOU-FPA-01/2", "Find a patient with multiple records", iaFindPatient, many("Patient"), handleBndl+"; the practice's seed has no NHS number with several records"),
+		fc("GPC-FOU-FPA-01/3", "Find a patient with no corresponding record", iaFindPatient, *none("Patient"), handleBndl+"; "+noDisplay),
+		narrow(fn("GPC-FOU-FPA-01/4", "Find a patient flagged as sensitive in the GP system", iaFindPatient, "ok", flagOf+"sensitive"+flagNeeds,
+			noDisplay+": the provider's messages that the patient is not found"), none("Patient")),
 		func() Test {
 			t := fd("GPC-FOU-FPA-01/5", "Find a patient flagged as sensitive on PDS: the consumer must not search", "")
 			t.CannotProve = "that the consumer did not search: the SSP never sees the PDS trace that flagged the patient, so an absence of searches proves nothing"
 			return t
 		}(),
-		fn("GPC-FOU-FPA-01/6", "Find a patient marked as deceased", iaFindPatient, "ok", countOf+"an empty searchset for a patient marked deceased", handleBndl),
-		fn("GPC-FOU-FPA-01/7", "Find a patient marked as inactive", iaFindPatient, "ok", countOf+"an empty searchset for a patient marked inactive", handleBndl),
+		narrow(fn("GPC-FOU-FPA-01/6", "Find a patient marked as deceased", iaFindPatient, "ok", flagOf+"deceased"+flagNeeds, handleBndl), none("Patient")),
+		narrow(fn("GPC-FOU-FPA-01/7", "Find a patient marked as inactive", iaFindPatient, "ok", flagOf+"inactive"+flagNeeds, handleBndl), none("Patient")),
 		func() Test {
-			t := fx("GPC-FOU-FPA-01/8", "Find a patient with an invalid NHS number", iaFindPatient, "4xx")
+			t := fx("GPC-FOU-FPA-01/8", "Find a patient with an invalid NHS number", iaFindPatient, "4xx", gpconnect.CodeInvalidNHSNumber)
 			t.Check = "find-invalid-nhs"
 			return t
 		}(),
 		fs("GPC-FOU-RPA-01/1", "Read a patient: request conforms to the specification (logical ID resolved first)", "",
-			[]Step{findOK, key(Step{Interactions: []string{iaReadPatient}, Expect: "ok"})}),
-		fx("GPC-FOU-RPA-01/2", "Read a patient not found on the server", iaReadPatient, "404"),
+			[]Step{findSome, key(Step{Interactions: []string{iaReadPatient}, Expect: "ok"})}),
+		fx("GPC-FOU-RPA-01/2", "Read a patient not found on the server", iaReadPatient, "404", gpconnect.CodePatientNotFound),
 		fd("GPC-FOU-RPA-01/3", "Read a patient and verify data elements", iaReadPatient),
 		fs("GPC-FOU-REG-01/1", "Register a new patient and book an appointment",
 			"that the temporary registration and the appointment were created correctly and read back (provider side, display); which patient the registration and the booking named (the bodies are not in the audit)",
-			[]Step{findOK, key(Step{Interactions: []string{iaRegister}, Expect: "ok"}), slotsOK, book201, readBack}),
+			[]Step{findNone, key(Step{Interactions: []string{iaRegister}, Expect: "ok"}), slotsOK, book201, readBack}),
 		fs("GPC-FOU-REG-01/2", "Register a previously registered patient: no registration, the appointment booked and read back",
-			"that the search found the patient (the searchset count is not recorded; a booking accepted without a registration shows the practice knew the patient); "+noDisplay,
-			[]Step{findOK, {Interactions: []string{iaRegister}, Absent: true}, slotsOK, book201, readBack}),
-		fn("GPC-FOU-REG-01/3", "Register a patient with blank registration details", iaRegister, "4xx", regBody, regCannot),
+			"that the search found the patient, for calls recorded before audit record version 3 (no searchset count; a booking accepted without a registration shows the practice knew the patient); "+noDisplay,
+			[]Step{findSome, {Interactions: []string{iaRegister}, Absent: true}, slotsOK, book201, readBack}),
+		narrow(fn("GPC-FOU-REG-01/3", "Register a patient with blank registration details", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource),
 		fn("GPC-FOU-REG-01/4", "Register a patient with optional fields (address, telecom)", iaRegister, "ok",
 			"the request body (that an address and a telecom with use temp were sent)", "that the practice created the registration correctly with them (provider side)"),
-		fn("GPC-FOU-REG-01/5", "Register a patient with a blank NHS number", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-REG-01/6", "Register a patient with a blank date of birth", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-REG-01/7", "Register a patient with duplicate phone number use values", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-REG-01/8", "Register a patient with duplicate address use values", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-REG-01/9", "Register a patient with an address use other than temp", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-REG-01/10", "Register a patient with a phone use other than temp", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-REG-01/11", "Register a patient whose demographics do not match PDS", iaRegister, "4xx", regBody,
-			regCannot+"; the check against the real PDS (sspemu's PDS is an emulation fed by its registry)"),
-		fn("GPC-FOU-REG-01/12", "Register a patient with an NHS number status that is not active", iaRegister, "4xx", regBody, regCannot),
-		fn("GPC-FOU-FPR-01/1", "Find a practitioner with multiple records", iaFindPract, "ok", countOf+"two or more Practitioner entries", handleBndl),
-		f("GPC-FOU-FPR-01/2", "Find a practitioner with a single record", iaFindPract, "ok", noCount),
-		fn("GPC-FOU-FPR-01/3", "Find a practitioner with no records", iaFindPract, "ok", countOf+"an empty searchset", handleBndl+"; "+noDisplay),
-		fx("GPC-FOU-FPR-01/4", "Find a practitioner with an invalid SDS user ID", iaFindPract, "4xx"),
+		narrow(fn("GPC-FOU-REG-01/5", "Register a patient with a blank NHS number", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource, gpconnect.CodeInvalidNHSNumber),
+		narrow(fn("GPC-FOU-REG-01/6", "Register a patient with a blank date of birth", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource),
+		narrow(fn("GPC-FOU-REG-01/7", "Register a patient with duplicate phone number use values", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource),
+		narrow(fn("GPC-FOU-REG-01/8", "Register a patient with duplicate address use values", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource),
+		narrow(fn("GPC-FOU-REG-01/9", "Register a patient with an address use other than temp", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource),
+		narrow(fn("GPC-FOU-REG-01/10", "Register a patient with a phone use other than temp", iaRegister, "4xx", regBody, regCannot), nil, gpconnect.CodeInvalidResource),
+		func() Test {
+			t := fx("GPC-FOU-REG-01/11", "Register a patient whose demographics do not match PDS", iaRegister, "4xx", gpconnect.CodeInvalidPatientDemographics)
+			t.CannotProve = noCode + "; " + regCannot + "; the check against the real PDS (sspemu's PDS is an emulation fed by its registry); which demographic differed (the body is not in the audit: the code also answers a number PDS does not hold, or a deceased or sensitive patient's)"
+			return t
+		}(),
+		narrow(fn("GPC-FOU-REG-01/12", "Register a patient with an NHS number status that is not active", iaRegister, "4xx",
+			"the request body and the NHS number's status: the test's codes (INVALID_NHS_NUMBER for a superseded number, INVALID_PATIENT_DEMOGRAPHICS) also answer a malformed number and a demographics mismatch (REG-01/11)", regCannot),
+			nil, gpconnect.CodeInvalidNHSNumber, gpconnect.CodeInvalidPatientDemographics),
+		fc("GPC-FOU-FPR-01/1", "Find a practitioner with multiple records", iaFindPract, many("Practitioner"), handleBndl),
+		fc("GPC-FOU-FPR-01/2", "Find a practitioner with a single record", iaFindPract, one("Practitioner"), handleBndl),
+		fc("GPC-FOU-FPR-01/3", "Find a practitioner with no records", iaFindPract, *none("Practitioner"), handleBndl+"; "+noDisplay),
+		fx("GPC-FOU-FPR-01/4", "Find a practitioner with an invalid SDS user ID", iaFindPract, "4xx", gpconnect.CodeInvalidIdentifierValue, gpconnect.CodeInvalidParameter),
 		f("GPC-FOU-RPR-01/1", "Read a practitioner: request conforms", iaReadPract, "ok", ""),
 		fd("GPC-FOU-RPR-01/2", "Read a practitioner and verify data elements", iaReadPract),
-		fx("GPC-FOU-RPR-01/3", "Read a practitioner not found", iaReadPract, "404"),
-		fn("GPC-FOU-FOR-01/1", "Find an organisation with multiple records", iaFindOrg, "ok", countOf+"two or more Organization entries", handleBndl),
-		f("GPC-FOU-FOR-01/2", "Find an organisation with a single record", iaFindOrg, "ok", noCount),
-		fn("GPC-FOU-FOR-01/3", "Find an organisation with no records", iaFindOrg, "ok", countOf+"an empty searchset", handleBndl),
-		fx("GPC-FOU-FOR-01/4", "Find an organisation with an invalid ODS code", iaFindOrg, "4xx"),
+		fx("GPC-FOU-RPR-01/3", "Read a practitioner not found", iaReadPract, "404", gpconnect.CodePractitionerNotFound),
+		fc("GPC-FOU-FOR-01/1", "Find an organisation with multiple records", iaFindOrg, many("Organization"), handleBndl),
+		fc("GPC-FOU-FOR-01/2", "Find an organisation with a single record", iaFindOrg, one("Organization"), handleBndl),
+		fc("GPC-FOU-FOR-01/3", "Find an organisation with no records", iaFindOrg, *none("Organization"), handleBndl),
+		fx("GPC-FOU-FOR-01/4", "Find an organisation with an invalid ODS code", iaFindOrg, "4xx", gpconnect.CodeInvalidIdentifierValue, gpconnect.CodeInvalidParameter),
 		f("GPC-FOU-ROR-01/1", "Read an organisation: request conforms", iaReadOrg, "ok", ""),
 		fd("GPC-FOU-ROR-01/2", "Read an organisation and verify data elements", iaReadOrg),
-		fx("GPC-FOU-ROR-01/3", "Read an organisation not found", iaReadOrg, "404"),
+		fx("GPC-FOU-ROR-01/3", "Read an organisation not found", iaReadOrg, "404", gpconnect.CodeOrganisationNotFound),
 		f("GPC-FOU-RLO-01/1", "Read a location: request conforms", iaReadLoc, "ok", ""),
 		fd("GPC-FOU-RLO-01/2", "Read a location and verify data elements", iaReadLoc),
-		fx("GPC-FOU-RLO-01/3", "Read a location not found", iaReadLoc, "404"),
+		fx("GPC-FOU-RLO-01/3", "Read a location not found", iaReadLoc, "404", gpconnect.CodeNoRecordFound),
 
 		// Appointment Management: the rows the stored wiki pages show (S6a-c),
 		// one named by a provider-testing issue, and the workbook's user
@@ -232,9 +317,9 @@ func Catalogue() []Test {
 			Check: "cannot-show", Interaction: iaSlots, Expect: "ok", SCAL: []string{"GPC-AMUS-BPA-1/2"}, Source: srcAppts,
 			CannotProve: noDisplay + ": slot start and end (or duration), location name and address, practitioner name and gender, delivery channel, practitioner role"},
 		{ID: "GPC-AMUS-BPA-1/3", Group: GroupAppointments, Title: "Search slots without status=free: the error is captured",
-			Check: "error-then-fixed", Interaction: iaSlots, Expect: "4xx", QueryLacks: []string{"status=free"}, SCAL: []string{"GPC-AMUS-BPA-1/3"}, CannotProve: noDisplay, Source: srcAppts},
+			Check: "error-then-fixed", Interaction: iaSlots, Expect: "4xx", Codes: []string{gpconnect.CodeBadRequest}, QueryLacks: []string{"status=free"}, SCAL: []string{"GPC-AMUS-BPA-1/3"}, CannotProve: noDisplay, Source: srcAppts},
 		{ID: "GPC-AMUS-BPA-1/4", Group: GroupAppointments, Title: "Search slots without _include=Slot:schedule: the error is captured",
-			Check: "error-then-fixed", Interaction: iaSlots, Expect: "4xx", QueryLacks: []string{"_include=Slot:schedule"}, SCAL: []string{"GPC-AMUS-BPA-1/4"}, CannotProve: noDisplay, Source: srcAppts},
+			Check: "error-then-fixed", Interaction: iaSlots, Expect: "4xx", Codes: []string{gpconnect.CodeBadRequest}, QueryLacks: []string{"_include=Slot:schedule"}, SCAL: []string{"GPC-AMUS-BPA-1/4"}, CannotProve: noDisplay, Source: srcAppts},
 		a("GPC-AMUS-BPA-1/5", "Search slots including the Practitioner", "ok", []string{"_include:recurse=Schedule:actor:Practitioner"}, nil, "reading the included Practitioner"),
 		a("GPC-AMUS-BPA-1/6", "Search slots including the Location", "ok", []string{"_include:recurse=Schedule:actor:Location"}, nil, "reading the included Location"),
 		{ID: "CONS-AppointmentsAPITest1", Group: GroupAppointments, Title: "Search for slots with only the mandatory parameters, executed twice: in BST (summer) and in GMT (winter)",

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"sspemu/gpconnect"
 	"sspemu/proxy"
 )
 
@@ -77,6 +78,7 @@ var checks = map[string]checkFunc{
 	"jwt-smartcard":        func(t Test, cs []*call) (string, string, []*call, []*call) { return checkJWT(cs, true) },
 	"jwt-no-smartcard":     func(t Test, cs []*call) (string, string, []*call, []*call) { return checkJWT(cs, false) },
 	"sequence":             checkSequence,
+	"search-count":         checkSearchCount,
 	"error-then-fixed":     checkErrorThenFixed,
 	"cannot-show":          checkCannotShow,
 	"not-recorded":         checkNotRecorded,
@@ -210,7 +212,7 @@ func checkFormatJSON(_ Test, calls []*call) (string, string, []*call, []*call) {
 // OperationOutcome code when forwarded (record version 3), the SSP's
 // token when it refused.
 func code(c *call) string {
-	if c.rec.Decision == "forwarded" {
+	if c.rec.Decision == gpconnect.DecisionForwarded {
 		if c.tx != nil {
 			return c.tx.ProviderCode
 		}
@@ -221,8 +223,10 @@ func code(c *call) string {
 
 func checkRefusal403(_ Test, calls []*call) (string, string, []*call, []*call) {
 	got := filter(calls, func(c *call) bool { return c.status() == 403 })
-	consent := filter(got, func(c *call) bool { return c.rec.Decision == "forwarded" && v3(c) && code(c) == "NO_PATIENT_CONSENT" })
-	unknown := filter(got, func(c *call) bool { return c.rec.Decision == "forwarded" && !v3(c) })
+	consent := filter(got, func(c *call) bool {
+		return c.rec.Decision == gpconnect.DecisionForwarded && v3(c) && code(c) == gpconnect.CodeNoPatientConsent
+	})
+	unknown := filter(got, func(c *call) bool { return c.rec.Decision == gpconnect.DecisionForwarded && !v3(c) })
 	switch {
 	case len(consent) > 0:
 		return Met, "the provider answered 403 with the OperationOutcome code NO_PATIENT_CONSENT (shown: the code and any fault rule that produced it); handling it is the consumer's part", consent, nil
@@ -266,7 +270,7 @@ func claimsPassed(c *call) bool {
 		return false
 	}
 	for _, v := range c.rec.Claims {
-		if v.Verdict != "passed" {
+		if v.Verdict != gpconnect.VerdictPassed {
 			return false
 		}
 	}
@@ -275,7 +279,7 @@ func claimsPassed(c *call) bool {
 
 func claimFailed(c *call) bool {
 	for _, v := range c.rec.Claims {
-		if v.Verdict == "failed" {
+		if v.Verdict == gpconnect.VerdictFailed {
 			return true
 		}
 	}
@@ -323,12 +327,15 @@ func checkChunkedGzip(_ Test, calls []*call) (string, string, []*call, []*call) 
 }
 
 // headerRules are the SSP rules a Spine header mistake is refused by.
-var headerRules = map[string]bool{"ssp-headers": true, "cert-asid": true, "receiver": true, "endpoint": true, "interaction-route": true}
+var headerRules = map[gpconnect.Rule]bool{
+	gpconnect.RuleSSPHeaders: true, gpconnect.RuleCertASID: true, gpconnect.RuleReceiver: true,
+	gpconnect.RuleEndpoint: true, gpconnect.RuleInteractionRoute: true,
+}
 
 func checkSpineHeaders(_ Test, calls []*call) (string, string, []*call, []*call) {
 	bad := filter(calls, func(c *call) bool {
-		return (c.rec.Decision == "refused" && headerRules[string(c.rec.Rule)]) || c.ambiguous ||
-			strings.Contains(c.rec.Reason, "interaction-route (logged, not enforced)")
+		return (c.rec.Decision == gpconnect.DecisionRefused && headerRules[c.rec.Rule]) || c.ambiguous ||
+			strings.Contains(c.rec.Reason, string(gpconnect.RuleInteractionRoute)+" (logged, not enforced)")
 	})
 	good := filter(calls, func(c *call) bool { return c.ok() && !c.ambiguous })
 	switch {
@@ -412,7 +419,7 @@ func evidence(t Test, c *call, counter bool) Evidence {
 	e := Evidence{Seq: c.seq, TraceID: r.TraceID, Time: r.Time.UTC(), Status: c.status(), Counter: counter}
 	add := func(format string, args ...any) { e.Checked = append(e.Checked, fmt.Sprintf(format, args...)) }
 	add("%s %s -> %s, status %d", r.Method, r.Target, r.Decision, c.status())
-	if r.Decision != "forwarded" {
+	if r.Decision != gpconnect.DecisionForwarded {
 		add("refused by rule %s: %s %s", r.Rule, r.Token, r.Reason)
 	} else if r.Reason != "" {
 		add("note: %s", r.Reason)

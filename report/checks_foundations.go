@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -39,12 +40,27 @@ func checkCannotShow(t Test, calls []*call) (string, string, []*call, []*call) {
 }
 
 // checkNotRecorded decides a test that hinges on a fact this audit version
-// does not record (Test.Needs: the searchset's entry count, the request
-// body, the provider's error code). It is not exercised, never not met:
-// the calls that would be judged are shown.
+// does not record (Test.Needs: the request body, the practice's flags on a
+// patient). It is not exercised, never not met: the calls that would be
+// judged are shown, narrowed by the facts version 3 records where the row
+// names them (the error code, the searchset's entries; a call recorded
+// before version 3 stays among them).
 func checkNotRecorded(t Test, calls []*call) (string, string, []*call, []*call) {
 	why := "not recorded by this audit version: " + t.Needs
-	got := matching(t, calls)
+	got := filter(matching(t, calls), func(c *call) bool {
+		if len(t.Codes) > 0 {
+			if k, known := errorCode(c); known && !slices.Contains(t.Codes, k) {
+				return false
+			}
+		}
+		return t.Count.allows(c)
+	})
+	if len(t.Codes) > 0 {
+		why += "; the calls shown were answered with code " + strings.Join(t.Codes, " or ") + " (or recorded before audit record version 3, without the code)"
+	}
+	if t.Count != nil {
+		why += "; the calls shown were answered with " + t.Count.String() + " (or recorded before audit record version 3, uncounted)"
+	}
 	if len(got) == 0 {
 		return NotExercised, fmt.Sprintf("%s; and no %s call%s was %s", why, iaName(t.Interaction), queryPhrase(t), answered(t)), nil, nil
 	}
@@ -100,4 +116,48 @@ func checkFindInvalidNHS(t Test, calls []*call) (string, string, []*call, []*cal
 		why += " (a consumer that checks the number itself never sends one; its own check is then what to show the assessor)"
 	}
 	return res, why, ex, co
+}
+
+// checkSearchCount decides a search test by its answer: a call of the
+// test's interaction answered with success with the searchset the test
+// needs (Test.Count), counted by audit record version 3. Successful
+// searches recorded before version 3 are shown as not recorded; counted
+// ones of another size show the situation was not exercised, as do
+// searches that were refused (never not met: a refusal may be another
+// test's provoked error).
+func checkSearchCount(t Test, calls []*call) (string, string, []*call, []*call) {
+	if t.Count == nil {
+		return NotExercised, "the catalogue row names no searchset count (catalogue error)", nil, nil
+	}
+	n := *t.Count
+	tried := filter(calls, func(c *call) bool {
+		return c.rec.Interaction == t.Interaction && queryHolds(c.rec.Target, t.QueryHas, t.QueryLacks)
+	})
+	var good, other, unknown []*call
+	for _, c := range filter(tried, (*call).ok) {
+		k, ok := counted(c, n.Resource)
+		switch {
+		case !ok:
+			unknown = append(unknown, c)
+		case n.holds(k):
+			good = append(good, c)
+		default:
+			other = append(other, c)
+		}
+	}
+	name := iaName(t.Interaction)
+	switch {
+	case len(good) > 0:
+		return Met, fmt.Sprintf("a %s call was answered with success with %s (the searchset's entries, counted by the SSP: audit record version 3)", name, n), good, nil
+	case len(unknown) > 0:
+		return NotExercised, fmt.Sprintf("not recorded by this audit version: the number of resources in the searchset answer (counted from audit record version 3; the answer may also have been too large to count); %d %s call(s) answered with success would be judged on it", len(unknown), name), unknown, nil
+	case len(other) > 0:
+		return NotExercised, fmt.Sprintf("%d %s call(s) were answered with success, but none with %s: the situation the test needs was not exercised", len(other), name, n), nil, other
+	case len(tried) > 0:
+		// Refused or failed searches are no violation of a search test:
+		// they may be another test's provoked error (an invalid
+		// identifier, a fault rule).
+		return NotExercised, fmt.Sprintf("%s calls were made, but none was answered with success, so no searchset was there to judge", name), nil, tried
+	}
+	return NotExercised, "no " + name + " call", nil, nil
 }

@@ -2,7 +2,10 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"sspemu/gpconnect"
 )
 
 // Step is one call of a sequence test: several calls to one practice (the
@@ -32,6 +35,10 @@ type Step struct {
 	// nearest earlier step named, when both name one (a retrieve of the
 	// patient's appointments names none).
 	SameAppointment bool
+	// Count is the searchset the step's answer must be (the patient not
+	// found before a registration); a call whose entries were not counted
+	// (before audit record version 3) is not failed on it.
+	Count *Count
 }
 
 // iaNames are the interactions as the report's sentences name them.
@@ -69,6 +76,9 @@ func (s Step) String() string {
 	if s.SameAppointment {
 		out += ", of the same appointment"
 	}
+	if s.Count != nil {
+		out += " with " + s.Count.String()
+	}
 	return out
 }
 
@@ -83,7 +93,7 @@ func describeSteps(steps []Step) string {
 func (s Step) matches(c *call) bool {
 	for _, ia := range s.Interactions {
 		if c.rec.Interaction == ia {
-			return (s.Absent || expected(s.Expect, c)) && queryHolds(c.rec.Target, s.Query, nil)
+			return (s.Absent || expected(s.Expect, c)) && queryHolds(c.rec.Target, s.Query, nil) && s.Count.allows(c)
 		}
 	}
 	return false
@@ -355,8 +365,14 @@ func queryPhrase(t Test) string {
 
 // errorThenFixed is checkErrorThenFixed over the faulty calls isCase picks
 // (what names them for the reader).
+//
+// Where the test names error codes (Test.Codes), the error must carry one:
+// a call answered with another code is not the test's error. A forwarded
+// call recorded before audit record version 3 has no code, and its status
+// alone decides, as the Why says.
 func errorThenFixed(t Test, calls []*call, isCase func(*call) bool, what string) (string, string, []*call, []*call) {
 	var errs, fixed, blind, other []*call
+	var coded, uncoded []string
 	for i, c := range calls {
 		if !isCase(c) {
 			continue
@@ -364,6 +380,18 @@ func errorThenFixed(t Test, calls []*call, isCase func(*call) bool, what string)
 		if !expected(t.Expect, c) {
 			other = append(other, c)
 			continue
+		}
+		if len(t.Codes) > 0 {
+			k, known := errorCode(c)
+			if known && !slices.Contains(t.Codes, k) {
+				other = append(other, c)
+				continue
+			}
+			if known {
+				coded = appendNew(coded, k)
+			} else {
+				uncoded = append(uncoded, c.rec.TraceID)
+			}
 		}
 		var next *call
 		for _, n := range calls[i+1:] {
@@ -382,15 +410,49 @@ func errorThenFixed(t Test, calls []*call, isCase func(*call) bool, what string)
 		}
 	}
 	examples := append(errs[:len(errs):len(errs)], fixed...)
+	want := t.Expect
+	if len(t.Codes) > 0 {
+		want += " with code " + strings.Join(t.Codes, " or ")
+	}
+	got := t.Expect
+	switch {
+	case len(coded) > 0 && len(uncoded) > 0:
+		got += fmt.Sprintf(" with code %s (and %d call(s) recorded before audit record version 3, without the provider's code, on their status)", strings.Join(coded, " or "), len(uncoded))
+	case len(coded) > 0:
+		got += " with code " + strings.Join(coded, " or ")
+	case len(uncoded) > 0:
+		got += " (the provider's code, wanted " + strings.Join(t.Codes, " or ") + ", was not recorded before audit record version 3: the status decides)"
+	}
 	switch {
 	case len(blind) > 0:
-		return NotMet, fmt.Sprintf("%s was answered %s, and the consumer sent the same request again unchanged: the error was not handled", what, t.Expect), examples, blind
+		return NotMet, fmt.Sprintf("%s was answered %s, and the consumer sent the same request again unchanged: the error was not handled", what, got), examples, blind
 	case len(errs) > 0 && len(fixed) > 0:
-		return Met, fmt.Sprintf("%s was answered %s, and the next call of that interaction was a corrected one answered with success", what, t.Expect), examples, blind
+		return Met, fmt.Sprintf("%s was answered %s, and the next call of that interaction was a corrected one answered with success", what, got), examples, blind
 	case len(errs) > 0:
-		return Met, fmt.Sprintf("%s was answered %s and was not sent again unchanged", what, t.Expect), examples, blind
+		return Met, fmt.Sprintf("%s was answered %s and was not sent again unchanged", what, got), examples, blind
 	case len(other) > 0:
-		return NotExercised, fmt.Sprintf("%s was made, but not answered %s, so the error handling was not exercised", what, t.Expect), nil, other
+		return NotExercised, fmt.Sprintf("%s was made, but not answered %s, so the error handling was not exercised", what, want), nil, other
 	}
 	return NotExercised, "no " + strings.TrimPrefix(what, "a "), nil, nil
+}
+
+// errorCode is the code of a call's error answer, and whether the audit
+// holds it: the SSP's token when it refused; the provider's
+// OperationOutcome code when forwarded and recorded with version 3 ("" if
+// the answer carried none).
+func errorCode(c *call) (string, bool) {
+	if c.rec.Decision != gpconnect.DecisionForwarded {
+		return c.rec.Token, true
+	}
+	if v3(c) {
+		return c.tx.ProviderCode, true
+	}
+	return "", false
+}
+
+func appendNew(xs []string, x string) []string {
+	if slices.Contains(xs, x) {
+		return xs
+	}
+	return append(xs, x)
 }

@@ -323,6 +323,10 @@ func TestCatalogueRowsComplete(t *testing.T) {
 			if tt.CannotProve == "" {
 				t.Errorf("%s: cannot-show without CannotProve", tt.ID)
 			}
+		case "search-count":
+			if tt.Count == nil || tt.Interaction == "" {
+				t.Errorf("%s: search-count without Count or Interaction", tt.ID)
+			}
 		case "error-then-fixed", "find-invalid-nhs", "interaction":
 			if tt.Interaction == "" || tt.Expect == "" {
 				t.Errorf("%s: %s without Interaction or Expect", tt.ID, tt.Check)

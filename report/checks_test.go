@@ -284,7 +284,7 @@ func TestCheckSpineHeaders(t *testing.T) {
 		{"no calls", Test{}, nil, NotExercised, 0, 0},
 	}
 	for rule := range headerRules {
-		cases = append(cases, checkCase{"refused by " + rule, Test{}, []*call{rc(), rc(refused(rule, 400))}, NotMet, 1, 1})
+		cases = append(cases, checkCase{"refused by " + string(rule), Test{}, []*call{rc(), rc(refused(string(rule), 400))}, NotMet, 1, 1})
 	}
 	runChecks(t, "spine-headers", cases)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sspemu/audit"
+	"sspemu/gpconnect"
 )
 
 // SpecVersion is the GP Connect version the catalogue and the SSP follow.
@@ -153,7 +154,7 @@ func (c *call) status() int {
 // ok reports a forwarded call answered 2xx.
 func (c *call) ok() bool {
 	s := c.status()
-	return c.rec.Decision == "forwarded" && s >= 200 && s < 300
+	return c.rec.Decision == gpconnect.DecisionForwarded && s >= 200 && s < 300
 }
 
 // ErrTampered is returned, wrapped with the broken record, when a chain
@@ -253,7 +254,7 @@ func Build(opt Options) (*Report, error) {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d record(s) were written before audit record version 2: their TLS, header and JWT claim members were not recorded, and no test counts them as not met for that", rep.Range.OldRecords))
 	}
 	if rep.Range.V2Records > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d record(s) were written with audit record version 2: their client certificate issuer, serial and notAfter, and their answers' content type and provider error code, were not recorded; those calls are judged without them", rep.Range.V2Records))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d record(s) were written with audit record version 2: their client certificate issuer, serial and notAfter, and their answers' content type, provider error code and searchset entries, were not recorded; those calls are judged without them", rep.Range.V2Records))
 	}
 	for _, t := range Catalogue() {
 		r := evaluateIn(t, sel, j)
