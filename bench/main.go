@@ -39,6 +39,7 @@ type options struct {
 	burst         int
 	burstDuration time.Duration
 	idleConns     int
+	sspEnv        string
 	role          string // internal: "inprocess" runs the in-process SSP child, "reference" a reference proxy
 	childArgs     childOptions
 }
@@ -57,6 +58,7 @@ func main() {
 	fs.IntVar(&o.burst, "burst", 64, "scenario memory: concurrent clients of the burst")
 	fs.DurationVar(&o.burstDuration, "burst-duration", 5*time.Second, "scenario memory: length of the burst")
 	fs.IntVar(&o.idleConns, "idle-conns", 2000, "scenario memory: idle TLS connections held")
+	fs.StringVar(&o.sspEnv, "sspemu-env", "", "extra environment of every sspemu serve, space-separated (e.g. \"GOGC=200 GOMEMLIMIT=64MiB\"), to compare runtime settings")
 	fs.StringVar(&o.nginxWorkers, "nginx-workers", "auto", "nginx worker_processes")
 	fs.DurationVar(&o.soak, "soak", 0, "after the scenarios, hold sspemu at -soak-rate for this long and report memory and goroutines (e.g. 10m)")
 	fs.IntVar(&o.soakRate, "soak-rate", 500, "requests per second of the soak")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,6 +93,7 @@ func (st *stage) memoryScenario(ctx context.Context) error {
 	after := groupMem(full.pgid())
 	st.printf("burst: %d clients for %s (slot search through the SSP to practice A20047): %.0f req/s, p99 %s, success %.4f%s",
 		st.o.burst, st.o.burstDuration, r.rps(), ms(r.quantile(0.99)), r.success(), failures(r))
+	st.printf("burst, after: %s", runtimeMem(ctx, full.admin))
 	st.printf("burst: resident memory at start %.1f MiB, peak (VmHWM) %.1f MiB, after %.1f MiB", mib(base.rss), mib(after.hwm), mib(after.rss))
 	st.check(fmt.Sprintf("whole process, peak under a burst of %d clients", st.o.burst), fmt.Sprintf("≤ %d MiB", burstPeakMiB),
 		fmt.Sprintf("%.1f MiB", mib(after.hwm)), mib(after.hwm) <= burstPeakMiB && r.success() == 1)
@@ -116,6 +118,7 @@ func (st *stage) memoryScenario(ctx context.Context) error {
 	held := groupMem(idle.pgid())
 	st.printf("idle: %d keep-alive TLS connections, each after one call through the SSP to practice A20047: resident memory %.1f MiB (%.1f before them, %.1f KiB per connection), peak %.1f MiB",
 		len(conns), mib(held.rss), mib(before.rss), float64(held.rss-before.rss)/float64(max(1, len(conns))), mib(held.hwm))
+	st.printf("idle: %s", runtimeMem(ctx, idle.admin))
 	st.check(fmt.Sprintf("whole process holding %d idle TLS connections", st.o.idleConns), fmt.Sprintf("≤ %d MiB", idleConnsMiB),
 		fmt.Sprintf("%.1f MiB", mib(held.rss)), mib(held.rss) <= idleConnsMiB)
 	return nil
@@ -151,7 +154,7 @@ func (st *stage) startFull(ctx context.Context, name string) (*sspInstance, erro
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	c, err := st.startEnv(name, nil, st.bin, "serve", "--config", s.config)
+	c, err := st.startEnv(name, strings.Fields(st.o.sspEnv), st.bin, "serve", "--config", s.config)
 	if err != nil {
 		return nil, err
 	}
@@ -292,4 +295,29 @@ func idleCall(ctx context.Context, addr string, cfg *tls.Config, target string, 
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// runtimeMem is the Go runtime's account of the process's memory, from
+// the admin listener's Prometheus metrics: what the resident memory is
+// made of.
+func runtimeMem(ctx context.Context, admin string) string {
+	var b strings.Builder
+	if err := get(ctx, "http://"+admin+"/metrics", &b); err != nil {
+		return "runtime figures unavailable: " + err.Error()
+	}
+	v := map[string]float64{}
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(val, 64); err == nil {
+			v[name] = f
+		}
+	}
+	m := func(k string) float64 { return v[k] / (1 << 20) }
+	return fmt.Sprintf("Go heap in use %.1f MiB (idle, not returned to the OS %.1f), stacks %.1f MiB, runtime other %.1f MiB, goroutines %.0f, GC cycles %.0f",
+		m("go_memstats_heap_inuse_bytes"), m("go_memstats_heap_idle_bytes")-m("go_memstats_heap_released_bytes"),
+		m("go_memstats_stack_inuse_bytes"), m("go_memstats_other_sys_bytes")+m("go_memstats_mspan_inuse_bytes")+m("go_memstats_gc_sys_bytes"),
+		v["go_goroutines"], v["go_gc_duration_seconds_count"])
 }

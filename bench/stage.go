@@ -295,7 +295,7 @@ func (st *stage) startSSPBin(ctx context.Context, bin, name, sync string, demo b
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	c, err := st.start(name, bin, "serve", "--config", s.config)
+	c, err := st.startEnv(name, append([]string{"SSPEMU_SPINE_ENABLED=false"}, strings.Fields(st.o.sspEnv)...), bin, "serve", "--config", s.config)
 	if err != nil {
 		return nil, err
 	}

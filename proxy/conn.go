@@ -221,7 +221,7 @@ func (h *headScanner) scan(p []byte) {
 // endLine takes one whole line of a head.
 func (h *headScanner) endLine() {
 	line := bytes.TrimSuffix(h.line, []byte("\r"))
-	defer func() { h.line = h.line[:0] }()
+	h.line = h.line[:0] // line still holds the bytes; endHead may drop the buffer
 	h.lineNo++
 	if h.lineNo == 1 {
 		// The request line, cut as net/http cuts it.
@@ -270,6 +270,12 @@ func (h *headScanner) endHead() {
 	}
 	h.heads = append(h.heads, info)
 	h.cur, h.lengths, h.lineNo, h.headLen = headInfo{}, h.lengths[:0], 0, 0
+	// The line buffer grew to the head's longest line (a bearer token is
+	// 1-2 KB); an idle keep-alive connection should not hold it, so it is
+	// dropped here and grown again by the next head's lines.
+	if cap(h.line) > 256 {
+		h.line = nil
+	}
 }
 
 // stop ends the watch in the middle of a head: no further head is known.
