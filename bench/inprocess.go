@@ -245,6 +245,9 @@ func (st *stage) profileScenario(ctx context.Context, dir string) error {
 		st.printf("audit group commit: %d fsyncs for %d records (%.1f records per fsync, both chains), %.0f fsyncs/s",
 			fs1-fs0, rs1-rs0, float64(rs1-rs0)/float64(fs1-fs0), float64(fs1-fs0)/r.elapsed.Seconds())
 	}
+	if err := st.componentTable(ctx, cpuPath, r.requests); err != nil {
+		return err
+	}
 	for _, p := range []struct {
 		in, out string
 		args    []string
