@@ -63,12 +63,18 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 	st.check("p99, sspemu / nginx", "≤ 1.20×", fmt.Sprintf("%.2f× (%.2f / %.2f ms)", s.p99/n.p99, s.p99, n.p99), s.p99 <= 1.2*n.p99)
 	st.check("SSP resident memory, peak under the load", fmt.Sprintf("≤ %d MiB", sspPeakMiB), fmt.Sprintf("%.1f MiB", mib(s.hwm)), s.hwm > 0 && mib(s.hwm) <= sspPeakMiB)
 	if st.o.lightRate > 0 {
-		light := []*contender{cs[0], cs[1], cs[3]} // sspemu, nginx, direct
+		// sspemu, nginx, direct, and with -references the Go proxies, which
+		// show what Go's runtime and HTTP stack add to one call.
+		light := append([]*contender{cs[0], cs[1], cs[3]}, cs[4:]...)
+		names := make([]string, len(light))
+		for i, c := range light {
+			names[i] = c.name
+		}
 		lr, err := st.lightPhase(ctx, light)
 		if err != nil {
 			return err
 		}
-		st.lightSummary(lr, []string{"sspemu", "nginx", "direct"}, "direct")
+		st.lightSummary(lr, names, "direct")
 	}
 	return nil
 }

@@ -355,7 +355,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	out.Host = sc.target.Host
 	removeHopHeaders(out.Header)
 	out.Header.Add("Forwarded", forwardedFor(r.RemoteAddr))
-	s.engine.ServeHTTP(w, out)
+	s.handOver(w, out)
 }
 
 // rawHeader is a header as sent, cut to 200 bytes: for the audit of a

@@ -107,6 +107,20 @@ func (s *Server) newEngine() *goproxy.ProxyHttpServer {
 	return e
 }
 
+// handOver passes a cleared request to the engine and, once the engine has
+// copied a whole answer of announced length, pushes it to the consumer at
+// once. net/http would send it only when the handler returns, that is
+// behind the transaction record, the metrics and the console's journey
+// (chain.go, finish), whose work and the goroutines they wake would then lie
+// on every call's latency. A streamed answer (no length) is flushed piece by
+// piece already (countingWriter).
+func (s *Server) handOver(w http.ResponseWriter, out *http.Request) {
+	s.engine.ServeHTTP(w, out)
+	if cw, ok := w.(*countingWriter); ok && cw.status != 0 && cw.length > 0 && cw.n >= cw.length {
+		cw.Flush()
+	}
+}
+
 // roundTrip calls the provider over the provider leg. No answer (headers)
 // within ssp.upstream_timeout is a 504; a failed dial, TLS handshake, reset
 // or malformed answer is a 502; both carry the SSP's own body.
