@@ -95,6 +95,7 @@ func runInProcess(ctx context.Context, o childOptions) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/goroutines", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, runtime.NumGoroutine())
 	})
@@ -247,6 +248,28 @@ func (st *stage) profileScenario(ctx context.Context, dir string) error {
 	}
 	if err := st.componentTable(ctx, cpuPath, r.requests); err != nil {
 		return err
+	}
+	if st.o.lightRate > 0 {
+		// The same SSP at the light phase's rate, with an execution trace:
+		// where one call's time goes when nothing queues
+		// (go tool trace -pprof=sched|net|syscall trace.out).
+		tracePath := filepath.Join(dir, "trace.out")
+		traceErr := make(chan error, 1)
+		go func() {
+			f, err := os.Create(tracePath)
+			if err != nil {
+				traceErr <- err
+				return
+			}
+			defer f.Close()
+			traceErr <- get(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", ip.debug, secs), f)
+		}()
+		lr := attack(ctx, c, st.o.workers, time.Duration(secs)*time.Second, st.o.lightRate)
+		if err := <-traceErr; err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		st.printf("in-process SSP at %d req/s: p50 %s, p90 %s, p99 %s, success %.4f; wrote %s", st.o.lightRate,
+			ms(lr.quantile(0.5)), ms(lr.quantile(0.9)), ms(lr.quantile(0.99)), lr.success(), tracePath)
 	}
 	for _, p := range []struct {
 		in, out string

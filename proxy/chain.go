@@ -417,7 +417,7 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 	}
 	if r.TLS != nil {
 		rec.TLSVersion = tls.VersionName(r.TLS.Version)
-		rec.TLSCipher = tls.CipherSuiteName(r.TLS.CipherSuite)
+		rec.TLSCipher = cipherSuiteName(r.TLS.CipherSuite)
 	}
 	// Refused before the Ssp-* headers were judged (or because they were
 	// malformed): keep what was sent, bounded, so the record still says
