@@ -301,6 +301,32 @@ func (s *Store) submit(ctx context.Context, c *chain, p *pending) (uint64, error
 		p.release()
 		return 0, err
 	}
+	// The fast path: when nothing is queued and the writer is idle, under
+	// sync interval or none (no fsync in a commit), the caller writes its
+	// own record, in the same commit the writer would run. Under load the
+	// queue is rarely empty and the writer batches as before. Only the
+	// audit chain takes it: every record there is awaited (Append), so no
+	// caller's earlier record can still be in the writer's hands, whereas
+	// a queued transaction (QueueTransaction) could be overtaken.
+	if c == s.audit && (c.interval > 0 || c.mode == SyncNone) && len(c.reqs) == 0 && c.commitMu.TryLock() {
+		c.commit([]*pending{p})
+		failed := c.failed() != nil
+		c.commitMu.Unlock()
+		if failed {
+			select {
+			case c.wake <- struct{}{}: // the writer runs the outage's retries
+			default:
+			}
+		}
+		s.mu.RUnlock()
+		err := <-p.done // buffered: commit has answered already
+		seq := p.seq
+		p.release()
+		if err != nil {
+			return 0, err
+		}
+		return seq, nil
+	}
 	select {
 	case c.reqs <- p:
 	case <-ctx.Done():
@@ -401,6 +427,15 @@ type chain struct {
 	log      *slog.Logger
 	reqs     chan *pending
 	done     chan struct{}
+	// commitMu is held for every change to the chain's writer-owned state:
+	// by the writer around each batch and each outage, sync or finish step,
+	// and by a caller that commits its own record while the writer is idle
+	// (submit's fast path), which saves the two goroutine handoffs that
+	// were most of an idle SSP's latency (bench/RESULTS.md).
+	commitMu sync.Mutex
+	// wake makes the writer look again at the chain: a fast-path commit
+	// that failed has begun an outage whose retries the writer runs.
+	wake chan struct{}
 
 	onDurable func([]*pending)
 	// onRollback, when set, hears that records after seq were taken back
@@ -516,6 +551,7 @@ func openChain(dir, name string, o chainOptions) (*chain, error) {
 		name: name, dir: dir, mode: mode, maxBytes: o.maxBytes, obs: o.obs, open: o.open, log: o.log,
 		reqs:     make(chan *pending, maxBatch),
 		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 		interval: o.interval, after: o.after,
 		kick: make(chan struct{}, 1), stopSync: make(chan struct{}), syncDone: make(chan struct{}),
 		syncFailed: make(chan error, 1),
@@ -697,7 +733,11 @@ func (c *chain) run() {
 	var timer *time.Timer
 	var tick <-chan time.Time
 	for {
-		if c.dirty && timer == nil {
+		// submit's fast path may have written, rotated or begun an outage.
+		c.commitMu.Lock()
+		dirty, due := c.dirty, c.outage.due()
+		c.commitMu.Unlock()
+		if dirty && timer == nil {
 			timer = time.NewTimer(c.lazy)
 			tick = timer.C
 		}
@@ -707,15 +747,23 @@ func (c *chain) run() {
 		case p, ok = <-c.reqs:
 		case <-tick:
 			timer, tick = nil, nil
+			c.commitMu.Lock()
 			c.syncDirty()
+			c.commitMu.Unlock()
 			continue
-		case <-c.outage.due():
+		case <-c.wake:
+			continue
+		case <-due:
+			c.commitMu.Lock()
 			c.syncMu.Lock()
 			c.tryRecover()
 			c.syncMu.Unlock()
+			c.commitMu.Unlock()
 			continue
 		case err := <-c.syncFailed:
+			c.commitMu.Lock()
 			c.beginSyncOutage(err)
+			c.commitMu.Unlock()
 			continue
 		}
 		if !ok {
@@ -734,6 +782,7 @@ func (c *chain) run() {
 				break drain
 			}
 		}
+		c.commitMu.Lock()
 		if c.mode == SyncAlways {
 			for i := range batch {
 				c.commit(batch[i : i+1])
@@ -741,11 +790,14 @@ func (c *chain) run() {
 		} else {
 			c.commit(batch)
 		}
+		c.commitMu.Unlock()
 		clear(batch)
 	}
 	if timer != nil {
 		timer.Stop()
 	}
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
 	c.stopSyncer()
 	c.outage.stop()
 	c.closeErr = c.finish()
