@@ -27,10 +27,13 @@ var components = []component{
 	{"    audit record: encode and hand to the writer (record)", "sspemu/proxy.(*Server).record"},
 	{"    goproxy engine, whole (handleHttp)", "github.com/elazarl/goproxy.(*ProxyHttpServer).handleHttp"},
 	{"      provider leg: pool, TLS write and read (roundTrip)", "sspemu/proxy.(*Server).roundTrip"},
-	{"    transaction record: encode and queue (QueueTransaction)", "sspemu/audit.(*Store).QueueTransaction"},
+	{"    after the answer: transaction record, metrics, console journey (finish)", "sspemu/proxy.(*Server).finish"},
+	{"      transaction record: encode and queue (QueueTransaction)", "sspemu/audit.(*Store).QueueTransaction"},
+	{"      console journey: built and offered (publish)", "sspemu/proxy.(*Server).publish"},
 	{"net/http background read per request (backgroundRead)", "net/http.(*connReader).backgroundRead"},
 	{"audit writer goroutines: write(2) of each batch (chain.run)", "sspemu/audit.(*chain).run"},
 	{"audit syncer: fsync every interval (syncLoop)", "sspemu/audit.(*chain).syncLoop"},
+	{"live console goroutine (Console.run)", "sspemu/console.(*Console).run"},
 	{"garbage collector (gcBgMarkWorker)", "runtime.gcBgMarkWorker"},
 	{"scheduler (schedule)", "runtime.schedule"},
 	{"of all the above: system calls (Syscall6, flat)", "internal/runtime/syscall/linux.Syscall6"},
@@ -39,7 +42,7 @@ var components = []component{
 // componentTable prints the CPU per request of each component of the
 // profile at path, over requests requests, as a Markdown table.
 func (st *stage) componentTable(ctx context.Context, path string, requests int) error {
-	b, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=2000", path).CombinedOutput()
+	b, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=5000", "-nodefraction=0", "-edgefraction=0", path).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go tool pprof %s: %w\n%s", path, err, b)
 	}
@@ -81,8 +84,9 @@ func (st *stage) componentTable(ctx context.Context, path string, requests int) 
 		name := strings.ReplaceAll(c.name, "  ", "&nbsp;&nbsp;")
 		st.printf("| %s | %.1f | %.0f%% |", name, per(d), 100*float64(d)/float64(total))
 	}
-	serve, handler := cum[components[0].fn], cum[components[4].fn]
-	engine, leg := cum[components[10].fn], cum[components[11].fn]
+	at := func(fn string) time.Duration { return cum[fn] }
+	serve, handler := at("net/http.(*conn).serve"), at("sspemu/proxy.(*Server).begin-fm.(*Server).begin.func1")
+	engine, leg := at("github.com/elazarl/goproxy.(*ProxyHttpServer).handleHttp"), at("sspemu/proxy.(*Server).roundTrip")
 	st.printf("| net/http server outside the handler (conn.serve − handler) | %.1f | %.0f%% |", per(serve-handler), 100*float64(serve-handler)/float64(total))
 	st.printf("| goproxy's own work: headers, copy of the answer (engine − provider leg) | %.1f | %.0f%% |", per(engine-leg), 100*float64(engine-leg)/float64(total))
 	return nil

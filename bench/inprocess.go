@@ -16,8 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sspemu/admin"
 	"sspemu/agreements"
 	"sspemu/audit"
+	"sspemu/console"
 	"sspemu/proxy"
 )
 
@@ -44,7 +46,8 @@ type fsyncCounter struct{ fsyncs, records atomic.Int64 }
 func (f *fsyncCounter) Fsync(_ float64, n int) { f.fsyncs.Add(1); f.records.Add(int64(n)) }
 
 // runInProcess is the SSP as `sspemu serve` builds it (package proxy with
-// the same config values, every check enforced, the audit store), in a
+// the same config values, every check enforced, the audit store, the
+// metrics and the console observer), in a
 // process of its own with net/http/pprof on a second loopback listener, so
 // a profile shows the proxy and not the load generator. The operational
 // log is discarded and there is no admin listener or demonstrator.
@@ -80,7 +83,10 @@ func runInProcess(ctx context.Context, o childOptions) error {
 		UpstreamTimeout:  30 * time.Second,
 	}
 	cfg.ResolvePKI(o.pki)
-	srv, err := proxy.New(proxy.Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store})
+	// The metrics and the live console's observer are wired as sspemu
+	// serve wires them, so the profile holds their cost too.
+	srv, err := proxy.New(proxy.Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store,
+		Metrics: admin.NewMetrics("bench"), Observer: console.New(console.Options{})})
 	if err != nil {
 		return err
 	}
