@@ -116,8 +116,20 @@ func (s *Server) newEngine() *goproxy.ProxyHttpServer {
 // piece already (countingWriter).
 func (s *Server) handOver(w http.ResponseWriter, out *http.Request) {
 	s.engine.ServeHTTP(w, out)
-	if cw, ok := w.(*countingWriter); ok && cw.status != 0 && cw.length > 0 && cw.n >= cw.length {
-		cw.Flush()
+	// The countingWriter may lie under other writers (Unwrap), which pass
+	// every byte through to it.
+	for u := w; u != nil; {
+		if cw, ok := u.(*countingWriter); ok {
+			if cw.status != 0 && cw.length > 0 && cw.n >= cw.length {
+				cw.Flush()
+			}
+			return
+		}
+		uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		u = uw.Unwrap()
 	}
 }
 

@@ -121,6 +121,10 @@ func (s *Server) publish(r *http.Request, sc *scope, cw *countingWriter, t *audi
 	if s.observer == nil {
 		return
 	}
+	// The journey takes the request's and the answer's header maps
+	// themselves, not copies (two copies were 5% of the request path's
+	// CPU): the request is over, nothing changes its headers again, and
+	// net/http wrote the answer from its own copy.
 	j := &Journey{
 		Time:                 sc.start,
 		TraceID:              t.TraceID,
@@ -138,9 +142,6 @@ func (s *Server) publish(r *http.Request, sc *scope, cw *countingWriter, t *audi
 		Notes:                slices.Clone(sc.notes),
 		Client:               r.RemoteAddr,
 		ClientSubject:        sc.subject,
-		// The maps themselves, not copies (two copies were 5% of the
-		// request path's CPU): the request is over, nothing changes its
-		// headers again, and net/http wrote the answer from its own copy.
 		RequestHeader:        r.Header,
 		ResponseHeader:       cw.Header(),
 		TotalSeconds:         t.TotalSeconds,
