@@ -27,6 +27,7 @@ var components = []component{
 	{"    audit record: encode and hand to the writer (record)", "sspemu/proxy.(*Server).record"},
 	{"    goproxy engine, whole (handleHttp)", "github.com/elazarl/goproxy.(*ProxyHttpServer).handleHttp"},
 	{"      provider leg: pool, TLS write and read (roundTrip)", "sspemu/proxy.(*Server).roundTrip"},
+	{"    the answer pushed to the consumer: TLS write (countingWriter.Flush, from handOver)", "sspemu/proxy.(*countingWriter).Flush"},
 	{"    after the answer: transaction record, metrics, console journey (finish)", "sspemu/proxy.(*Server).finish"},
 	{"      transaction record: encode and queue (QueueTransaction)", "sspemu/audit.(*Store).QueueTransaction"},
 	{"      console journey: built and offered (publish)", "sspemu/proxy.(*Server).publish"},
