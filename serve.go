@@ -158,17 +158,25 @@ func serve(ctx context.Context, cfg Config, rl *reloader, stderr io.Writer) erro
 	return wait(ctx, st)
 }
 
-// tuneGC lets the heap grow to five times the live data before a
-// collection (GOGC=400), under a soft 1 GiB limit: the SSP's live heap is a
-// few MiB, and the default GOGC=100 spent a fifth of the request path's
-// CPU collecting (BenchmarkChain/parallel/forwarded: 85 -> 68 µs per
-// request). GOGC and GOMEMLIMIT in the environment still decide.
+// tuneGC sets the garbage collector for the whole process (SSP, practices,
+// Spine services): a collection when the heap has grown to three times the
+// live data (GOGC=200), under a soft memory limit of 56 MiB. Measured with
+// the bench (bench/RESULTS.md, scenario memory and the proxy's RSS column):
+// GOGC=400 under the former 1 GiB limit let the SSP alone reach 71-77 MiB
+// under the bench's 32 clients, the whole process 172-196 MiB under a burst
+// of 64 slot searches and 185-192 MiB with 2,000 idle connections, almost
+// all of it garbage waiting for a collection; GOGC=200 with the 56 MiB limit
+// gave 52, 73 and 109 MiB, for no CPU per request the bench could tell
+// apart. The limit is soft: when the live data itself is larger (2,000
+// connections hold about 70 MiB), the collector runs more often but never
+// takes more than about half the CPU, and nothing fails. GOGC and
+// GOMEMLIMIT in the environment still decide.
 func tuneGC(log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(1 << 30)
+		debug.SetMemoryLimit(56 << 20)
 	}
 	log.Debug("garbage collector tuned", "gogc_env", os.Getenv("GOGC"), "gomemlimit_env", os.Getenv("GOMEMLIMIT"))
 }

@@ -21,6 +21,15 @@ type chain struct {
 	log      *slog.Logger
 	reqs     chan *pending
 	done     chan struct{}
+	// commitMu is held for every change to the chain's writer-owned state:
+	// by the writer around each batch and each outage, sync or finish step,
+	// and by a caller that commits its own record while the writer is idle
+	// (submit's fast path), which saves the two goroutine handoffs that
+	// were most of an idle SSP's latency (bench/RESULTS.md).
+	commitMu sync.Mutex
+	// wake makes the writer look again at the chain: a fast-path commit
+	// that failed has begun an outage whose retries the writer runs.
+	wake chan struct{}
 
 	onDurable func([]*pending)
 	// onRollback, when set, hears that records after seq were taken back

@@ -33,6 +33,7 @@ func openChain(dir, name string, o chainOptions) (*chain, error) {
 		name: name, dir: dir, mode: mode, maxBytes: o.maxBytes, obs: o.obs, open: o.open, log: o.log,
 		reqs:     make(chan *pending, maxBatch),
 		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 		interval: o.interval, after: o.after,
 		kick: make(chan struct{}, 1), stopSync: make(chan struct{}), syncDone: make(chan struct{}),
 		syncFailed: make(chan error, 1),

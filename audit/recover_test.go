@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,18 +159,24 @@ func TestRecoversAfterWriteAndFsyncFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fault int32
-		max   int64 // audit.max_file_bytes: small makes the failing batch rotate
+		max   int64  // audit.max_file_bytes: small makes the failing batch rotate
+		sync  string // default batch
 	}{
-		{"partial write, disk full", faultWrite, 0},
-		{"fsync fails", faultSync, 0},
-		{"new file cannot be created at rotation", faultOpen, 1500},
-		{"fsync fails in a batch that rotated", faultSync, 1500},
+		{"partial write, disk full", faultWrite, 0, ""},
+		{"fsync fails", faultSync, 0, ""},
+		{"new file cannot be created at rotation", faultOpen, 1500, ""},
+		{"fsync fails in a batch that rotated", faultSync, 1500, ""},
+		// Under interval an idle writer lets Append write its own record
+		// (submit's fast path): the outage it begins must still recover.
+		{"partial write, disk full, sync interval", faultWrite, 0, SyncInterval},
+		{"new file cannot be created at rotation, sync interval", faultOpen, 1500, SyncInterval},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			fs := &faultFS{chain: AuditChain}
 			logs := &logBuffer{}
-			s := openStore(t, dir, Options{Sync: SyncBatch, openFile: fs.open, MaxFileBytes: tc.max, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			mode := cmp.Or(tc.sync, SyncBatch)
+			s := openStore(t, dir, Options{Sync: mode, openFile: fs.open, MaxFileBytes: tc.max, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			appendN(t, s, 0, 3)
 
 			fs.mode.Store(tc.fault)

@@ -299,6 +299,32 @@ func (s *Store) submit(ctx context.Context, c *chain, p *pending) (uint64, error
 		p.release()
 		return 0, err
 	}
+	// The fast path: when nothing is queued and the writer is idle, under
+	// sync interval or none (no fsync in a commit), the caller writes its
+	// own record, in the same commit the writer would run. Under load the
+	// queue is rarely empty and the writer batches as before. Only the
+	// audit chain takes it: every record there is awaited (Append), so no
+	// caller's earlier record can still be in the writer's hands, whereas
+	// a queued transaction (QueueTransaction) could be overtaken.
+	if c == s.audit && (c.interval > 0 || c.mode == SyncNone) && len(c.reqs) == 0 && c.commitMu.TryLock() {
+		c.commit([]*pending{p})
+		failed := c.failed() != nil
+		c.commitMu.Unlock()
+		if failed {
+			select {
+			case c.wake <- struct{}{}: // the writer runs the outage's retries
+			default:
+			}
+		}
+		s.mu.RUnlock()
+		err := <-p.done // buffered: commit has answered already
+		seq := p.seq
+		p.release()
+		if err != nil {
+			return 0, err
+		}
+		return seq, nil
+	}
 	select {
 	case c.reqs <- p:
 	case <-ctx.Done():

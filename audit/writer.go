@@ -54,7 +54,11 @@ func (c *chain) run() {
 	var timer *time.Timer
 	var tick <-chan time.Time
 	for {
-		if c.dirty && timer == nil {
+		// submit's fast path may have written, rotated or begun an outage.
+		c.commitMu.Lock()
+		dirty, due := c.dirty, c.outage.due()
+		c.commitMu.Unlock()
+		if dirty && timer == nil {
 			timer = time.NewTimer(c.lazy)
 			tick = timer.C
 		}
@@ -64,15 +68,23 @@ func (c *chain) run() {
 		case p, ok = <-c.reqs:
 		case <-tick:
 			timer, tick = nil, nil
+			c.commitMu.Lock()
 			c.syncDirty()
+			c.commitMu.Unlock()
 			continue
-		case <-c.outage.due():
+		case <-c.wake:
+			continue
+		case <-due:
+			c.commitMu.Lock()
 			c.syncMu.Lock()
 			c.tryRecover()
 			c.syncMu.Unlock()
+			c.commitMu.Unlock()
 			continue
 		case err := <-c.syncFailed:
+			c.commitMu.Lock()
 			c.beginSyncOutage(err)
+			c.commitMu.Unlock()
 			continue
 		}
 		if !ok {
@@ -91,6 +103,7 @@ func (c *chain) run() {
 				break drain
 			}
 		}
+		c.commitMu.Lock()
 		if c.mode == SyncAlways {
 			for i := range batch {
 				c.commit(batch[i : i+1])
@@ -98,11 +111,14 @@ func (c *chain) run() {
 		} else {
 			c.commit(batch)
 		}
+		c.commitMu.Unlock()
 		clear(batch)
 	}
 	if timer != nil {
 		timer.Stop()
 	}
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
 	c.stopSyncer()
 	c.outage.stop()
 	c.closeErr = c.finish()

@@ -16,8 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sspemu/admin"
 	"sspemu/agreements"
 	"sspemu/audit"
+	"sspemu/console"
 	"sspemu/proxy"
 )
 
@@ -44,7 +46,8 @@ type fsyncCounter struct{ fsyncs, records atomic.Int64 }
 func (f *fsyncCounter) Fsync(_ float64, n int) { f.fsyncs.Add(1); f.records.Add(int64(n)) }
 
 // runInProcess is the SSP as `sspemu serve` builds it (package proxy with
-// the same config values, every check enforced, the audit store), in a
+// the same config values, every check enforced, the audit store, the
+// metrics and the console observer), in a
 // process of its own with net/http/pprof on a second loopback listener, so
 // a profile shows the proxy and not the load generator. The operational
 // log is discarded and there is no admin listener or demonstrator.
@@ -80,7 +83,10 @@ func runInProcess(ctx context.Context, o childOptions) error {
 		UpstreamTimeout:  30 * time.Second,
 	}
 	cfg.ResolvePKI(o.pki)
-	srv, err := proxy.New(proxy.Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store})
+	// The metrics and the live console's observer are wired as sspemu
+	// serve wires them, so the profile holds their cost too.
+	srv, err := proxy.New(proxy.Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store,
+		Metrics: admin.NewMetrics("bench"), Observer: console.New(console.Options{})})
 	if err != nil {
 		return err
 	}
@@ -95,6 +101,7 @@ func runInProcess(ctx context.Context, o childOptions) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/goroutines", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, runtime.NumGoroutine())
 	})
@@ -244,6 +251,31 @@ func (st *stage) profileScenario(ctx context.Context, dir string) error {
 	if fs1 > fs0 {
 		st.printf("audit group commit: %d fsyncs for %d records (%.1f records per fsync, both chains), %.0f fsyncs/s",
 			fs1-fs0, rs1-rs0, float64(rs1-rs0)/float64(fs1-fs0), float64(fs1-fs0)/r.elapsed.Seconds())
+	}
+	if err := st.componentTable(ctx, cpuPath, r.requests); err != nil {
+		return err
+	}
+	if st.o.lightRate > 0 {
+		// The same SSP at the light phase's rate, with an execution trace:
+		// where one call's time goes when nothing queues
+		// (go tool trace -pprof=sched|net|syscall trace.out).
+		tracePath := filepath.Join(dir, "trace.out")
+		traceErr := make(chan error, 1)
+		go func() {
+			f, err := os.Create(tracePath)
+			if err != nil {
+				traceErr <- err
+				return
+			}
+			defer f.Close()
+			traceErr <- get(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", ip.debug, secs), f)
+		}()
+		lr := attack(ctx, c, st.o.workers, time.Duration(secs)*time.Second, st.o.lightRate)
+		if err := <-traceErr; err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		st.printf("in-process SSP at %d req/s: p50 %s, p90 %s, p99 %s, success %.4f; wrote %s", st.o.lightRate,
+			ms(lr.quantile(0.5)), ms(lr.quantile(0.9)), ms(lr.quantile(0.99)), lr.success(), tracePath)
 	}
 	for _, p := range []struct {
 		in, out string

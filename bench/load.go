@@ -113,6 +113,7 @@ type result struct {
 	proxyCPU cpuTime // CPU time of the proxy's processes in the window
 	selfCPU  cpuTime // CPU time of this process (load generator and static provider)
 	measured bool    // proxyCPU was measured
+	mem      memKiB  // the proxy's resident memory after the window (peak: since it started)
 }
 
 // cpuPerRequest is d spread over the requests, in microseconds.
@@ -195,6 +196,7 @@ func (st *stage) measure(ctx context.Context, c *contender) (result, error) {
 	r := attack(ctx, c, st.o.workers, st.o.duration, 0)
 	if c.group != 0 {
 		r.proxyCPU, r.measured = groupCPU(c.group).sub(p0), true
+		r.mem = groupMem(c.group)
 	}
 	r.selfCPU = selfCPU().sub(s0)
 	return r, ctx.Err()

@@ -21,21 +21,27 @@ import (
 
 // options are the command's flags.
 type options struct {
-	repo         string
-	rounds       int
-	duration     time.Duration
-	warmup       time.Duration
-	workers      int
-	scenario     string
-	nginxWorkers string
-	soak         time.Duration
-	soakRate     int
-	profile      string
-	keep         bool
-	references   bool
-	baseline     string
-	role         string // internal: "inprocess" runs the in-process SSP child, "reference" a reference proxy
-	childArgs    childOptions
+	repo          string
+	rounds        int
+	duration      time.Duration
+	warmup        time.Duration
+	workers       int
+	scenario      string
+	nginxWorkers  string
+	soak          time.Duration
+	soakRate      int
+	profile       string
+	keep          bool
+	references    bool
+	baseline      string
+	lightRate     int
+	lightDuration time.Duration
+	burst         int
+	burstDuration time.Duration
+	idleConns     int
+	sspEnv        string
+	role          string // internal: "inprocess" runs the in-process SSP child, "reference" a reference proxy
+	childArgs     childOptions
 }
 
 func main() {
@@ -46,7 +52,13 @@ func main() {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of one contender in one round")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement (opens the keep-alive connections)")
 	fs.IntVar(&o.workers, "workers", 32, "concurrent keep-alive clients")
-	fs.StringVar(&o.scenario, "scenario", "proxy", "proxy | slots | all | none (none: only -soak and -profile)")
+	fs.StringVar(&o.scenario, "scenario", "proxy", "proxy | slots | memory | all | none (none: only -soak and -profile)")
+	fs.IntVar(&o.lightRate, "light-rate", defaultLightRate, "scenario proxy: the light-load phase's fixed rate (req/s) for sspemu, nginx and direct; 0 skips it")
+	fs.DurationVar(&o.lightDuration, "light-duration", defaultLightDuration, "scenario proxy: measured time of one contender in one round of the light-load phase")
+	fs.IntVar(&o.burst, "burst", 64, "scenario memory: concurrent clients of the burst")
+	fs.DurationVar(&o.burstDuration, "burst-duration", 5*time.Second, "scenario memory: length of the burst")
+	fs.IntVar(&o.idleConns, "idle-conns", 2000, "scenario memory: idle TLS connections held")
+	fs.StringVar(&o.sspEnv, "sspemu-env", "", "extra environment of every sspemu serve, space-separated (e.g. \"GOGC=200 GOMEMLIMIT=64MiB\"), to compare runtime settings")
 	fs.StringVar(&o.nginxWorkers, "nginx-workers", "auto", "nginx worker_processes")
 	fs.DurationVar(&o.soak, "soak", 0, "after the scenarios, hold sspemu at -soak-rate for this long and report memory and goroutines (e.g. 10m)")
 	fs.IntVar(&o.soakRate, "soak-rate", 500, "requests per second of the soak")
@@ -81,9 +93,9 @@ func main() {
 // and tears everything down.
 func run(ctx context.Context, o options, out io.Writer) error {
 	switch o.scenario {
-	case "proxy", "slots", "all", "none":
+	case "proxy", "slots", "memory", "all", "none":
 	default:
-		return fmt.Errorf("-scenario %q is not proxy, slots, all or none", o.scenario)
+		return fmt.Errorf("-scenario %q is not proxy, slots, memory, all or none", o.scenario)
 	}
 	if o.rounds < 1 || o.duration <= 0 || o.workers < 1 {
 		return errors.New("-rounds, -duration and -workers must be positive")
@@ -108,6 +120,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 	}
+	if o.scenario == "memory" || o.scenario == "all" {
+		if err := st.memoryScenario(ctx); err != nil {
+			return err
+		}
+	}
+	st.printChecks()
 	if o.profile != "" {
 		if err := st.profileScenario(ctx, o.profile); err != nil {
 			return err
@@ -126,5 +144,33 @@ func (st *stage) printf(format string, args ...any) {
 	fmt.Fprintf(st.out, format, args...)
 	if !strings.HasSuffix(format, "\n") {
 		fmt.Fprintln(st.out)
+	}
+}
+
+// checkResult is one of issue 17's targets, measured.
+type checkResult struct {
+	name, target, measured string
+	ok                     bool
+}
+
+// check records a target's verdict for the final table.
+func (st *stage) check(name, target, measured string, ok bool) {
+	st.checks = append(st.checks, checkResult{name, target, measured, ok})
+}
+
+// printChecks prints the verdicts of the run as a Markdown table.
+func (st *stage) printChecks() {
+	if len(st.checks) == 0 {
+		return
+	}
+	st.printf("\n## checks (issue 17; one run, compare within it)\n")
+	st.printf("| check | target | measured | verdict |")
+	st.printf("|---|---|---:|---|")
+	for _, c := range st.checks {
+		v := "**not met**"
+		if c.ok {
+			v = "met"
+		}
+		st.printf("| %s | %s | %s | %s |", c.name, c.target, c.measured, v)
 	}
 }

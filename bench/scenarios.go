@@ -57,7 +57,25 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st.summary(rs, order)
+	rows := st.summary(rs, order)
+	s, n := rows["sspemu"], rows["nginx"]
+	st.check("throughput, sspemu / nginx", "≥ 0.80×", fmt.Sprintf("%.2f× (%.0f / %.0f req/s)", s.rps/n.rps, s.rps, n.rps), s.rps >= 0.8*n.rps && s.succ == 1)
+	st.check("p99, sspemu / nginx", "≤ 1.20×", fmt.Sprintf("%.2f× (%.2f / %.2f ms)", s.p99/n.p99, s.p99, n.p99), s.p99 <= 1.2*n.p99)
+	st.check("SSP resident memory, peak under the load", fmt.Sprintf("≤ %d MiB", sspPeakMiB), fmt.Sprintf("%.1f MiB", mib(s.hwm)), s.hwm > 0 && mib(s.hwm) <= sspPeakMiB)
+	if st.o.lightRate > 0 {
+		// sspemu, nginx, direct, and with -references the Go proxies, which
+		// show what Go's runtime and HTTP stack add to one call.
+		light := append([]*contender{cs[0], cs[1], cs[3]}, cs[4:]...)
+		names := make([]string, len(light))
+		for i, c := range light {
+			names[i] = c.name
+		}
+		lr, err := st.lightPhase(ctx, light)
+		if err != nil {
+			return err
+		}
+		st.lightSummary(lr, names, "direct")
+	}
 	return nil
 }
 
@@ -168,9 +186,9 @@ func (st *stage) rounds(ctx context.Context, cs []*contender) (map[string][]resu
 				return nil, err
 			}
 			out[c.name] = append(out[c.name], r)
-			st.printf("round %d  %-22s %8.0f req/s  p50 %7s  p99 %7s  success %.4f  CPU µs/req: proxy %s, load+provider %.0f%s",
+			st.printf("round %d  %-22s %8.0f req/s  p50 %7s  p99 %7s  success %.4f  CPU µs/req: proxy %s, load+provider %.0f  RSS MiB peak %s%s",
 				round, c.name, r.rps(), ms(r.quantile(0.50)), ms(r.quantile(0.99)), r.success(),
-				proxyCPU(r), r.cpuPerRequest(r.selfCPU.total()), failures(r))
+				proxyCPU(r), r.cpuPerRequest(r.selfCPU.total()), r.mem, failures(r))
 		}
 	}
 	return out, nil
@@ -194,18 +212,22 @@ func proxyCPU(r result) string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
+// summaryRow is one contender's medians over the rounds.
+type summaryRow struct {
+	rps, p50, p99, succ float64
+	lo, hi              float64
+	cpu                 string
+	hwm, rss            int64 // KiB: the proxy's peak and its resident memory after the last round
+}
+
 // summary prints the median of the rounds for each contender as a
-// Markdown table, and the ratios of the issue.
-func (st *stage) summary(rs map[string][]result, order []string) {
-	type row struct {
-		rps, p50, p99, succ float64
-		lo, hi              float64
-		cpu                 string
-	}
-	rows := map[string]row{}
+// Markdown table, and the ratios of the issue, and returns the rows.
+func (st *stage) summary(rs map[string][]result, order []string) map[string]summaryRow {
+	rows := map[string]summaryRow{}
 	for _, name := range order {
 		var rps, p50, p99, cpu []float64
 		ok, n := 0, 0
+		var mem memKiB
 		for _, r := range rs[name] {
 			if r.measured {
 				cpu = append(cpu, r.cpuPerRequest(r.proxyCPU.total()))
@@ -215,18 +237,24 @@ func (st *stage) summary(rs map[string][]result, order []string) {
 			p99 = append(p99, msf(r.quantile(0.99)))
 			ok += r.ok
 			n += r.requests
+			mem.hwm = max(mem.hwm, r.mem.hwm)
+			mem.rss = r.mem.rss
 		}
 		c := "—"
 		if len(cpu) > 0 {
 			c = fmt.Sprintf("%.0f", median(cpu))
 		}
-		rows[name] = row{median(rps), median(p50), median(p99), float64(ok) / float64(max(n, 1)), slices.Min(rps), slices.Max(rps), c}
+		rows[name] = summaryRow{median(rps), median(p50), median(p99), float64(ok) / float64(max(n, 1)), slices.Min(rps), slices.Max(rps), c, mem.hwm, mem.rss}
 	}
-	st.printf("\n| %s | req/s (median of %d rounds) | range of rounds | p50 ms | p99 ms | success | proxy CPU µs/req |", "contender", st.o.rounds)
-	st.printf("|---|---:|---:|---:|---:|---:|---:|")
+	st.printf("\n| %s | req/s (median of %d rounds) | range of rounds | p50 ms | p99 ms | success | proxy CPU µs/req | proxy RSS MiB, peak |", "contender", st.o.rounds)
+	st.printf("|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, name := range order {
 		r := rows[name]
-		st.printf("| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %.4f | %s |", name, r.rps, r.lo, r.hi, r.p50, r.p99, r.succ, r.cpu)
+		m := "—"
+		if r.hwm > 0 {
+			m = fmt.Sprintf("%.1f", mib(r.hwm))
+		}
+		st.printf("| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %.4f | %s | %s |", name, r.rps, r.lo, r.hi, r.p50, r.p99, r.succ, r.cpu, m)
 	}
 	s := rows["sspemu"]
 	for _, other := range order[1:] {
@@ -237,6 +265,7 @@ func (st *stage) summary(rs map[string][]result, order []string) {
 		}
 		st.printf("sspemu / %s: throughput %.2fx, p99 %.2fx", other, s.rps/o.rps, s.p99/o.p99)
 	}
+	return rows
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -32,6 +32,7 @@ type stage struct {
 	pki     string
 	prov    *provider
 	procs   []*child
+	checks  []checkResult // issue 17's targets, in the order measured
 
 	consumerTLS  *tls.Config // the default consumer (toward the SSP, nginx and the static provider)
 	sspClientTLS *tls.Config // the SSP's client identity (toward the demonstrator directly)
@@ -158,7 +159,16 @@ func (st *stage) close() {
 }
 
 // start runs a child in its own process group, its output in a log file.
+// Several sspemu processes run at once, so none serves the Spine services
+// on their fixed ports; an environment variable, not a config key, so that
+// a -baseline build from before spine: reads the same config (it ignores
+// the variable).
 func (st *stage) start(name string, args ...string) (*child, error) {
+	return st.startEnv(name, []string{"SSPEMU_SPINE_ENABLED=false"}, args...)
+}
+
+// startEnv is start with env added to the bench's environment.
+func (st *stage) startEnv(name string, env []string, args ...string) (*child, error) {
 	logPath := filepath.Join(st.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -167,11 +177,7 @@ func (st *stage) start(name string, args ...string) (*child, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = st.dir
-	// Several sspemu processes run at once, so none serves the Spine
-	// services on their fixed ports; an environment variable, not a config
-	// key, so that a -baseline build from before spine: reads the same
-	// config (it ignores the variable).
-	cmd.Env = append(os.Environ(), "SSPEMU_SPINE_ENABLED=false")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -289,7 +295,7 @@ func (st *stage) startSSPBin(ctx context.Context, bin, name, sync string, demo b
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	c, err := st.start(name, bin, "serve", "--config", s.config)
+	c, err := st.startEnv(name, append([]string{"SSPEMU_SPINE_ENABLED=false"}, strings.Fields(st.o.sspEnv)...), bin, "serve", "--config", s.config)
 	if err != nil {
 		return nil, err
 	}

@@ -362,7 +362,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	removeHopHeaders(out.Header)
 	out.Header.Add("Forwarded", forwardedFor(r.RemoteAddr))
 	sc.tap = answerTap{ResponseWriter: w, sc: sc}
-	s.engine.ServeHTTP(&sc.tap, out)
+	s.handOver(&sc.tap, out)
 }
 
 // rawHeader is a header as sent, cut to 200 bytes: for the audit of a
@@ -434,7 +434,7 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 	rec.Claims = sc.claims
 	if r.TLS != nil {
 		rec.TLSVersion = tls.VersionName(r.TLS.Version)
-		rec.TLSCipher = tls.CipherSuiteName(r.TLS.CipherSuite)
+		rec.TLSCipher = cipherSuiteName(r.TLS.CipherSuite)
 		rec.ClientIssuer, rec.ClientSerial, rec.ClientNotAfter = sc.issuer, sc.serial, sc.notAfter
 	}
 	return rec

@@ -66,7 +66,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	serverTLS  *tls.Config
-	upstream   *upstream
+	provider   *upstream // the provider leg: the engine's one RoundTripper
 	engine     *goproxy.ProxyHttpServer
 	handler    http.Handler
 	identities identities
@@ -113,14 +113,12 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.upstream = s.newUpstream(clientTLS)
+	s.provider = s.newUpstream(clientTLS)
 	s.engine = s.newEngine()
-	// Every request enters the check chain; only its last step hands a
-	// cleared request to the engine, which refuses any other. (The engine
-	// would itself pass a prefix-form request to its NonproxyHandler, the
-	// chain, but at the cost of a second pass through its handler.)
+	// Every request enters the check chain, net/http's handler; only its
+	// last step hands a cleared request to the engine (forward.go), which
+	// refuses any other.
 	s.handler = s.buildChain()
-	s.engine.NonproxyHandler = s.handler
 	return s, nil
 }
 
@@ -192,7 +190,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, srv := range srvs {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
-	s.upstream.closeIdle(true)
+	s.provider.closeIdle(true)
 	return errors.Join(errs...)
 }
 

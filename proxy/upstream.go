@@ -67,11 +67,22 @@ var aLongTimeAgo = time.Unix(1, 0)
 // ssp.upstream_timeout.
 var errUpstreamTimeout = errors.New("upstream timeout")
 
-// roundTrip sends req to the provider at t and returns its answer, whose
-// body streams from the connection. The connection goes back to the pool
-// when the body has been read to its end, and is closed otherwise.
-func (u *upstream) roundTrip(req *http.Request, t Target) (*http.Response, error) {
-	addr := t.Host
+// upstream is the SSP's one http.RoundTripper toward providers: goproxy
+// calls it for every request the chain cleared (forward.go).
+var _ http.RoundTripper = (*upstream)(nil)
+
+// RoundTrip sends req to the provider named by req.URL (absolute: https,
+// the provider's host, the path in Opaque as the consumer sent it, the raw
+// query) and returns its answer, whose body streams from the connection.
+// The connection goes back to the pool when the body has been read to its
+// end, and is closed otherwise. Errors: errUpstreamTimeout when the
+// provider did not answer within the timeout; anything else is a failed
+// dial, handshake, write or a malformed answer.
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || req.URL.Scheme != "https" || req.URL.Host == "" {
+		return nil, errors.New("the provider leg carries only absolute https requests")
+	}
+	addr := req.URL.Host
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(trimBrackets(addr), "443")
 	}
@@ -81,7 +92,7 @@ func (u *upstream) roundTrip(req *http.Request, t Target) (*http.Response, error
 		if err != nil {
 			return nil, err
 		}
-		resp, retry, err := u.exchange(uc, req, t, deadline)
+		resp, retry, err := u.exchange(uc, req, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -99,7 +110,7 @@ func (u *upstream) roundTrip(req *http.Request, t Target) (*http.Response, error
 // the request may be sent again on a fresh connection: uc had been idle in
 // the pool and failed before any byte of an answer, and req is one that can
 // be sent twice.
-func (u *upstream) exchange(uc *upConn, req *http.Request, t Target, deadline time.Time) (_ *http.Response, retry bool, _ error) {
+func (u *upstream) exchange(uc *upConn, req *http.Request, deadline time.Time) (_ *http.Response, retry bool, _ error) {
 	ctx := req.Context()
 	if err := uc.conn.SetDeadline(deadline); err != nil {
 		return nil, false, err
@@ -116,7 +127,7 @@ func (u *upstream) exchange(uc *upConn, req *http.Request, t Target, deadline ti
 		}
 		return nil, beforeAnswer && uc.reused && replayable(req), err
 	}
-	if err := writeRequest(uc.bw, req, t); err != nil {
+	if err := writeRequest(uc.bw, req); err != nil {
 		return fail(err, true)
 	}
 	if _, err := uc.br.Peek(1); err != nil {
@@ -153,18 +164,28 @@ func replayable(req *http.Request) bool {
 }
 
 // writeRequest writes the request head, in origin form with the target's
-// path and query exactly as the consumer sent them, and the body framed
-// by its length (or chunked when the consumer chunked it).
-func writeRequest(bw *bufio.Writer, req *http.Request, t Target) error {
+// path and query exactly as the consumer sent them (the URL's Opaque, as
+// forward sets it, else its escaped path), and the body framed by its
+// length (or chunked when the consumer chunked it).
+func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	u := req.URL
+	path := u.Opaque
+	if path == "" {
+		path = u.EscapedPath()
+	}
+	host := req.Host
+	if host == "" {
+		host = u.Host
+	}
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(t.Path)
-	if t.HasQuery {
+	bw.WriteString(path)
+	if u.RawQuery != "" || u.ForceQuery {
 		bw.WriteByte('?')
-		bw.WriteString(t.RawQuery)
+		bw.WriteString(u.RawQuery)
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(t.Host)
+	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	for k, vs := range req.Header {
 		switch k {
