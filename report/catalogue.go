@@ -366,7 +366,9 @@ func Catalogue() []Test {
 			Note:        "the test's row is not stored; provider-testing issue #232 names CONS-AppointmentsAPITest1, 2 and 3 as the free-slot scripts that check these displayed items"},
 		us("GPC-AMUS-BPA-2-1", "Select more than one adjacent free slot for a booking",
 			"that the slots booked are adjacent and of one schedule (the slot search's answer is not in the audit; the practice's acceptance of the booking is the evidence); "+noDisplay,
-			[]Step{slotsOK, key(Step{Interactions: []string{iaBook}, Expect: "201", Body: "two-slots"})}),
+			// Not a key step: a consumer that books one slot at a time has
+			// not exercised the story, rather than failed it.
+			[]Step{slotsOK, {Interactions: []string{iaBook}, Expect: "201", Body: "two-slots"}}),
 		us("GPC-AMUS-BPA-4", "Book a patient appointment: search free slots, book, retrieve the booking",
 			"that the appointment is in the practice's book as sent (provider side); displaying it; which slot and patient the booking named (the audit keeps a summary of the body, not its references); the read is tied to the booking by its Location from audit record version 4",
 			[]Step{slotsOK, key(book201), same(readBack)}),
