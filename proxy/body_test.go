@@ -3,12 +3,16 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"sspemu/audit"
 	"sspemu/fhir"
+	"sspemu/gpconnect"
 )
 
 // registration is a $gpc.registerpatient body as the Register a patient
@@ -182,4 +186,86 @@ func BenchmarkSummariseBody(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestRecordBodyAndVersionHeaders sends a booking and an amendment through
+// the real SSP: the audit record keeps If-Match and the body's summary,
+// the transaction the answer's Location and ETag; a GET has neither.
+func TestRecordBodyAndVersionHeaders(t *testing.T) {
+	p := startProvider(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json;charset=utf-8")
+		w.Header().Set("ETag", `W/"2"`)
+		if r.Method == "POST" {
+			w.Header().Set("Location", "https://provider.example/fhir/Appointment/9/_history/1")
+			w.WriteHeader(http.StatusCreated)
+		}
+		io.Copy(w, r.Body) // the body as the provider got it
+	}))
+	s := startSSP(t, testConfig(), registry(p.root))
+	c := consumerClient(t)
+	send := func(id, method, rel, body, ifMatch string) string {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, s.base+"/"+p.root+rel, rd)
+		req.Header = validHeaders(mustLookup(t, id), p.root)
+		if body != "" {
+			req.Header.Set("Content-Type", gpconnect.MIMEJSON)
+		}
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readBody(t, resp); got != body {
+			t.Fatalf("%s %s: the provider got %q, want the body as sent", method, rel, got)
+		}
+		return req.Header.Get("Ssp-TraceID")
+	}
+	book := send(gpconnect.CreateAppointment, "POST", "/Appointment", booking, "")
+	amend := send(gpconnect.UpdateAppointment, "PUT", "/Appointment/9", strings.Replace(booking, `"status":"booked",`, `"status":"booked","comment":"x",`, 1), `W/"1"`)
+	read := send(gpconnect.ReadMetadata, "GET", "/metadata", "", "")
+
+	if tx := waitTransaction(t, s, book); tx.Location != "https://provider.example/fhir/Appointment/9/_history/1" || tx.ETag != `W/"2"` {
+		t.Errorf("booking: transaction Location %q, ETag %q", tx.Location, tx.ETag)
+	}
+	waitTransaction(t, s, amend)
+	waitTransaction(t, s, read)
+	recs := auditRecords(t, s)
+	if r := recs[book]; r.V != audit.RecordVersion || r.IfMatch != nil || r.Body == nil || r.Body.Appointment == nil || r.Body.Appointment.Slots != 2 {
+		t.Errorf("booking record: v %d, If-Match %v, body %+v", r.V, r.IfMatch, r.Body)
+	}
+	if r := recs[amend]; r.IfMatch == nil || *r.IfMatch != `W/"1"` || r.Body == nil || r.Body.Appointment == nil || !r.Body.Appointment.Comment {
+		t.Errorf("amendment record: If-Match %v, body %+v", r.IfMatch, r.Body)
+	}
+	if r := recs[read]; r.IfMatch != nil || r.Body != nil {
+		t.Errorf("read record: If-Match %v, body %+v", r.IfMatch, r.Body)
+	}
+}
+
+// auditRecords maps each trace ID in the SSP's audit chain to its record.
+func auditRecords(t *testing.T, s *ssp) map[string]audit.Record {
+	t.Helper()
+	files, err := audit.ChainFiles(s.dir, audit.AuditChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]audit.Record{}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var r audit.Record
+			if json.Unmarshal(line, &r) == nil {
+				out[r.TraceID] = r
+			}
+		}
+	}
+	return out
 }
