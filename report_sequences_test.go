@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +99,10 @@ func (a seqAnswer) entries(kind string) []map[string]any {
 // TestReportSequencesFromRealSession: a consumer session through the real
 // SSP to a practice over mutual TLS, in the order a booking at a practice
 // the patient is not registered with takes (find the patient, not found →
-// register → search free slots → book → read the booking → amend it with
+// register (first with the defects of the Register Patient error tests:
+// no NHS number, an invalid one, no birth date, the registrationDetails
+// extension; then with a temporary address and phone) → search free slots
+// → book → read the booking (tied by its Location) → amend it with
 // If-Match → cancel it with If-Match → book again → retrieve the patient's
 // appointments); then `sspemu report`
 // marks the sequence tests met in JSON, HTML and JUnit (the JUnit checked
@@ -117,9 +118,35 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 	if n := len(find.entries("Patient")); n != 0 {
 		t.Fatalf("find %s: %d patients, want none (a newcomer)", newcomer.NHSNumber, n)
 	}
-	// Register, as the suite does after tracing the patient on PDS.
-	reg := f.seqCall("POST", "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient,
-		json.RawMessage(fdnParameters(t, fdnRegistrant(newcomer))), nil).must(t, "register", 200)
+	// Registrations with the defects of the Register Patient error tests,
+	// each refused by the practice; the report tells them apart by the
+	// body's summary in the audit record (version 4), as they share a
+	// code.
+	register := func(what string, edit func(pt map[string]any), want int, code string) seqAnswer {
+		t.Helper()
+		pt := fdnRegistrant(newcomer)
+		edit(pt)
+		a := f.seqCall("POST", "/Patient/$gpc.registerpatient", gpconnect.RegisterPatient, json.RawMessage(fdnParameters(t, pt)), nil).must(t, what, want)
+		if tx := f.transaction(a.trace); tx.ProviderCode != code {
+			t.Fatalf("%s: provider code %q, want %q", what, tx.ProviderCode, code)
+		}
+		return a
+	}
+	noNHS := register("register without the NHS number", func(pt map[string]any) { delete(pt, "identifier") }, 422, gpconnect.CodeInvalidResource)
+	badNHS := register("register an invalid NHS number", func(pt map[string]any) {
+		pt["identifier"].([]any)[0].(map[string]any)["value"] = "9999999991"
+	}, 400, gpconnect.CodeInvalidNHSNumber)
+	noDOB := register("register without the birth date", func(pt map[string]any) { delete(pt, "birthDate") }, 422, gpconnect.CodeInvalidResource)
+	regDetails := register("register with registrationDetails", func(pt map[string]any) {
+		pt["extension"] = []any{map[string]any{"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-RegistrationDetails-1",
+			"extension": []any{map[string]any{"url": "registrationPeriod", "valuePeriod": map[string]any{"start": "2026-01-01"}}}}}
+	}, 422, gpconnect.CodeInvalidResource)
+	// Register, as the suite does after tracing the patient on PDS, with
+	// the optional temporary address and phone number.
+	reg := register("register", func(pt map[string]any) {
+		pt["telecom"] = []any{map[string]any{"system": "phone", "value": "01632 960000", "use": "temp"}}
+		pt["address"] = []any{map[string]any{"use": "temp", "line": []any{"1 Test Street"}, "city": "Leeds", "postalCode": "LS1 1AA"}}
+	}, 200, "")
 	pats := reg.entries("Patient")
 	if len(pats) != 1 {
 		t.Fatalf("register: %d patients in the answer", len(pats))
@@ -152,6 +179,9 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 	// Book, read it back, amend and cancel it naming its version.
 	booked := f.seqCall("POST", "/Appointment", gpconnect.CreateAppointment, ac.bookingBody(t, free[0], patientID, amDefaultBooking), nil).must(t, "book", 201)
 	apptID := amStr(booked.res, "id")
+	if tx := f.transaction(booked.trace); !strings.Contains(tx.Location, "/Appointment/"+apptID+"/_history/") || tx.ETag == "" {
+		t.Fatalf("book: transaction Location %q, ETag %q, want the new appointment's", tx.Location, tx.ETag)
+	}
 	read := f.seqCall("GET", "/Appointment/"+apptID, gpconnect.ReadAppointment, nil, nil).must(t, "read the booking", 200)
 	amended := amClone(read.res)
 	amended["comment"] = "Bring the repeat prescription"
@@ -186,32 +216,8 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 		}
 	}
 
-	dir := f.st.store.Dir()
-	out := t.TempDir()
-	if d := os.Getenv("REPORT_OUT_DIR"); d != "" {
-		out = d
-	}
-	files := map[string]string{}
-	for _, format := range report.Formats {
-		files[format] = filepath.Join(out, "sequences."+format)
-		if _, err := run(t, "report", "--audit", dir, "--from", "200000000359", "--format", format, "--out", files[format]); err != nil {
-			t.Fatalf("report --format %s: %v", format, err)
-		}
-	}
-
-	b, err := os.ReadFile(files["json"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("JSON report: %v", err)
-	}
-	res := map[string]report.Result{}
-	for _, r := range rep.Results {
-		res[r.ID] = r
-	}
-	metIDs := []string{"GPC-FOU-FPA-01/1", "GPC-FOU-FPA-01/3", "GPC-FOU-FPA-01/8", "GPC-FOU-RPA-01/1", "GPC-FOU-RPA-01/2", "GPC-FOU-REG-01/1", "GPC-AMUS-BPA-4", "GPC-AMUS-MPA-3", "GPC-AMUS-MPA-4", "GPC-AMUS-MPA-5", "GPC-AMUS-MPA-1", "GPC-AMUS-BPA-1/1", "GPC-AMUS-BPA-1/6"}
+	files, rep, res := runReport(t, f.st.store.Dir(), "sequences")
+	metIDs := []string{"GPC-FOU-REG-01/3", "GPC-FOU-REG-01/4", "GPC-FOU-REG-01/5", "GPC-FOU-REG-01/6", "GPC-FOU-FPA-01/1", "GPC-FOU-FPA-01/3", "GPC-FOU-FPA-01/8", "GPC-FOU-RPA-01/1", "GPC-FOU-RPA-01/2", "GPC-FOU-REG-01/1", "GPC-AMUS-BPA-4", "GPC-AMUS-MPA-3", "GPC-AMUS-MPA-4", "GPC-AMUS-MPA-5", "GPC-AMUS-MPA-1", "GPC-AMUS-BPA-1/1", "GPC-AMUS-BPA-1/6"}
 	for _, tc := range []struct {
 		id, result string
 		traces     []string // the calls that must be among the exemplars
@@ -226,9 +232,19 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 		// No search answered two patients: the seed has no such NHS number.
 		{"GPC-FOU-FPA-01/2", report.NotExercised, nil, "none with two or more Patient entries", ""},
 		{"GPC-FOU-REG-01/1", report.Met, []string{find.trace, reg.trace, slots.trace, booked.trace, read.trace}, "", ""},
-		{"GPC-AMUS-BPA-4", report.Met, []string{slots.trace, booked.trace, read.trace}, "", ""},
-		{"GPC-AMUS-MPA-5", report.Met, []string{read.trace, upd.trace}, "", ""},
-		{"GPC-AMUS-MPA-4", report.Met, []string{read.trace}, "", ""},
+		{"GPC-AMUS-BPA-4", report.Met, []string{slots.trace, booked.trace, read.trace}, "of the same appointment", "answer Location"},
+		{"GPC-AMUS-MPA-5", report.Met, []string{read.trace, upd.trace}, "sent with If-Match", `If-Match "W/`},
+		{"GPC-AMUS-MPA-4", report.Met, []string{read.trace}, "a cancellation reason", "cancellation reason present"},
+		// The registration defects, each told from the body's summary.
+		{"GPC-FOU-REG-01/3", report.Met, []string{regDetails.trace}, "registrationDetails", "registrationDetails present"},
+		{"GPC-FOU-REG-01/5", report.Met, []string{noNHS.trace}, "with code INVALID_RESOURCE", "no NHS number identifier"},
+		{"GPC-FOU-REG-01/6", report.Met, []string{noDOB.trace}, "had no birth date", "birth date absent"},
+		{"GPC-FOU-REG-01/4", report.Met, []string{reg.trace}, "an address and a telecom", "telecoms 1 (phone:temp); addresses 1 (temp)"},
+		// An invalid number (its form) is not a number's status: the only
+		// well-formed registration was accepted.
+		{"GPC-FOU-REG-01/12", report.NotExercised, nil, "not answered 4xx", ""},
+		// The only booking had one slot.
+		{"GPC-AMUS-BPA-2-1", report.NotExercised, nil, "no calls in the order", ""},
 		{"GPC-AMUS-MPA-3", report.Met, nil, "", ""},
 		{"GPC-AMUS-MPA-1", report.Met, []string{find.trace, mine.trace}, "", ""},
 		{"GPC-AMUS-BPA-1/1", report.Met, []string{slots.trace}, "", ""},
@@ -236,8 +252,6 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 		// A registration came between the search and the booking: not the
 		// previously-registered case.
 		{"GPC-FOU-REG-01/2", report.NotExercised, nil, "", ""},
-		// The body is not in the audit: which defect a registration had is not shown.
-		{"GPC-FOU-REG-01/4", report.NotExercised, []string{reg.trace}, "", ""},
 		{"GPC-FOU-FPA-01/5", report.NotExercised, nil, "", ""},
 	} {
 		r, ok := res[tc.id]
@@ -267,6 +281,13 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 			}
 		}
 	}
+	for _, id := range []string{"GPC-FOU-REG-01/12", "GPC-FOU-REG-01/6", "GPC-FOU-REG-01/3"} {
+		for _, e := range res[id].Evidence {
+			if e.TraceID == badNHS.trace {
+				t.Errorf("%s counts the registration with an invalid NHS number", id)
+			}
+		}
+	}
 	if n := len(rep.Results); n < 13+41+15 {
 		t.Errorf("%d results, want every catalogue row", n)
 	}
@@ -281,25 +302,15 @@ func TestReportSequencesFromRealSession(t *testing.T) {
 		}
 	}
 
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Fatal("xmllint is needed to check the JUnit file: apt-get install libxml2-utils")
-	}
-	if o, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("report", "testdata", "junit.xsd"), files["junit"]).CombinedOutput(); err != nil {
-		t.Fatalf("xmllint --schema: %v\n%s", err, o)
-	}
-	j, err := os.ReadFile(files["junit"])
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := checkJUnit(t, files["junit"])
 	for _, id := range metIDs {
 		// A met test case has neither <failure> nor <skipped>.
-		i := strings.Index(string(j), `<testcase name="`+id+`: `)
+		i := strings.Index(j, `<testcase name="`+id+`: `)
 		if i < 0 {
 			t.Errorf("JUnit has no test case %s", id)
 			continue
 		}
-		c := string(j[i:])
+		c := j[i:]
 		c = c[:strings.Index(c, "</testcase>")]
 		if strings.Contains(c, "<failure") || strings.Contains(c, "<skipped") {
 			t.Errorf("JUnit %s is not a pass:\n%s", id, c)

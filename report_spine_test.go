@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -135,22 +134,7 @@ func TestReportSpineSession(t *testing.T) {
 	dir := f.st.store.Dir()
 	waitJournal(t, dir, 1+1+2+4+4)
 
-	out := filepath.Join(t.TempDir(), "report.json")
-	if _, err := run(t, "report", "--audit", dir, "--from", "200000000359", "--format", "json", "--out", out); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
-	res := map[string]report.Result{}
-	for _, r := range rep.Results {
-		res[r.ID] = r
-	}
+	_, rep, res := runReport(t, dir, "spine", "json")
 	shows := func(id string, want ...string) {
 		t.Helper()
 		r := res[id]

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,32 +85,8 @@ func TestReportFromRealSession(t *testing.T) {
 	call("consent-403", 403, "GET", "/Organization?identifier=https://fhir.nhs.uk/Id/ods-organization-code%7CA20047", gpconnect.SearchOrganization, nil, "")
 
 	dir := f.st.store.Dir()
-	out := t.TempDir()
-	files := map[string]string{}
-	// REPORT_OUT_DIR keeps the three files, to look at (the README excerpt).
-	if d := os.Getenv("REPORT_OUT_DIR"); d != "" {
-		out = d
-	}
-	for _, format := range report.Formats {
-		files[format] = filepath.Join(out, "report."+format)
-		if _, err := run(t, "report", "--audit", dir, "--from", "200000000359", "--format", format, "--out", files[format]); err != nil {
-			t.Fatalf("report --format %s: %v", format, err)
-		}
-	}
-
 	// JSON: the results and the calls that show them.
-	b, err := os.ReadFile(files["json"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("JSON report: %v", err)
-	}
-	res := map[string]report.Result{}
-	for _, r := range rep.Results {
-		res[r.ID] = r
-	}
+	files, rep, res := runReport(t, dir, "report")
 	traces := func(r report.Result, counter bool) string {
 		var s []string
 		for _, e := range r.Evidence {
@@ -191,17 +168,10 @@ func TestReportFromRealSession(t *testing.T) {
 
 	// JUnit: valid for a JUnit consumer (xmllint against the Jenkins
 	// schema), a failure for not met and a skip for not exercised.
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Fatal("xmllint is needed to check the JUnit file: apt-get install libxml2-utils")
-	}
-	if o, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("report", "testdata", "junit.xsd"), files["junit"]).CombinedOutput(); err != nil {
-		t.Fatalf("xmllint --schema: %v\n%s", err, o)
-	}
-	j, _ := os.ReadFile(files["junit"])
+	j := checkJUnit(t, files["junit"])
 	for _, want := range []string{`<testsuite name="Spine Integration"`, `<testsuite name="Foundations"`, `<testsuite name="Appointment Management"`,
 		`name="GPC-SPN-TST-13: Use Spine headers"`, `<failure message=`, `<skipped message="not exercised`} {
-		if !strings.Contains(string(j), want) {
+		if !strings.Contains(j, want) {
 			t.Errorf("JUnit lacks %q", want)
 		}
 	}
@@ -233,6 +203,63 @@ func TestReportFromRealSession(t *testing.T) {
 			t.Fatalf("tampered audit: %v, want a refusal naming the edited record", err)
 		}
 	})
+}
+
+// runReport runs `sspemu report` over the audit in dir for the default
+// consumer in each of formats (all three when none is named), into files
+// named name.<format> (in REPORT_OUT_DIR when set, to look at them: the
+// README excerpt), and returns the files, the JSON report and its results
+// by test ID.
+func runReport(t *testing.T, dir, name string, formats ...string) (map[string]string, report.Report, map[string]report.Result) {
+	t.Helper()
+	if len(formats) == 0 {
+		formats = report.Formats
+	}
+	if !slices.Contains(formats, "json") {
+		formats = append(formats, "json")
+	}
+	out := t.TempDir()
+	if d := os.Getenv("REPORT_OUT_DIR"); d != "" {
+		out = d
+	}
+	files := map[string]string{}
+	for _, format := range formats {
+		files[format] = filepath.Join(out, name+"."+format)
+		if _, err := run(t, "report", "--audit", dir, "--from", "200000000359", "--format", format, "--out", files[format]); err != nil {
+			t.Fatalf("report --format %s: %v", format, err)
+		}
+	}
+	b, err := os.ReadFile(files["json"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	res := map[string]report.Result{}
+	for _, r := range rep.Results {
+		res[r.ID] = r
+	}
+	return files, rep, res
+}
+
+// checkJUnit holds a JUnit file to the Jenkins JUnit schema with xmllint,
+// a real consumer of JUnit, and returns its text.
+func checkJUnit(t *testing.T, file string) string {
+	t.Helper()
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatal("xmllint is needed to check the JUnit file: apt-get install libxml2-utils")
+	}
+	if o, err := exec.Command(xmllint, "--noout", "--schema", filepath.Join("report", "testdata", "junit.xsd"), file).CombinedOutput(); err != nil {
+		t.Fatalf("xmllint --schema: %v\n%s", err, o)
+	}
+	j, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(j)
 }
 
 // TestReportFlags: malformed flags are named in the error.

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -108,6 +109,21 @@ func appendRecord(dst []byte, r *Record) ([]byte, bool) {
 	dst = appendOptString(dst, `,"client_issuer":`, r.ClientIssuer)
 	dst = appendOptString(dst, `,"client_serial":`, r.ClientSerial)
 	dst = appendOptString(dst, `,"client_not_after":`, r.ClientNotAfter)
+	if r.IfMatch != nil {
+		dst = append(dst, `,"if_match":`...)
+		dst = appendString(dst, *r.IfMatch)
+	}
+	if r.Body != nil {
+		// Only a POST or PUT has one, off the hot path of GET: json.Marshal
+		// encodes it as it would inside the record (it cannot fail on a
+		// Body, which holds only strings, numbers and booleans).
+		b, err := json.Marshal(r.Body)
+		if err != nil {
+			return dst[:start], false
+		}
+		dst = append(dst, `,"body":`...)
+		dst = append(dst, b...)
+	}
 	dst = append(dst, '}')
 	return dst, true
 }
@@ -189,6 +205,8 @@ func appendTransaction(dst []byte, t *Transaction) ([]byte, bool) {
 	if len(t.EntryTypes) > 0 {
 		dst = appendCounts(dst, `,"entry_types":{`, t.EntryTypes)
 	}
+	dst = appendOptString(dst, `,"location":`, t.Location)
+	dst = appendOptString(dst, `,"etag":`, t.ETag)
 	dst = append(dst, '}')
 	return dst, true
 }

@@ -163,6 +163,26 @@ func recordFrom(tm time.Time, ss []string, k, status int, jwt bool) *Record {
 	if k%3 != 1 {
 		r.ClientIssuer, r.ClientSerial, r.ClientNotAfter = s(29), s(30), s(31)
 	}
+	// Version 4 members in several shapes: If-Match absent, empty or set;
+	// a body summary that failed, of a registration, of an appointment.
+	if k%4 != 0 {
+		im := s(32)
+		r.IfMatch = &im
+	}
+	switch k % 5 {
+	case 1:
+		r.Body = &Body{Format: s(33), Error: s(34)}
+	case 2:
+		r.Body = &Body{Format: s(33), ResourceType: s(34), Parameters: []string{s(35), s(36)}, Patient: &BodyPatient{
+			NHSNumbers: k, NHSNumber: s(37), NHSNumberValid: jwt, NHSNumberStatus: s(38), Names: k % 3, Official: 1, Family: true,
+			Gender: s(39), BirthDate: !jwt, Telecoms: 2, TelecomUses: []string{s(40), s(41)}, Addresses: 1, AddressUses: []string{s(42)},
+			RegistrationDetails: jwt}}
+	case 3:
+		r.Body = &Body{Format: s(33), ResourceType: s(34), Appointment: &BodyAppointment{Status: s(35), Slots: k, Participants: 3,
+			ParticipantKinds: []string{s(36), s(37), s(38)}, Start: true, Comment: jwt, CancellationReason: !jwt}}
+	case 4:
+		r.Body = &Body{}
+	}
 	if jwt {
 		r.JWT = &JWT{Issuer: s(12), Subject: s(13), SDSUserID: s(14), RoleProfileID: s(15), ODSCode: s(16), Device: s(17)}
 	}
@@ -190,6 +210,10 @@ func transactionFrom(tm time.Time, ss []string, k int, seq uint64, status int, i
 		if k%3 == 2 {
 			t.EntryTypes = map[string]int{s(12): status, s(13): int(in), s(14): 0}
 		}
+	}
+	// Version 4 members on every other case.
+	if k%2 == 0 {
+		t.Location, t.ETag = s(15), s(16)
 	}
 	return t
 }
@@ -276,7 +300,7 @@ func TestEncodeMatchesJSON(t *testing.T) {
 			rs[i] = randString()
 		}
 		tm := time.Unix(rng.Int64N(1<<37)-1<<36, rng.Int64N(1e9)).In(time.FixedZone("", rng.IntN(2*24*3600)-24*3600))
-		checkRecord(t, recordFrom(tm, rs, 0, int(rng.Uint64()), rng.IntN(2) == 0))
+		checkRecord(t, recordFrom(tm, rs, rng.IntN(60), int(rng.Uint64()), rng.IntN(2) == 0))
 		checkTransaction(t, transactionFrom(tm, rs, 0, rng.Uint64()>>rng.IntN(64), int(rng.Int32()), rng.Int64(), -rng.Int64(), randFloat(), randFloat(), rng.IntN(2) == 0))
 		n += 2
 	}

@@ -110,13 +110,104 @@ type Record struct {
 	ClientIssuer   string `json:"client_issuer,omitempty"`
 	ClientSerial   string `json:"client_serial,omitempty"`
 	ClientNotAfter string `json:"client_not_after,omitempty"`
+
+	// The members below came with record version 4: what the request
+	// asked of a version (If-Match) and what its body said, as typed,
+	// bounded facts (the report decides the Register Patient and booking
+	// tests from them). A request without them leaves them out.
+
+	// IfMatch is the If-Match header as sent, cut to 200 bytes; nil when
+	// it was absent (amend and cancel send the appointment's ETag).
+	IfMatch *string `json:"if_match,omitempty"`
+	// Body summarises the FHIR body of a POST or PUT the SSP forwarded
+	// (proxy's summariseBody); nil for a request without one.
+	Body *Body `json:"body,omitempty"`
+}
+
+// Body is the summary of a request's FHIR body that the audit keeps: the
+// facts the consumer tests hinge on, never the body itself. It holds no
+// name, address, telecom value or date of the patient, only whether they
+// were there (and their use codes); the NHS number, which the audit
+// already keeps in the target of a search, is the one value kept.
+type Body struct {
+	// Format is "json" or "xml" (the Content-Type, or the first byte);
+	// ResourceType the body's resourceType (cut to 64 bytes).
+	Format       string `json:"format"`
+	ResourceType string `json:"resource_type,omitempty"`
+	// Error says why the body could not be read as FHIR ("not FHIR JSON",
+	// "not FHIR XML", "encoded": a Content-Encoding the summary does not
+	// undo); the members below are then absent.
+	Error string `json:"error,omitempty"`
+	// Parameters are the names of a Parameters resource's parameters, in
+	// order (at most 8, each cut to 64 bytes).
+	Parameters []string `json:"parameters,omitempty"`
+	// Patient summarises the Patient of a registerPatient parameter.
+	Patient *BodyPatient `json:"patient,omitempty"`
+	// Appointment summarises an Appointment (book, amend, cancel).
+	Appointment *BodyAppointment `json:"appointment,omitempty"`
+}
+
+// BodyPatient is what a registration's Patient carried (Register a
+// patient: identifier with system https://fhir.nhs.uk/Id/nhs-number,
+// name, gender, birthDate, telecom, address, extension).
+type BodyPatient struct {
+	// NHSNumbers counts the identifiers with the NHS number system;
+	// NHSNumber is the first one's value (cut to 20 bytes, "" when blank),
+	// NHSNumberValid whether it passes the modulus 11 check, and
+	// NHSNumberStatus the code of its NHSNumberVerificationStatus
+	// extension, if any.
+	NHSNumbers      int    `json:"nhs_numbers"`
+	NHSNumber       string `json:"nhs_number,omitempty"`
+	NHSNumberValid  bool   `json:"nhs_number_valid"`
+	NHSNumberStatus string `json:"nhs_number_status,omitempty"`
+	// Names counts the names; Official those with use official; Family
+	// and Given whether the official name (else the first) has them.
+	Names    int  `json:"names"`
+	Official int  `json:"official_names"`
+	Family   bool `json:"family"`
+	Given    bool `json:"given"`
+	// Gender is the gender code as sent (cut to 16 bytes); BirthDate
+	// whether a birth date was there.
+	Gender    string `json:"gender,omitempty"`
+	BirthDate bool   `json:"birth_date"`
+	// Telecoms counts the telecoms and TelecomUses gives each one's
+	// "system:use" (at most 8); Addresses and AddressUses the same for
+	// the addresses' use.
+	Telecoms    int      `json:"telecoms"`
+	TelecomUses []string `json:"telecom_uses,omitempty"`
+	Addresses   int      `json:"addresses"`
+	AddressUses []string `json:"address_uses,omitempty"`
+	// RegistrationDetails is whether the Patient carries the
+	// registrationDetails extension, which a consumer SHALL NOT send.
+	RegistrationDetails bool `json:"registration_details"`
+}
+
+// BodyAppointment is what an Appointment carried (GPConnect-Appointment-1).
+type BodyAppointment struct {
+	// Status is the status code as sent (cut to 32 bytes).
+	Status string `json:"status,omitempty"`
+	// Slots counts the slot references; Participants the participants,
+	// and ParticipantKinds the resource type each actor references
+	// (Patient, Practitioner, Location; at most 8).
+	Slots            int      `json:"slots"`
+	Participants     int      `json:"participants"`
+	ParticipantKinds []string `json:"participant_kinds,omitempty"`
+	// Start, End, Description and Comment are whether each was there;
+	// CancellationReason whether the cancellation reason extension was.
+	Start              bool `json:"start"`
+	End                bool `json:"end"`
+	Description        bool `json:"description"`
+	Comment            bool `json:"comment"`
+	CancellationReason bool `json:"cancellation_reason"`
 }
 
 // RecordVersion is the version new records are written with (Record.V).
 // Version 2 added the TLS, header and claim members; version 3 the client
 // certificate's issuer, serial and notAfter, and (in the transaction
-// record of the same request) audit_seq and the answer's facts.
-const RecordVersion = 3
+// record of the same request) audit_seq and the answer's facts; version 4
+// the If-Match header and the request body's summary (Body), and the
+// answer's Location and ETag.
+const RecordVersion = 4
 
 // ClaimVerdict is one JWT claim's verdict in a record: passed, failed (with
 // the rule's reason) or not judged.
@@ -179,6 +270,12 @@ type Transaction struct {
 	// or an answer larger than the bounded copy).
 	Entries    *int           `json:"entries,omitempty"`
 	EntryTypes map[string]int `json:"entry_types,omitempty"`
+
+	// Location and ETag are the answer's headers of those names, cut to
+	// 200 bytes (record version 4): a booking's Location names the
+	// appointment it created, an answer's ETag its version.
+	Location string `json:"location,omitempty"`
+	ETag     string `json:"etag,omitempty"`
 }
 
 // hashKey opens the last member of every line; its fixed shape lets the

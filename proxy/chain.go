@@ -51,6 +51,7 @@ type scope struct {
 	issuer, serial, notAfter string    // the client certificate's, for the audit record
 	auditSeq                 uint64    // the seq of the request's audit record, once written
 	tap                      answerTap // the engine's writer (sniff.go)
+	body                     []byte    // the request body readBody read, for its summary (body.go)
 }
 
 type scopeKey struct{}
@@ -437,5 +438,7 @@ func (s *Server) auditRecord(r *http.Request, sc *scope) *audit.Record {
 		rec.TLSCipher = cipherSuiteName(r.TLS.CipherSuite)
 		rec.ClientIssuer, rec.ClientSerial, rec.ClientNotAfter = sc.issuer, sc.serial, sc.notAfter
 	}
+	rec.IfMatch = headerOrNil(r, "If-Match")
+	rec.Body = summariseBody(r.Method, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), sc.body)
 	return rec
 }

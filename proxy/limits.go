@@ -131,6 +131,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
 		r.Body, r.ContentLength = http.NoBody, 0
 	} else {
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(buf.Bytes())), n
+		if sc := scopeFrom(r.Context()); sc != nil {
+			sc.body = buf.Bytes() // for the audit record's summary (body.go)
+		}
 	}
 	return true
 }

@@ -122,13 +122,15 @@ func (r *tapReader) Read(p []byte) (int, error) {
 
 // answerFacts adds to the transaction record what the answer said beyond
 // its status: the audit record's seq (the exact join), the content type
-// and encoding, and from the tap's copy the provider's OperationOutcome
+// and encoding, the Location and ETag (record version 4), and from the tap's copy the provider's OperationOutcome
 // code or a searchset's entry counts. It runs after the answer is written,
 // so the sniff never delays the consumer's bytes.
 func answerFacts(t *audit.Transaction, sc *scope, h http.Header) {
 	t.AuditSeq = sc.auditSeq
 	t.RespContentType = cut200(h.Get("Content-Type"))
 	t.RespContentEncoding = cut200(h.Get("Content-Encoding"))
+	t.Location = cut200(h.Get("Location"))
+	t.ETag = cut200(h.Get("ETag"))
 	tp := &sc.tap
 	if !tp.on || t.Decision != "forwarded" {
 		return

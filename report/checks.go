@@ -67,27 +67,29 @@ var journalChecks = map[string]func(calls []*call, j *journal) (result, why stri
 }
 
 var checks = map[string]checkFunc{
-	"sds":                  checkSDS,
-	"tls-version":          checkTLSVersion,
-	"tls-cipher":           checkTLSCipher,
-	"accept-json-send-xml": checkAcceptJSONSendXML,
-	"format-json":          checkFormatJSON,
-	"refusal-403":          checkRefusal403,
-	"audit-items-ok":       func(t Test, cs []*call) (string, string, []*call, []*call) { return checkAuditItems(cs, true) },
-	"audit-items-error":    func(t Test, cs []*call) (string, string, []*call, []*call) { return checkAuditItems(cs, false) },
-	"jwt-smartcard":        func(t Test, cs []*call) (string, string, []*call, []*call) { return checkJWT(cs, true) },
-	"jwt-no-smartcard":     func(t Test, cs []*call) (string, string, []*call, []*call) { return checkJWT(cs, false) },
-	"sequence":             checkSequence,
-	"search-count":         checkSearchCount,
-	"error-then-fixed":     checkErrorThenFixed,
-	"cannot-show":          checkCannotShow,
-	"not-recorded":         checkNotRecorded,
-	"find-invalid-nhs":     checkFindInvalidNHS,
-	"slot-search-formed":   checkSlotSearchFormed,
-	"slot-search-seasons":  checkSlotSearchSeasons,
-	"chunked-gzip":         checkChunkedGzip,
-	"spine-headers":        checkSpineHeaders,
-	"interaction":          checkInteraction,
+	"sds":                   checkSDS,
+	"tls-version":           checkTLSVersion,
+	"tls-cipher":            checkTLSCipher,
+	"accept-json-send-xml":  checkAcceptJSONSendXML,
+	"format-json":           checkFormatJSON,
+	"refusal-403":           checkRefusal403,
+	"audit-items-ok":        func(t Test, cs []*call) (string, string, []*call, []*call) { return checkAuditItems(cs, true) },
+	"audit-items-error":     func(t Test, cs []*call) (string, string, []*call, []*call) { return checkAuditItems(cs, false) },
+	"jwt-smartcard":         func(t Test, cs []*call) (string, string, []*call, []*call) { return checkJWT(cs, true) },
+	"jwt-no-smartcard":      func(t Test, cs []*call) (string, string, []*call, []*call) { return checkJWT(cs, false) },
+	"sequence":              checkSequence,
+	"search-count":          checkSearchCount,
+	"error-then-fixed":      checkErrorThenFixed,
+	"cannot-show":           checkCannotShow,
+	"not-recorded":          checkNotRecorded,
+	"find-invalid-nhs":      checkFindInvalidNHS,
+	"registration-defect":   checkRegistrationDefect,
+	"registration-optional": checkRegistrationOptional,
+	"slot-search-formed":    checkSlotSearchFormed,
+	"slot-search-seasons":   checkSlotSearchSeasons,
+	"chunked-gzip":          checkChunkedGzip,
+	"spine-headers":         checkSpineHeaders,
+	"interaction":           checkInteraction,
 }
 
 func filter(calls []*call, keep func(*call) bool) []*call {
@@ -105,6 +107,11 @@ func v2(c *call) bool { return c.rec.V >= 2 }
 // v3 reports a call whose transaction carries the answer's facts (record
 // version 3): its content type and any provider error code.
 func v3(c *call) bool { return c.rec.V >= 3 && c.tx != nil }
+
+// v4 reports a call recorded with version 4: its If-Match and body
+// summary are known (nil then means absent), and its transaction's
+// Location and ETag.
+func v4(c *call) bool { return c.rec.V >= 4 }
 
 func checkSDS(_ Test, calls []*call) (string, string, []*call, []*call) {
 	ok := filter(calls, (*call).ok)
@@ -451,6 +458,12 @@ func evidence(t Test, c *call, counter bool) Evidence {
 		if tx.Entries != nil {
 			add("searchset of %d entries%s", *tx.Entries, entryTypes(tx.EntryTypes))
 		}
+		if tx.Location != "" || tx.ETag != "" {
+			add("answer Location %s; ETag %s", orDash(tx.Location), orDash(tx.ETag))
+		}
+	}
+	if r.V >= 4 && (r.Method == "POST" || r.Method == "PUT") {
+		add("If-Match %s; %s", hdr(r.IfMatch), describeBody(r.Body))
 	}
 	if t.Group == GroupSpine || counter {
 		if r.V >= 2 {

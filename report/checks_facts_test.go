@@ -65,7 +65,7 @@ func TestSearchCounts(t *testing.T) {
 		{"found is not the no-record case", "GPC-FOU-FPA-01/3", ss().find(200).v3("", pts(1)), NotExercised, []uint64{}, []uint64{1}, ""},
 		{"included resources are not the patient", "GPC-FOU-FPA-01/3", ss().find(200).v3("", map[string]int{"Organization": 1}), Met, []uint64{1}, nil, ""},
 
-		{"sensitive: the empty searchsets are shown", "GPC-FOU-FPA-01/4", ss().find(200).v3("", pts(1)).find(200).v3("", pts(0)), NotExercised, []uint64{2}, []uint64{}, "flag on its patient is not"},
+		{"sensitive: the empty searchsets are shown", "GPC-FOU-FPA-01/4", ss().find(200).v3("", pts(1)).find(200).v3("", pts(0)), NotExercised, []uint64{2}, []uint64{}, "not on the wire"},
 		{"deceased: old calls are shown too", "GPC-FOU-FPA-01/6", ss().find(200).find(200).v3("", pts(1)), NotExercised, []uint64{1}, nil, "uncounted"},
 
 		{"practitioners: several", "GPC-FOU-FPR-01/1", ss().findPract("G1", 200).v3("", map[string]int{"Practitioner": 3}), Met, []uint64{1}, nil, ""},

@@ -69,6 +69,63 @@ func (s *session) amend(id string, st int) *session {
 func (s *session) cancel(id string, st int) *session {
 	return s.call(practiceA, iaCancel, "PUT", "/Appointment/"+id, st)
 }
+
+// last edits the last call as record version 4 (the record and, when
+// forwarded, its transaction).
+func (s *session) last(edit func(*audit.Record, *audit.Transaction)) *session {
+	r := &s.recs[len(s.recs)-1]
+	r.V = 4
+	var tx *audit.Transaction
+	for i := range s.txs {
+		if s.txs[i].TraceID == r.TraceID {
+			tx = &s.txs[i]
+		}
+	}
+	if tx == nil {
+		tx = &audit.Transaction{}
+	}
+	edit(r, tx)
+	return s
+}
+
+// v4 marks the last call as recorded with version 4 and nothing more.
+func (s *session) v4() *session { return s.last(func(*audit.Record, *audit.Transaction) {}) }
+
+// ifMatch sets the last call's If-Match (version 4).
+func (s *session) ifMatch(v string) *session {
+	return s.last(func(r *audit.Record, _ *audit.Transaction) { r.IfMatch = &v })
+}
+
+// appt sets the last call's Appointment body summary (version 4).
+func (s *session) appt(a audit.BodyAppointment) *session {
+	return s.last(func(r *audit.Record, _ *audit.Transaction) {
+		r.Body = &audit.Body{Format: "json", ResourceType: "Appointment", Appointment: &a}
+	})
+}
+
+// located sets the last call's answer Location (version 4).
+func (s *session) located(id string) *session {
+	return s.last(func(_ *audit.Record, tx *audit.Transaction) {
+		tx.Location, tx.ETag = root+"/Appointment/"+id+"/_history/1", `W/"1"`
+	})
+}
+
+// amendM is an amendment with If-Match, cancelR a cancellation with
+// If-Match, status cancelled and a reason (version 4).
+func (s *session) amendM(id string, st int) *session { return s.amend(id, st).ifMatch(`W/"1"`) }
+func (s *session) cancelR(id string, st int) *session {
+	return s.cancel(id, st).ifMatch(`W/"1"`).appt(audit.BodyAppointment{Status: "cancelled", Slots: 1, CancellationReason: true})
+}
+
+// reg is a registration whose Patient summary is p (version 4), answered
+// st with the provider's code.
+func (s *session) reg(p *audit.BodyPatient, st int, code string) *session {
+	return s.register(st).last(func(r *audit.Record, tx *audit.Transaction) {
+		r.Body = &audit.Body{Format: "json", ResourceType: "Parameters", Parameters: []string{"registerPatient"}, Patient: p}
+		tx.ProviderCode = code
+	})
+}
+
 func (s *session) metadata() *session { return s.call(practiceA, iaMetadata, "GET", "/metadata", 200) }
 
 func slotQuery(from, to string) string {
@@ -157,6 +214,9 @@ func TestSequenceRegisterAndBook(t *testing.T) {
 		{"a later search after the registration is", "GPC-FOU-REG-01/2", ss().find(200).register(200).find(200).slots(200).book(201).readAppt("1", 200), Met, []uint64{3, 4, 5, 6}, nil, ""},
 
 		{"search, book, read", "GPC-AMUS-BPA-4", ss().slots(200).book(201).readAppt("9", 200), Met, []uint64{1, 2, 3}, nil, ""},
+		{"search, book, read the booked one (Location)", "GPC-AMUS-BPA-4", ss().slots(200).book(201).located("9").readAppt("9", 200), Met, []uint64{1, 2, 3}, nil, "of the same appointment"},
+		{"search, book, read another appointment (Location)", "GPC-AMUS-BPA-4", ss().slots(200).book(201).located("9").readAppt("8", 200), NotMet, nil, []uint64{2}, ""},
+		{"the read of the booked one comes later", "GPC-AMUS-BPA-4", ss().slots(200).book(201).located("9").readAppt("8", 200).readAppt("9", 200), Met, []uint64{1, 2, 4}, nil, ""},
 		{"booking never retrieved", "GPC-AMUS-BPA-4", ss().slots(200).book(201).metadata(), NotMet, nil, []uint64{2}, ""},
 		{"booking without a search first", "GPC-AMUS-BPA-4", ss().book(201).readAppt("9", 200), NotMet, nil, []uint64{1}, ""},
 		{"booking refused (slot taken)", "GPC-AMUS-BPA-4", ss().slots(200).book(409), NotMet, nil, []uint64{2}, ""},
@@ -177,18 +237,23 @@ func TestSequenceRegisterAndBook(t *testing.T) {
 
 func TestSequenceAmendAndCancel(t *testing.T) {
 	runReportCases(t, []reportCase{
-		{"read, then amend it", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amend("7", 200), Met, []uint64{1, 2}, []uint64{}, ""},
-		{"retrieve, then amend", "GPC-AMUS-MPA-5", ss().retrieve(200).amend("7", 200), Met, []uint64{1, 2}, nil, ""},
-		{"the amended appointment is the one read later, not the first", "GPC-AMUS-MPA-5", ss().readAppt("8", 200).readAppt("7", 200).amend("7", 200), Met, []uint64{2, 3}, nil, ""},
+		{"read, then amend it", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amendM("7", 200), Met, []uint64{1, 2}, []uint64{}, "sent with If-Match"},
+		{"read, then amend it without If-Match", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amend("7", 200).v4(), NotMet, nil, []uint64{2}, "carried what the step needs"},
+		{"read, then amend it, recorded before version 4", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amend("7", 200), NotExercised, []uint64{1, 2}, nil, "not recorded by this audit version: the If-Match header"},
+		{"retrieve, then amend", "GPC-AMUS-MPA-5", ss().retrieve(200).amendM("7", 200), Met, []uint64{1, 2}, nil, ""},
+		{"the amended appointment is the one read later, not the first", "GPC-AMUS-MPA-5", ss().readAppt("8", 200).readAppt("7", 200).amendM("7", 200), Met, []uint64{2, 3}, nil, ""},
 		{"amend without reading it first", "GPC-AMUS-MPA-5", ss().amend("7", 200), NotMet, nil, []uint64{1}, ""},
 		{"amend of another appointment than the one read", "GPC-AMUS-MPA-5", ss().readAppt("8", 200).amend("7", 200), NotMet, nil, []uint64{2}, ""},
-		{"stale version: read again, then amended", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amend("7", 409).readAppt("7", 200).amend("7", 200), Met, []uint64{1, 4}, nil, ""},
-		{"stale version: the same request again", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amend("7", 409).amend("7", 409).readAppt("7", 200).amend("7", 200), NotMet, []uint64{1, 5}, []uint64{3}, "version conflict"},
+		{"stale version: read again, then amended", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amendM("7", 409).readAppt("7", 200).amendM("7", 200), Met, []uint64{1, 4}, nil, ""},
+		{"stale version: the same request again", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amendM("7", 409).amendM("7", 409).readAppt("7", 200).amendM("7", 200), NotMet, []uint64{1, 5}, []uint64{3}, "version conflict"},
+		{"stale version: sent again with another If-Match is not blind", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amendM("7", 409).amend("7", 200).ifMatch(`W/"2"`), Met, []uint64{1, 3}, nil, ""},
 		{"amendments refused only", "GPC-AMUS-MPA-5", ss().readAppt("7", 200).amend("7", 422), NotMet, nil, []uint64{2}, ""},
 		{"no amendment", "GPC-AMUS-MPA-5", ss().readAppt("7", 200), NotExercised, nil, nil, ""},
 
-		{"read, amend, cancel", "GPC-AMUS-MPA-4", ss().readAppt("7", 200).amend("7", 200).cancel("7", 200), Met, []uint64{1, 3}, nil, ""},
-		{"cancel without reading it first", "GPC-AMUS-MPA-4", ss().cancel("7", 200), NotMet, nil, []uint64{1}, ""},
+		{"read, amend, cancel", "GPC-AMUS-MPA-4", ss().readAppt("7", 200).amendM("7", 200).cancelR("7", 200), Met, []uint64{1, 3}, nil, "cancellation reason"},
+		{"cancelled without a reason", "GPC-AMUS-MPA-4", ss().readAppt("7", 200).cancel("7", 200).ifMatch(`W/"1"`).appt(audit.BodyAppointment{Status: "cancelled"}), NotMet, nil, []uint64{2}, ""},
+		{"cancelled, recorded before version 4", "GPC-AMUS-MPA-4", ss().readAppt("7", 200).cancel("7", 200), NotExercised, []uint64{1, 2}, nil, "not recorded by this audit version"},
+		{"cancel without reading it first", "GPC-AMUS-MPA-4", ss().cancelR("7", 200), NotMet, nil, []uint64{1}, ""},
 		{"no cancellation", "GPC-AMUS-MPA-4", ss().retrieve(200), NotExercised, nil, nil, ""},
 	})
 }
@@ -228,7 +293,49 @@ func TestCannotShowAndNotRecorded(t *testing.T) {
 		{"blank NHS number: a refused registration is shown", "GPC-FOU-REG-01/5", ss().register(422), NotExercised, []uint64{1}, []uint64{}, "not recorded by this audit version"},
 		{"blank NHS number: a successful registration is not the case", "GPC-FOU-REG-01/5", ss().register(200), NotExercised, []uint64{}, nil, "no register patient call"},
 		{"multiple records: the count is not recorded", "GPC-FOU-FPA-01/2", ss().find(200), NotExercised, []uint64{1}, nil, "number of resources"},
-		{"multi-slot booking", "GPC-AMUS-BPA-2-1", ss().slots(200).book(201), NotExercised, []uint64{2}, nil, "slot count"},
+		{"multi-slot booking, recorded before version 4", "GPC-AMUS-BPA-2-1", ss().slots(200).book(201), NotExercised, []uint64{1, 2}, nil, "two or more slots"},
+		{"multi-slot booking", "GPC-AMUS-BPA-2-1", ss().slots(200).book(201).appt(audit.BodyAppointment{Status: "booked", Slots: 2}), Met, []uint64{1, 2}, nil, ""},
+		{"one-slot booking only", "GPC-AMUS-BPA-2-1", ss().slots(200).book(201).appt(audit.BodyAppointment{Status: "booked", Slots: 1}), NotExercised, []uint64{}, []uint64{}, "no calls in the order"},
+	})
+}
+
+// TestRegistrationDefects decides the Register Patient error tests from
+// the body summary of record version 4 and the provider's code.
+func TestRegistrationDefects(t *testing.T) {
+	good := func() *audit.BodyPatient {
+		return &audit.BodyPatient{NHSNumbers: 1, NHSNumber: "9658218865", NHSNumberValid: true, Names: 1, Official: 1, Family: true, Given: true,
+			Gender: "female", BirthDate: true, Telecoms: 1, TelecomUses: []string{"phone:temp"}, Addresses: 1, AddressUses: []string{"temp"}}
+	}
+	with := func(edit func(*audit.BodyPatient)) *audit.BodyPatient { p := good(); edit(p); return p }
+	noNHS := with(func(p *audit.BodyPatient) { p.NHSNumbers, p.NHSNumber, p.NHSNumberValid = 0, "", false })
+	noDOB := with(func(p *audit.BodyPatient) { p.BirthDate = false })
+	twoPhones := with(func(p *audit.BodyPatient) { p.Telecoms, p.TelecomUses = 2, []string{"phone:temp", "phone:temp"} })
+	twoAddr := with(func(p *audit.BodyPatient) { p.Addresses, p.AddressUses = 2, []string{"temp", "temp"} })
+	oldAddr := with(func(p *audit.BodyPatient) { p.AddressUses = []string{"old"} })
+	oldPhone := with(func(p *audit.BodyPatient) { p.TelecomUses = []string{"phone:old"} })
+	regDetails := with(func(p *audit.BodyPatient) { p.RegistrationDetails = true })
+	badNHS := with(func(p *audit.BodyPatient) { p.NHSNumber, p.NHSNumberValid = "9658218866", false })
+	const ir, inn = "INVALID_RESOURCE", "INVALID_NHS_NUMBER"
+	runReportCases(t, []reportCase{
+		{"blank details: the registrationDetails extension", "GPC-FOU-REG-01/3", ss().reg(regDetails, 422, ir).reg(good(), 200, ""), Met, []uint64{1, 2}, []uint64{}, "registrationDetails"},
+		{"blank details: no Patient", "GPC-FOU-REG-01/3", ss().reg(nil, 422, "INVALID_PARAMETER"), Met, []uint64{1}, nil, ""},
+		{"optional fields", "GPC-FOU-REG-01/4", ss().reg(good(), 200, ""), Met, []uint64{1}, nil, "an address and a telecom"},
+		{"optional fields left out", "GPC-FOU-REG-01/4", ss().reg(with(func(p *audit.BodyPatient) { p.Telecoms, p.TelecomUses = 0, nil }), 200, ""), NotExercised, nil, nil, ""},
+		{"optional fields, recorded before version 4", "GPC-FOU-REG-01/4", ss().register(200), NotExercised, []uint64{1}, nil, "not recorded by this audit version"},
+		{"blank NHS number", "GPC-FOU-REG-01/5", ss().reg(noNHS, 422, ir), Met, []uint64{1}, nil, "no NHS number identifier"},
+		{"blank NHS number, sent again unchanged", "GPC-FOU-REG-01/5", ss().reg(noNHS, 422, ir).reg(noNHS, 422, ir), NotMet, nil, []uint64{2}, "not handled"},
+		{"blank NHS number, then another defect is not a blind retry", "GPC-FOU-REG-01/5", ss().reg(noNHS, 422, ir).reg(noDOB, 422, ir), Met, []uint64{1}, []uint64{}, ""},
+		{"blank NHS number accepted is not the error", "GPC-FOU-REG-01/5", ss().reg(noNHS, 200, ""), NotExercised, nil, []uint64{1}, "not answered 4xx"},
+		{"blank date of birth", "GPC-FOU-REG-01/6", ss().reg(noNHS, 422, ir).reg(noDOB, 422, ir), Met, []uint64{2}, nil, "no birth date"},
+		{"blank date of birth: another code is not the test's error", "GPC-FOU-REG-01/6", ss().reg(noDOB, 400, inn), NotExercised, nil, []uint64{1}, ""},
+		{"duplicate phone use", "GPC-FOU-REG-01/7", ss().reg(twoPhones, 422, ir), Met, []uint64{1}, nil, ""},
+		{"duplicate address use", "GPC-FOU-REG-01/8", ss().reg(twoAddr, 422, ir), Met, []uint64{1}, nil, ""},
+		{"address use old", "GPC-FOU-REG-01/9", ss().reg(oldAddr, 422, ir), Met, []uint64{1}, nil, ""},
+		{"a temp address is not the defect", "GPC-FOU-REG-01/9", ss().reg(twoPhones, 422, ir), NotExercised, nil, nil, ""},
+		{"phone use old", "GPC-FOU-REG-01/10", ss().reg(oldPhone, 422, ir), Met, []uint64{1}, nil, ""},
+		{"number status: a valid number refused as INVALID_NHS_NUMBER", "GPC-FOU-REG-01/12", ss().reg(good(), 400, inn), Met, []uint64{1}, nil, "modulus 11"},
+		{"number status: a malformed number is not the case", "GPC-FOU-REG-01/12", ss().reg(badNHS, 400, inn), NotExercised, nil, nil, ""},
+		{"number status: recorded before version 4", "GPC-FOU-REG-01/12", ss().register(400), NotExercised, []uint64{1}, nil, "not recorded by this audit version"},
 	})
 }
 
