@@ -575,6 +575,9 @@ func seedPayloads(t testing.TB) [][]byte {
 // mints again, from its typed claims, into one Check accepts.
 func checkParse(t *testing.T, header string, in Interaction) {
 	tok, err := ParseAuthorization(header)
+	if gtok, gerr := parseAuthorization(header, true); !reflect.DeepEqual(gtok, tok) || !reflect.DeepEqual(gerr, err) {
+		t.Fatalf("the typed and the generic way differ:\n%+v %v\n%+v %v", tok, err, gtok, gerr)
+	}
 	if err != nil {
 		if err.Claim == "" || err.Reason == "" || (err.Status != 400 && err.Status != 422) {
 			t.Fatalf("malformed error %+v", err)
