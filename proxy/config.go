@@ -218,7 +218,8 @@ func tlsVersion(s string) (uint16, error) {
 // ServerTLS turns the section into the consumer-facing tls.Config: exactly
 // TLS 1.2 by default (the Spine's only version) or exactly TLS 1.3, the Spine
 // suites, a client certificate required and verified against client_ca, and
-// the CRL checked in VerifyConnection, which also runs on resumed sessions.
+// the CRL checked in VerifyConnection, which also runs on resumed sessions,
+// and sessions kept for resumption in the SSP (sessions.go).
 func (c Config) ServerTLS() (*tls.Config, error) {
 	v, err := tlsVersion(c.TLS.MinVersion)
 	if err != nil {
@@ -240,7 +241,7 @@ func (c Config) ServerTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssp.tls.crl: %w", err)
 	}
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:   v,
 		MaxVersion:   v,
 		CipherSuites: SpineCipherSuites,
@@ -250,7 +251,9 @@ func (c Config) ServerTLS() (*tls.Config, error) {
 		NextProtos:   []string{"http/1.1"},
 
 		VerifyConnection: crl.VerifyConnection,
-	}, nil
+	}
+	newSessionStore(sessionStoreSize).wire(cfg)
+	return cfg, nil
 }
 
 // ClientTLS is the SSP's side of the provider leg: its own client
