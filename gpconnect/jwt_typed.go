@@ -18,7 +18,8 @@ import (
 // no null, and in the resource claims only the elements the rules read.
 // Such a payload is read typed, by the strict decoder of
 // github.com/go-json-experiment/json (encoding/json v2 as a module,
-// already in the build through chromedp, the console's tests), which refuses, by default or as asked, all
+// already in the module graph through chromedp, which the console's
+// browser test uses), which refuses, by default or as asked, all
 // that GP Connect's rules refuse and encoding/json v1 lets through: a
 // member sent twice, a name in another case, bytes that are not UTF-8, a
 // value of another JSON type, a member the type does not define. Null it
