@@ -128,19 +128,8 @@ func (st *stage) memoryScenario(ctx context.Context) error {
 // but every listener on a free loopback port (the registry's service roots
 // follow the practices' port).
 func (st *stage) startFull(ctx context.Context, name string) (*sspInstance, error) {
-	ports := make([]int, 6)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	state := filepath.Join(st.dir, name)
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.Symlink(st.pki, filepath.Join(state, "pki")); err != nil {
+	ports, state, err := st.prepare(name, 6)
+	if err != nil {
 		return nil, err
 	}
 	s := &sspInstance{

@@ -263,21 +263,31 @@ func (st *stage) startSSP(ctx context.Context, name, sync string, demo bool) (*s
 	return st.startSSPBin(ctx, st.bin, name, sync, demo)
 }
 
-// startSSPBin is startSSP with another sspemu binary (the -baseline build).
-func (st *stage) startSSPBin(ctx context.Context, bin, name, sync string, demo bool) (*sspInstance, error) {
-	ports := make([]int, 3)
+// prepare picks n free loopback ports for an sspemu instance called name
+// and makes its state directory, holding a link to the bench's PKI.
+func (st *stage) prepare(name string, n int) ([]int, string, error) {
+	ports := make([]int, n)
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		ports[i] = p
 	}
 	state := filepath.Join(st.dir, name)
 	if err := os.MkdirAll(state, 0o700); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := os.Symlink(st.pki, filepath.Join(state, "pki")); err != nil {
+		return nil, "", err
+	}
+	return ports, state, nil
+}
+
+// startSSPBin is startSSP with another sspemu binary (the -baseline build).
+func (st *stage) startSSPBin(ctx context.Context, bin, name, sync string, demo bool) (*sspInstance, error) {
+	ports, state, err := st.prepare(name, 3)
+	if err != nil {
 		return nil, err
 	}
 	endpoint := st.prov.root

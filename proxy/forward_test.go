@@ -206,7 +206,11 @@ func handshake(addr string, c *tls.Config) error {
 	return err
 }
 
-func TestRevokedCertificateRefusedWhileRunning(t *testing.T) {
+// revocableSSP starts an SSP on a PKI of its own, whose CRL the test can
+// change, and returns it, that PKI's directory and a consumer's TLS
+// configuration with that PKI's consumer certificate.
+func revocableSSP(t *testing.T) (*ssp, string, *tls.Config) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := certs.Init(dir, false, certs.Options{}); err != nil {
 		t.Fatal(err)
@@ -222,6 +226,11 @@ func TestRevokedCertificateRefusedWhileRunning(t *testing.T) {
 	}
 	c := consumerTLS(t)
 	c.Certificates = []tls.Certificate{cert}
+	return s, dir, c
+}
+
+func TestRevokedCertificateRefusedWhileRunning(t *testing.T) {
+	s, dir, c := revocableSSP(t)
 	if err := handshake(s.addr, c); err != nil {
 		t.Fatalf("before revocation: %v", err)
 	}

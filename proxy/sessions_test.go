@@ -83,21 +83,7 @@ func TestSessionResumption(t *testing.T) {
 // after its handshake cannot resume its session: the CRL is checked on
 // resumed handshakes too.
 func TestRevokedCertificateNotResumed(t *testing.T) {
-	dir := t.TempDir()
-	if err := certs.Init(dir, false, certs.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	p := startProvider(t, http.NotFoundHandler())
-	cfg := testConfig()
-	cfg.TLS.ClientCA = filepath.Join(dir, certs.CAFile)
-	cfg.TLS.CRL = filepath.Join(dir, certs.CRLFile)
-	s := startSSP(t, cfg, registry(p.root))
-	cert, err := certs.LoadKeyPair(filepath.Join(dir, certs.ConsumerFile), filepath.Join(dir, certs.ConsumerKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := consumerTLS(t)
-	c.Certificates = []tls.Certificate{cert}
+	s, dir, c := revocableSSP(t)
 	c.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 	if err := handshake(s.addr, c); err != nil {
 		t.Fatalf("before revocation: %v", err)
