@@ -387,37 +387,23 @@ func scanSearchset(b []byte) (sniffed, bool) {
 		rt, typ  string
 		hasEntry bool
 	)
-	if null, ok := s.open('{'); null || !ok {
-		return sniffed{}, false
-	}
-	for first := true; ; first = false {
-		more, ok := s.more('}', first)
-		if !ok {
-			return sniffed{}, false
-		}
-		if !more {
-			break
-		}
-		key, ok := s.key()
-		if !ok {
-			return sniffed{}, false
-		}
+	null, ok := s.object(func(key []byte) bool {
 		switch {
 		case bytes.EqualFold(key, []byte("resourceType")):
-			ok = s.str(&rt)
+			return s.str(&rt)
 		case bytes.EqualFold(key, []byte("type")):
-			ok = s.str(&typ)
+			return s.str(&typ)
 		case bytes.EqualFold(key, []byte("entry")):
 			// encoding/json decodes a repeated entry member into the
 			// entries the first one made: that is left to it.
-			ok = !hasEntry && s.entries(&f)
+			ok := !hasEntry && s.entries(&f)
 			hasEntry = true
-		default:
-			ok = s.skip()
+			return ok
 		}
-		if !ok {
-			return sniffed{}, false
-		}
+		return s.skip()
+	})
+	if null || !ok {
+		return sniffed{}, false
 	}
 	s.ws()
 	if s.i != len(b) || rt != "Bundle" || typ != "searchset" {
@@ -440,56 +426,43 @@ func (s *jscan) entries(f *sniffed) bool {
 			return ok
 		}
 		var rtype string
-		null, ok := s.open('{')
+		_, ok = s.object(func(key []byte) bool {
+			if !bytes.EqualFold(key, []byte("resource")) {
+				return s.skip()
+			}
+			_, ok := s.object(func(key []byte) bool {
+				if bytes.EqualFold(key, []byte("resourceType")) {
+					return s.str(&rtype)
+				}
+				return s.skip()
+			})
+			return ok
+		})
 		if !ok {
 			return false
 		}
-		for first := true; !null; first = false {
-			more, ok := s.more('}', first)
-			if !ok {
-				return false
-			}
-			if !more {
-				break
-			}
-			key, ok := s.key()
-			if !ok {
-				return false
-			}
-			if !bytes.EqualFold(key, []byte("resource")) {
-				if !s.skip() {
-					return false
-				}
-				continue
-			}
-			null, ok := s.open('{')
-			if !ok {
-				return false
-			}
-			for first := true; !null; first = false {
-				more, ok := s.more('}', first)
-				if !ok {
-					return false
-				}
-				if !more {
-					break
-				}
-				key, ok := s.key()
-				if !ok {
-					return false
-				}
-				if bytes.EqualFold(key, []byte("resourceType")) {
-					ok = s.str(&rtype)
-				} else {
-					ok = s.skip()
-				}
-				if !ok {
-					return false
-				}
-			}
-		}
 		f.entries++
 		f.count(rtype)
+	}
+}
+
+// object reads an object at the cursor, calling member with each member's
+// name once the cursor is on its value; member reads the value and reports
+// whether it could. A null stands for an object, as in encoding/json.
+func (s *jscan) object(member func(key []byte) bool) (null, ok bool) {
+	null, ok = s.open('{')
+	if null || !ok {
+		return null, ok
+	}
+	for first := true; ; first = false {
+		more, ok := s.more('}', first)
+		if !ok || !more {
+			return false, ok
+		}
+		key, ok := s.key()
+		if !ok || !member(key) {
+			return false, false
+		}
 	}
 }
 
