@@ -149,7 +149,10 @@ func (w *syncWriter) String() string {
 // TestShutdownIsLogged: serve says why it stops and that it has stopped.
 func TestShutdownIsLogged(t *testing.T) {
 	dir := t.TempDir()
-	file := writeFile(t, "c.yaml", "state_dir: "+dir+"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n")
+	// Every listener on a free port: a developer's own `go run .` may hold
+	// the default ones while the tests run.
+	file := writeFile(t, "c.yaml", "state_dir: "+dir+"\nssp:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\ndemonstrator:\n  enabled: false\n"+
+		"spine:\n  listen: 127.0.0.1:0\n  ldap:\n    listen: 127.0.0.1:0\n    ldaps_listen: 127.0.0.1:0\n")
 	var logs syncWriter
 	root := newRootCmd(&logs, &logs)
 	root.SetArgs([]string{"serve", "--config", file})
@@ -158,6 +161,11 @@ func TestShutdownIsLogged(t *testing.T) {
 	go func() { done <- root.ExecuteContext(ctx) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(logs.String(), "sspemu ready") {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped before it was ready: %v\n%s", err, logs.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("serve not ready:\n%s", logs.String())
 		}
