@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"sspemu/demonstrator"
+	"sspemu/demonstrator/demotest"
 	"sspemu/fhir"
 	"sspemu/fhir/fhirtest"
 	"sspemu/gpconnect"
@@ -307,7 +308,7 @@ func TestJourneyAtEachPractice(t *testing.T) {
 				}
 				slot, loc := firstFreeSlot(t, entryResources(slots))
 
-				book := bookingJSON(t, slot, "Patient/"+patientID, loc)
+				book := demotest.JSON(demotest.Booking(slot, "Patient/"+patientID, loc, time.Now()))
 				status, h, appt := call("POST", "/Appointment", gpconnect.CreateAppointment, book, nil)
 				if status != 201 || h.Get("ETag") != `W/"1"` || !strings.HasPrefix(h.Get("Location"), root+"/Appointment/") {
 					t.Fatalf("book: %d ETag %q Location %q %v", status, h.Get("ETag"), h.Get("Location"), appt)
@@ -394,22 +395,4 @@ func firstFreeSlot(t *testing.T, res []map[string]any) (map[string]any, string) 
 	}
 	t.Fatal("no free slot with a located schedule in the next week")
 	return nil, ""
-}
-
-// bookingJSON is a GP Connect book appointment request for slot.
-func bookingJSON(t *testing.T, slot map[string]any, patient, location string) string {
-	return mustMarshal(t, map[string]any{
-		"resourceType": "Appointment",
-		"contained": []any{map[string]any{"resourceType": "Organization", "id": "1", "name": "Example consumer",
-			"telecom": []any{map[string]any{"system": "phone", "value": "0300 303 5678"}}}},
-		"extension": []any{map[string]any{"url": "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-BookingOrganisation-1",
-			"valueReference": map[string]any{"reference": "#1"}}},
-		"status": "booked", "description": "Booked through the SSP", "comment": "First visit",
-		"start": slot["start"], "end": slot["end"], "created": time.Now().Format(time.RFC3339),
-		"slot": []any{map[string]any{"reference": "Slot/" + slot["id"].(string)}},
-		"participant": []any{
-			map[string]any{"actor": map[string]any{"reference": patient}, "status": "accepted"},
-			map[string]any{"actor": map[string]any{"reference": location}, "status": "accepted"},
-		},
-	})
 }

@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"sspemu/certs"
+	"sspemu/demonstrator/demotest"
 	"sspemu/gpconnect"
 	"sspemu/pds"
 	"sspemu/sds"
@@ -340,7 +341,7 @@ func journeyPDSToPractice(t *testing.T, st *stack, cfg Config, nhs string) {
 		return resp.StatusCode, m
 	}
 	code, found := call("GET", find, gpconnect.SearchPatient, "/Patient?identifier="+url.QueryEscape("https://fhir.nhs.uk/Id/nhs-number|"+nhs), "")
-	pats := bundleResources(found, "Patient")
+	pats := demotest.Resources(found, "Patient")
 	if code != 200 || len(pats) != 1 {
 		t.Fatalf("find the patient at the practice: %d %v", code, found)
 	}
@@ -350,67 +351,15 @@ func journeyPDSToPractice(t *testing.T, st *stack, cfg Config, nhs string) {
 	now := time.Now()
 	code, free := call("GET", slots, gpconnect.SearchSlot, fmt.Sprintf("/Slot?start=ge%s&end=le%s&status=free&_include=Slot:schedule&_include:recurse=Schedule:actor:Location",
 		now.Format("2006-01-02"), now.AddDate(0, 0, 13).Format("2006-01-02")), "")
-	list := bundleResources(free, "Slot")
+	list := demotest.Resources(free, "Slot")
 	if code != 200 || len(list) == 0 {
 		t.Fatalf("free slots: %d %v", code, free)
 	}
 	book := lookup(gpconnect.CreateAppointment)
-	code, appt := call("POST", book, gpconnect.CreateAppointment, "/Appointment", journeyBooking(list[0], patientRef, slotLocation(free, list[0])))
+	code, appt := call("POST", book, gpconnect.CreateAppointment, "/Appointment", demotest.JSON(demotest.Booking(list[0], patientRef, demotest.SlotLocation(free, list[0]), time.Now())))
 	if code != 201 || appt["status"] != "booked" {
 		t.Fatalf("book: %d %v", code, appt)
 	}
-}
-
-func bundleResources(bundle map[string]any, kind string) []map[string]any {
-	var out []map[string]any
-	entries, _ := bundle["entry"].([]any)
-	for _, e := range entries {
-		if r, ok := e.(map[string]any)["resource"].(map[string]any); ok && r["resourceType"] == kind {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func slotLocation(bundle, slot map[string]any) string {
-	for _, sc := range bundleResources(bundle, "Schedule") {
-		if "Schedule/"+sc["id"].(string) != slot["schedule"].(map[string]any)["reference"] {
-			continue
-		}
-		for _, a := range sc["actor"].([]any) {
-			if ref := a.(map[string]any)["reference"].(string); strings.HasPrefix(ref, "Location/") {
-				return ref
-			}
-		}
-	}
-	return ""
-}
-
-func journeyBooking(slot map[string]any, patient, location string) string {
-	b, _ := json.Marshal(map[string]any{
-		"resourceType": "Appointment",
-		"meta":         map[string]any{"profile": []string{"https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-Appointment-1"}},
-		"contained": []any{map[string]any{
-			"resourceType": "Organization", "id": "1",
-			"meta":    map[string]any{"profile": []string{"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-Organization-1"}},
-			"name":    "Example consumer",
-			"telecom": []any{map[string]any{"system": "phone", "value": "0300 303 5678"}},
-		}},
-		"extension": []any{map[string]any{
-			"url":            "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-BookingOrganisation-1",
-			"valueReference": map[string]any{"reference": "#1"}}},
-		"status":      "booked",
-		"description": "Booked after a PDS trace and an SDS lookup.",
-		"start":       slot["start"],
-		"end":         slot["end"],
-		"slot":        []any{map[string]any{"reference": "Slot/" + slot["id"].(string)}},
-		"created":     time.Now().UTC().Format(time.RFC3339),
-		"participant": []any{
-			map[string]any{"actor": map[string]any{"reference": patient}, "status": "accepted"},
-			map[string]any{"actor": map[string]any{"reference": location}, "status": "accepted"},
-		},
-	})
-	return string(b)
 }
 
 // TestLookupCommand runs `sspemu lookup` against a running stack, over the

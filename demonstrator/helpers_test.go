@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"sspemu/demonstrator/demotest"
 	"sspemu/gpconnect"
 )
 
@@ -284,31 +285,10 @@ func newTwoPractices(t testing.TB, opt Options) *Demonstrator {
 	return d
 }
 
-// bookingBody is a valid book appointment request for the slot.
+// bookingBody is a valid book appointment request for the slot, made at
+// the tests' fixed time.
 func bookingBody(slot map[string]any, patientRef, locationRef string) string {
-	b, _ := json.Marshal(map[string]any{
-		"resourceType": "Appointment",
-		"meta":         map[string]any{"profile": []string{profileAppointment}},
-		"contained": []any{map[string]any{
-			"resourceType": "Organization", "id": "1",
-			"meta":    map[string]any{"profile": []string{profileOrganization}},
-			"name":    "Test Organization Name",
-			"telecom": []any{map[string]any{"system": "phone", "value": "0300 303 5678"}},
-		}},
-		"extension":   []any{map[string]any{"url": extBookingOrganisation, "valueReference": map[string]any{"reference": "#1"}}},
-		"status":      "booked",
-		"description": "Free text description.",
-		"start":       slot["start"],
-		"end":         slot["end"],
-		"slot":        []any{map[string]any{"reference": "Slot/" + slot["id"].(string)}},
-		"created":     testNow.Format(time.RFC3339),
-		"comment":     "Free text comment.",
-		"participant": []any{
-			map[string]any{"actor": map[string]any{"reference": patientRef}, "status": "accepted"},
-			map[string]any{"actor": map[string]any{"reference": locationRef}, "status": "accepted"},
-		},
-	})
-	return string(b)
+	return demotest.JSON(demotest.Booking(slot, patientRef, locationRef, testNow))
 }
 
 // edit decodes a JSON resource, applies f and encodes it again.

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"sspemu/certs"
+	"sspemu/demonstrator/demotest"
 	"sspemu/fhir"
 	"sspemu/fhir/fhirtest/profile"
 	"sspemu/gpconnect"
@@ -593,7 +594,7 @@ func (r *profileRun) journey(t *testing.T, p PracticeInfo, format gpconnect.Form
 	}
 	sched, _ := slot["schedule"].(map[string]any)["reference"].(string)
 	patient := "Patient/" + patients[0]
-	booking := profileBooking(slot, patient, locationOf[sched])
+	booking := demotest.JSON(demotest.Booking(slot, patient, locationOf[sched], profileNow))
 	appt := x(profileRequest{label: "book", method: http.MethodPost, rel: "/Appointment", interaction: gpconnect.CreateAppointment,
 		body: booking, status: http.StatusCreated})
 	id, _ := appt["id"].(string)
@@ -677,41 +678,10 @@ func (r *profileRun) refusals(t *testing.T, p PracticeInfo, format gpconnect.For
 
 	slot := map[string]any{"id": "1", "start": "2025-03-20T10:00:00+00:00", "end": "2025-03-20T10:15:00+00:00"}
 	refuse("a booking of an unknown patient", http.MethodPost, "/Appointment", gpconnect.CreateAppointment,
-		profileBooking(slot, "Patient/99999", "Location/1"), 422, gpconnect.CodeReferenceNotFound, nil)
+		demotest.JSON(demotest.Booking(slot, "Patient/99999", "Location/1", profileNow)), 422, gpconnect.CodeReferenceNotFound, nil)
 	refuse("a booking with a member STU3 lacks", http.MethodPost, "/Appointment", gpconnect.CreateAppointment,
-		strings.Replace(profileBooking(slot, "Patient/1", "Location/1"), `"status"`, `"colour":"blue","status"`, 1),
+		strings.Replace(demotest.JSON(demotest.Booking(slot, "Patient/1", "Location/1", profileNow)), `"status"`, `"colour":"blue","status"`, 1),
 		422, gpconnect.CodeInvalidResource, nil)
-}
-
-// profileBooking is a book appointment request for slot.
-func profileBooking(slot map[string]any, patient, location string) string {
-	b, err := json.Marshal(map[string]any{
-		"resourceType": "Appointment",
-		"meta":         map[string]any{"profile": []string{profileAppointment}},
-		"contained": []any{map[string]any{
-			"resourceType": "Organization", "id": "1",
-			"meta":       map[string]any{"profile": []string{profileOrganization}},
-			"identifier": []any{map[string]any{"system": systemODSCode, "value": "Y12345"}},
-			"name":       "Example consumer",
-			"telecom":    []any{map[string]any{"system": "phone", "value": "0300 303 5678"}},
-		}},
-		"extension":   []any{map[string]any{"url": extBookingOrganisation, "valueReference": map[string]any{"reference": "#1"}}},
-		"status":      "booked",
-		"description": "Checked against the profiles.",
-		"start":       slot["start"],
-		"end":         slot["end"],
-		"slot":        []any{map[string]any{"reference": "Slot/" + slot["id"].(string)}},
-		"created":     profileNow.Format(time.RFC3339),
-		"comment":     "Booked by TestProfiles.",
-		"participant": []any{
-			map[string]any{"actor": map[string]any{"reference": patient}, "status": "accepted"},
-			map[string]any{"actor": map[string]any{"reference": location}, "status": "accepted"},
-		},
-	})
-	if err != nil {
-		panic(err) // maps of strings always encode
-	}
-	return string(b)
 }
 
 // profileRegistration is a $gpc.registerpatient body for nhs.

@@ -13,6 +13,7 @@ import (
 
 	"sspemu/certs"
 	"sspemu/demonstrator"
+	"sspemu/demonstrator/demotest"
 	"sspemu/gpconnect"
 )
 
@@ -73,17 +74,6 @@ func (c *consumer) call(method, path, interaction, body string, extra map[string
 	return resp, m
 }
 
-func resources(bundle map[string]any, kind string) []map[string]any {
-	var out []map[string]any
-	entries, _ := bundle["entry"].([]any)
-	for _, e := range entries {
-		if r, ok := e.(map[string]any)["resource"].(map[string]any); ok && r["resourceType"] == kind {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func slotQuery(now time.Time) string {
 	return fmt.Sprintf("/Slot?start=ge%s&end=le%s&status=free&_include=Slot:schedule&_include:recurse=Schedule:actor:Location",
 		now.Format("2006-01-02"), now.AddDate(0, 0, 13).Format("2006-01-02"))
@@ -97,12 +87,12 @@ func TestJourneyThroughSSP(t *testing.T) {
 	c := &consumer{t: t, client: consumerClient(t), ssp: s.base, root: root}
 
 	resp, bundle := c.call("GET", slotQuery(time.Now()), gpconnect.SearchSlot, "", nil)
-	slots := resources(bundle, "Slot")
+	slots := demotest.Resources(bundle, "Slot")
 	if resp.StatusCode != 200 || len(slots) == 0 {
 		t.Fatalf("slot search: %d, %d slots", resp.StatusCode, len(slots))
 	}
 	slot := slots[0]
-	book := bookingJSON(slot, "Patient/2", locationOf(bundle, slot))
+	book := demotest.JSON(demotest.Booking(slot, "Patient/2", demotest.SlotLocation(bundle, slot), time.Now()))
 	resp, appt := c.call("POST", "/Appointment", gpconnect.CreateAppointment, book, nil)
 	if resp.StatusCode != 201 || resp.Header.Get("ETag") != `W/"1"` || !strings.HasPrefix(resp.Header.Get("Location"), root+"/Appointment/") {
 		t.Fatalf("book: %d %v %v", resp.StatusCode, resp.Header, appt)
@@ -139,7 +129,7 @@ func TestJourneyThroughSSP(t *testing.T) {
 	}
 	_, bundle = c.call("GET", slotQuery(time.Now()), gpconnect.SearchSlot, "", nil)
 	free := false
-	for _, sl := range resources(bundle, "Slot") {
+	for _, sl := range demotest.Resources(bundle, "Slot") {
 		free = free || sl["id"] == slot["id"]
 	}
 	if !free {
@@ -154,11 +144,11 @@ func TestBookingRaceThroughSSP(t *testing.T) {
 	s := startSSP(t, testConfig(), registry(root))
 	c := &consumer{t: t, client: consumerClient(t), ssp: s.base, root: root}
 	_, bundle := c.call("GET", slotQuery(time.Now()), gpconnect.SearchSlot, "", nil)
-	slots := resources(bundle, "Slot")
+	slots := demotest.Resources(bundle, "Slot")
 	if len(slots) == 0 {
 		t.Fatal("no free slots")
 	}
-	book := bookingJSON(slots[0], "Patient/4", locationOf(bundle, slots[0]))
+	book := demotest.JSON(demotest.Booking(slots[0], "Patient/4", demotest.SlotLocation(bundle, slots[0]), time.Now()))
 	var wg sync.WaitGroup
 	codes := make(chan int, 20)
 	for range 20 {
@@ -179,47 +169,4 @@ func TestBookingRaceThroughSSP(t *testing.T) {
 	if count[201] != 1 || count[409] != 19 {
 		t.Fatalf("answers %v, want one 201 and nineteen 409", count)
 	}
-}
-
-// locationOf finds the location of a slot's schedule in a slot search bundle.
-func locationOf(bundle, slot map[string]any) string {
-	for _, sc := range resources(bundle, "Schedule") {
-		if "Schedule/"+sc["id"].(string) != slot["schedule"].(map[string]any)["reference"] {
-			continue
-		}
-		for _, a := range sc["actor"].([]any) {
-			if ref := a.(map[string]any)["reference"].(string); strings.HasPrefix(ref, "Location/") {
-				return ref
-			}
-		}
-	}
-	return ""
-}
-
-func bookingJSON(slot map[string]any, patient, location string) string {
-	b, _ := json.Marshal(map[string]any{
-		"resourceType": "Appointment",
-		"meta":         map[string]any{"profile": []string{"https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-Appointment-1"}},
-		"contained": []any{map[string]any{
-			"resourceType": "Organization", "id": "1",
-			"meta":    map[string]any{"profile": []string{"https://fhir.nhs.uk/STU3/StructureDefinition/CareConnect-GPC-Organization-1"}},
-			"name":    "Example consumer",
-			"telecom": []any{map[string]any{"system": "phone", "value": "0300 303 5678"}},
-		}},
-		"extension": []any{map[string]any{
-			"url":            "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-BookingOrganisation-1",
-			"valueReference": map[string]any{"reference": "#1"}}},
-		"status":      "booked",
-		"description": "Booked through sspemu.",
-		"start":       slot["start"],
-		"end":         slot["end"],
-		"slot":        []any{map[string]any{"reference": "Slot/" + slot["id"].(string)}},
-		"created":     time.Now().UTC().Format(time.RFC3339),
-		"comment":     "Booked through the SSP.",
-		"participant": []any{
-			map[string]any{"actor": map[string]any{"reference": patient}, "status": "accepted"},
-			map[string]any{"actor": map[string]any{"reference": location}, "status": "accepted"},
-		},
-	})
-	return string(b)
 }
