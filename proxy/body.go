@@ -270,11 +270,3 @@ func present(raw json.RawMessage) bool {
 	}
 	return true
 }
-
-// cutTo cuts a value copied from a request to n bytes for the record.
-func cutTo(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}

@@ -370,13 +370,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 // request whose headers were not, or not well, formed.
 func rawHeader(r *http.Request, name string) string { return cut(r.Header.Get(name)) }
 
-// cut bounds what the SSP's records copy from a request as sent to 200
-// bytes.
-func cut(v string) string {
-	if len(v) > 200 {
-		v = v[:200]
+// cut bounds what the SSP's records copy from a request or an answer as
+// sent to 200 bytes.
+func cut(v string) string { return cutTo(v, 200) }
+
+// cutTo cuts a value copied into a record to n bytes.
+func cutTo(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
-	return v
+	return s
 }
 
 // headerOrNil is a header as sent, cut to 200 bytes, or nil when it was

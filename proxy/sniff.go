@@ -127,10 +127,10 @@ func (r *tapReader) Read(p []byte) (int, error) {
 // so the sniff never delays the consumer's bytes.
 func answerFacts(t *audit.Transaction, sc *scope, h http.Header) {
 	t.AuditSeq = sc.auditSeq
-	t.RespContentType = cut200(h.Get("Content-Type"))
-	t.RespContentEncoding = cut200(h.Get("Content-Encoding"))
-	t.Location = cut200(h.Get("Location"))
-	t.ETag = cut200(h.Get("ETag"))
+	t.RespContentType = cut(h.Get("Content-Type"))
+	t.RespContentEncoding = cut(h.Get("Content-Encoding"))
+	t.Location = cut(h.Get("Location"))
+	t.ETag = cut(h.Get("ETag"))
 	tp := &sc.tap
 	if !tp.on || t.Decision != "forwarded" {
 		return
@@ -142,13 +142,6 @@ func answerFacts(t *audit.Transaction, sc *scope, h http.Header) {
 		n := f.entries
 		t.Entries, t.EntryTypes = &n, f.types
 	}
-}
-
-func cut200(s string) string {
-	if len(s) > 200 {
-		return s[:200]
-	}
-	return s
 }
 
 // sniffed is what sniffAnswer found in an answer.
@@ -284,12 +277,7 @@ func (f *sniffed) count(rt string) {
 }
 
 // bound cuts a value read from a provider to 64 bytes for the record.
-func bound(s string) string {
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
-}
+func bound(s string) string { return cutTo(s, 64) }
 
 // sniffXML walks FHIR XML: the root element names the resource; an
 // OperationOutcome's first issue gives its code and details coding code,
