@@ -173,4 +173,10 @@ func (st *stage) printChecks() {
 		}
 		st.printf("| %s | %s | %s | %s |", c.name, c.target, c.measured, v)
 	}
+	if len(st.floors) > 0 {
+		st.printf("\nThe floor in the same run: Go proxies that check nothing and audit nothing (-references), against nginx:")
+		for _, f := range st.floors {
+			st.printf("- %s", f)
+		}
+	}
 }

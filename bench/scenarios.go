@@ -61,6 +61,10 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 	s, n := rows["sspemu"], rows["nginx"]
 	st.check("throughput, sspemu / nginx", "≥ 0.80×", fmt.Sprintf("%.2f× (%.0f / %.0f req/s)", s.rps/n.rps, s.rps, n.rps), s.rps >= 0.8*n.rps && s.succ == 1)
 	st.check("p99, sspemu / nginx", "≤ 1.20×", fmt.Sprintf("%.2f× (%.2f / %.2f ms)", s.p99/n.p99, s.p99, n.p99), s.p99 <= 1.2*n.p99)
+	for _, name := range order[4:] { // the -references rows
+		r := rows[name]
+		st.floors = append(st.floors, fmt.Sprintf("%s: throughput %.2f× nginx's, p99 %.2f×, %s µs of CPU per request against nginx's %s", name, r.rps/n.rps, r.p99/n.p99, r.cpu, n.cpu))
+	}
 	st.check("SSP resident memory, peak under the load", fmt.Sprintf("≤ %d MiB", sspPeakMiB), fmt.Sprintf("%.1f MiB", mib(s.hwm)), s.hwm > 0 && mib(s.hwm) <= sspPeakMiB)
 	if st.o.lightRate > 0 {
 		// sspemu, nginx, direct, and with -references the Go proxies, which

@@ -33,6 +33,7 @@ type stage struct {
 	prov    *provider
 	procs   []*child
 	checks  []checkResult // issue 17's targets, in the order measured
+	floors  []string      // with -references: what Go's stacks alone reach against nginx
 
 	consumerTLS  *tls.Config // the default consumer (toward the SSP, nginx and the static provider)
 	sspClientTLS *tls.Config // the SSP's client identity (toward the demonstrator directly)
