@@ -45,13 +45,11 @@ type fsyncCounter struct{ fsyncs, records atomic.Int64 }
 
 func (f *fsyncCounter) Fsync(_ float64, n int) { f.fsyncs.Add(1); f.records.Add(int64(n)) }
 
-// runInProcess is the SSP as `sspemu serve` builds it (package proxy with
-// the same config values, every check enforced, the audit store, the
-// metrics and the console observer), in a
-// process of its own with net/http/pprof on a second loopback listener, so
-// a profile shows the proxy and not the load generator. The operational
-// log is discarded and there is no admin listener or demonstrator.
-func runInProcess(ctx context.Context, o childOptions) error {
+// benchSSP builds the SSP as sspemu serve builds it (package proxy with the
+// same config values, every check enforced, the audit store, the metrics
+// and the console observer) for the static provider at o.endpoint (its
+// service root), auditing into o.auditDir; the caller closes the store.
+func benchSSP(o childOptions, obs audit.Observer) (*proxy.Server, *audit.Store, error) {
 	reg := agreements.Config{
 		Systems: []agreements.SystemConfig{
 			{ASID: "200000000359", Name: "Example consumer", ODS: "Y12345", PartyKey: "Y12345-0000001",
@@ -65,14 +63,12 @@ func runInProcess(ctx context.Context, o childOptions) error {
 	}
 	table, err := reg.Build()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	obs := &fsyncCounter{}
 	store, err := audit.Open(o.auditDir, audit.Options{Sync: o.sync, Observer: obs})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer store.Close()
 	cfg := proxy.Config{
 		Listen:           o.listen,
 		TLS:              proxy.TLSConfig{MinVersion: "1.2"},
@@ -88,8 +84,23 @@ func runInProcess(ctx context.Context, o childOptions) error {
 	srv, err := proxy.New(proxy.Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store,
 		Metrics: admin.NewMetrics("bench"), Observer: console.New(console.Options{})})
 	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return srv, store, nil
+}
+
+// runInProcess is the SSP of benchSSP, served as the SSP serves it, in a
+// process of its own with net/http/pprof on a second loopback listener, so
+// a profile shows the proxy and not the load generator. The operational
+// log is discarded and there is no admin listener or demonstrator.
+func runInProcess(ctx context.Context, o childOptions) error {
+	obs := &fsyncCounter{}
+	srv, store, err := benchSSP(o, obs)
+	if err != nil {
 		return err
 	}
+	defer store.Close()
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func main() {
 	fs.DurationVar(&o.soak, "soak", 0, "after the scenarios, hold sspemu at -soak-rate for this long and report memory and goroutines (e.g. 10m)")
 	fs.IntVar(&o.soakRate, "soak-rate", 500, "requests per second of the soak")
 	fs.StringVar(&o.profile, "profile", "", "directory: profile the SSP (in-process build of package proxy) under the proxy load and write cpu.pprof, allocs.pprof and their pprof -top")
-	fs.BoolVar(&o.references, "references", false, "scenario proxy: also measure two Go proxies that check and audit nothing (httputil.ReverseProxy, and a bare connection loop), the floor Go's HTTP stack sets")
+	fs.BoolVar(&o.references, "references", false, "scenario proxy: also measure two Go proxies that check and audit nothing (httputil.ReverseProxy, and a bare connection loop), the floor Go's HTTP stack sets, and the SSP's handler on that bare loop")
 	fs.StringVar(&o.baseline, "baseline", "", "scenario slots: also build this git revision of -repo (e.g. main, or a commit) and measure its demonstrator beside this one's, in the same rounds")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, audit) for inspection")
 	fs.StringVar(&o.role, "role", "", "internal: child role")
@@ -174,7 +174,7 @@ func (st *stage) printChecks() {
 		st.printf("| %s | %s | %s | %s |", c.name, c.target, c.measured, v)
 	}
 	if len(st.floors) > 0 {
-		st.printf("\nThe floor in the same run: Go proxies that check nothing and audit nothing (-references), against nginx:")
+		st.printf("\nThe floor in the same run (-references), against nginx: Go proxies that check and audit nothing, and the SSP's whole handler on the bare loop in place of net/http's server:")
 		for _, f := range st.floors {
 			st.printf("- %s", f)
 		}

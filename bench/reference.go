@@ -73,6 +73,9 @@ func providerPath(requestURI string) string {
 
 // runReference serves one reference proxy (o.reference) until ctx ends.
 func runReference(ctx context.Context, o childOptions) error {
+	if o.reference == "ssp-loop" {
+		return runSSPLoop(ctx, o)
+	}
 	serverTLS, clientTLS, err := referenceTLS(o.pki)
 	if err != nil {
 		return err
@@ -204,8 +207,14 @@ func (st *stage) startReference(ctx context.Context, kind string) (*child, strin
 		return nil, "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c, err := st.start("go-"+kind, self, "-role", "reference", "-child-reference", kind,
-		"-child-pki", st.pki, "-child-listen", addr, "-child-endpoint", st.prov.addr)
+	args := []string{"-role", "reference", "-child-reference", kind, "-child-pki", st.pki, "-child-listen", addr}
+	if kind == "ssp-loop" {
+		// The SSP's handler: the provider's service root, an audit directory.
+		args = append(args, "-child-endpoint", st.prov.root, "-child-audit", filepath.Join(st.dir, "ssp-loop-audit"))
+	} else {
+		args = append(args, "-child-endpoint", st.prov.addr)
+	}
+	c, err := st.start("go-"+kind, append([]string{self}, args...)...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -42,12 +42,16 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 	cs[0].group, cs[1].group, cs[2].group = ssp.pgid(), ngx.pgid(), none.pgid()
 	order := []string{"sspemu", "nginx", "sspemu sync=none", "direct"}
 	if st.o.references {
-		for _, kind := range []string{"reverse", "loop"} {
+		for _, kind := range []string{"reverse", "loop", "ssp-loop"} {
 			ch, addr, err := st.startReference(ctx, kind)
 			if err != nil {
 				return err
 			}
-			c := st.gpContender("go "+kind+" (no checks)", "https://"+addr+"/"+st.prov.root+"/metadata", ssp.config, readMetadata)
+			name := "go " + kind + " (no checks)"
+			if kind == "ssp-loop" {
+				name = sspLoopName
+			}
+			c := st.gpContender(name, "https://"+addr+"/"+st.prov.root+"/metadata", ssp.config, readMetadata)
 			c.group = ch.pgid()
 			cs = append(cs, c)
 			order = append(order, c.name)
@@ -82,6 +86,10 @@ func (st *stage) proxyScenario(ctx context.Context) error {
 	}
 	return nil
 }
+
+// sspLoopName is the "ssp-loop" reference's row: the SSP's whole handler
+// on the bare loop instead of net/http's server (ssploop.go).
+const sspLoopName = "sspemu handler on go loop (experiment)"
 
 // slotsScenario is a slot search answered by the built-in demonstrator:
 // through sspemu, through nginx, and to the demonstrator directly (with
