@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,14 @@ func (f *fsyncCounter) Fsync(_ float64, n int) { f.fsyncs.Add(1); f.records.Add(
 // and the console observer) for the static provider at o.endpoint (its
 // service root), auditing into o.auditDir; the caller closes the store.
 func benchSSP(o childOptions, obs audit.Observer) (*proxy.Server, *audit.Store, error) {
+	// The collector as sspemu serve tunes it (serve.go, tuneGC), unless
+	// the environment says otherwise.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(56 << 20)
+	}
 	reg := agreements.Config{
 		Systems: []agreements.SystemConfig{
 			{ASID: "200000000359", Name: "Example consumer", ODS: "Y12345", PartyKey: "Y12345-0000001",
