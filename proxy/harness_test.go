@@ -138,7 +138,9 @@ type ssp struct {
 	dir   string
 }
 
-func startSSP(t *testing.T, cfg Config, reg agreements.Config) *ssp {
+// startSSP runs an SSP for cfg and reg on a free port until the test ends;
+// opts adjust its Options (an observer, metrics, a logger) before New.
+func startSSP(t *testing.T, cfg Config, reg agreements.Config, opts ...func(*Options)) *ssp {
 	t.Helper()
 	table, err := reg.Build()
 	if err != nil {
@@ -149,7 +151,11 @@ func startSSP(t *testing.T, cfg Config, reg agreements.Config) *ssp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store})
+	o := Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/certs"
 	"sspemu/gpconnect"
@@ -71,49 +70,15 @@ func (m *handshakeCounter) TLSHandshakeFailure(reason string) {
 	m.counts[reason]++
 }
 
-// startObservedSSP is startSSP with an observer, metrics and a log.
-func startObservedSSP(t *testing.T, cfg Config, reg agreements.Config, obs Observer, m Metrics, logw *bytes.Buffer) *ssp {
-	t.Helper()
-	table, err := reg.Build()
-	if err != nil {
-		t.Fatal(err)
+// observedBy gives startSSP's server an observer, metrics and, when logw
+// is not nil, a text log.
+func observedBy(obs Observer, m Metrics, logw io.Writer) func(*Options) {
+	return func(o *Options) {
+		o.Observer, o.Metrics = obs, m
+		if logw != nil {
+			o.Logger = slog.New(slog.NewTextHandler(logw, nil))
+		}
 	}
-	store, err := audit.Open(t.TempDir(), audit.Options{Sync: audit.SyncBatch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	if logw != nil {
-		logger = slog.New(slog.NewTextHandler(&lockedWriter{w: logw}, nil))
-	}
-	srv, err := New(Options{Config: cfg, Registry: func() *agreements.Table { return table }, Audit: store,
-		Observer: obs, Metrics: m, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Shutdown(t.Context())
-		<-done
-		store.Close()
-	})
-	return &ssp{srv: srv, base: "https://" + ln.Addr().String(), addr: ln.Addr().String(), store: store}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // stepVerdicts is "rule=verdict" for each step, in order, with the
@@ -139,10 +104,10 @@ func TestJourneyTellsEachRule(t *testing.T) {
 	limitCfg := testConfig()
 	limitCfg.MaxHeaderFields = 20
 	servers := map[string]*ssp{
-		"enforce": startObservedSSP(t, testConfig(), registry(p.root), obs, nil, nil),
-		"limits":  startObservedSSP(t, limitCfg, registry(p.root), obs, nil, nil),
-		"log":     startObservedSSP(t, logCfg, registry(p.root), obs, nil, nil),
-		"off":     startObservedSSP(t, offCfg, registry(p.root), obs, nil, nil),
+		"enforce": startSSP(t, testConfig(), registry(p.root), observedBy(obs, nil, nil)),
+		"limits":  startSSP(t, limitCfg, registry(p.root), observedBy(obs, nil, nil)),
+		"log":     startSSP(t, logCfg, registry(p.root), observedBy(obs, nil, nil)),
+		"off":     startSSP(t, offCfg, registry(p.root), observedBy(obs, nil, nil)),
 	}
 	in := mustLookup(t, gpconnect.ReadMetadata)
 	expired := gpconnect.DefaultTokenSpec(in, p.root, time.Now().Add(-time.Hour))
@@ -248,7 +213,7 @@ func TestJourneyOfAnUnreachableProvider(t *testing.T) {
 	ln.Close()
 	root := "https://localhost:" + port + "/A20047/STU3/1/gpconnect"
 	obs := newObserver()
-	s := startObservedSSP(t, testConfig(), registry(root), obs, nil, nil)
+	s := startSSP(t, testConfig(), registry(root), observedBy(obs, nil, nil))
 	in := mustLookup(t, gpconnect.ReadMetadata)
 	req, _ := http.NewRequest("GET", s.base+"/"+root+"/metadata", nil)
 	req.Header = validHeaders(in, root)
@@ -280,8 +245,8 @@ func TestHandshakeRefusalsClassified(t *testing.T) {
 	cfg.TLS.ClientCA, cfg.TLS.CRL = filepath.Join(dir, certs.CAFile), filepath.Join(dir, certs.CRLFile)
 	obs := newObserver()
 	m := &handshakeCounter{counts: map[string]int{}}
-	var logs bytes.Buffer
-	s := startObservedSSP(t, cfg, registry(p.root), obs, m, &logs)
+	var logs syncBuffer
+	s := startSSP(t, cfg, registry(p.root), observedBy(obs, m, &logs))
 
 	pool, err := certs.LoadCertPool(filepath.Join(dir, certs.CAFile))
 	if err != nil {

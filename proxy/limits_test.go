@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"sspemu/agreements"
 	"sspemu/audit"
 	"sspemu/gpconnect"
 )
@@ -313,29 +312,10 @@ func TestIdleConnectionClosed(t *testing.T) {
 // "http: TLS handshake error" line in the log.
 func TestHandshakeRefusalsLogged(t *testing.T) {
 	p := startProvider(t, http.NotFoundHandler())
-	table, err := registry(p.root).Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := audit.Open(t.TempDir(), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	var logs syncBuffer
-	srv, err := New(Options{Config: testConfig(), Registry: func() *agreements.Table { return table }, Audit: store,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Shutdown(t.Context()); <-done })
-	addr := ln.Addr().String()
+	addr := startSSP(t, testConfig(), registry(p.root), func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}).addr
 
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
