@@ -459,21 +459,22 @@ func supplement(p *Patient, rec PDSRecord) {
 // date, the registration's, unless they came with one.
 func endTemporary(p *Patient, end string) {
 	for i := range p.Address {
-		if a := &p.Address[i]; a.Use == "temp" && (a.Period == nil || a.Period.End == "") {
-			per := fhir.Period{End: end}
-			if a.Period != nil {
-				per.Start = a.Period.Start
-			}
-			a.Period = &per
-		}
+		endIfTemporary(p.Address[i].Use, &p.Address[i].Period, end)
 	}
 	for i := range p.Telecom {
-		if t := &p.Telecom[i]; t.Use == "temp" && (t.Period == nil || t.Period.End == "") {
-			per := fhir.Period{End: end}
-			if t.Period != nil {
-				per.Start = t.Period.Start
-			}
-			t.Period = &per
-		}
+		endIfTemporary(p.Telecom[i].Use, &p.Telecom[i].Period, end)
 	}
+}
+
+// endIfTemporary ends a temporary element's period at end, keeping its
+// start, unless it already has an end.
+func endIfTemporary(use string, period **fhir.Period, end string) {
+	if use != "temp" || (*period != nil && (*period).End != "") {
+		return
+	}
+	per := fhir.Period{End: end}
+	if *period != nil {
+		per.Start = (*period).Start
+	}
+	*period = &per
 }
